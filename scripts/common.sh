@@ -1,0 +1,77 @@
+# Shared by scripts/*: where builds go and how to install missing tools. Sourced, not run.
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Builds live outside the clone so that every clone (and every CI run) on this machine
+# reuses them.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/code-import/target}
+export PATH="$HOME/.cargo/bin:$repo_root/tools/node_modules/.bin:$PATH"
+
+WASM_BINDGEN_VERSION=0.2.130
+TRUNK_VERSION=0.21.14
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The Rust side of the build: the wasm32 target, wasm-bindgen (matching Cargo.lock) and Trunk,
+# all from the Rust registry; nothing downloads a prebuilt binary.
+setup_build_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes, once)"
+    # Not --locked: its lockfile names a crate version the registry does not serve.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  fi
+  if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+    say "installing trunk $TRUNK_VERSION (about 6 minutes, once)"
+    cargo install trunk --version "$TRUNK_VERSION" --locked --force
+  fi
+}
+
+# wasm-opt for release bundles, from the npm package (Debian's binaryen is too old).
+setup_release_tools() {
+  if [ ! -x "$repo_root/tools/node_modules/.bin/wasm-opt" ]; then
+    say "installing wasm-opt (binaryen) from npm"
+    npm ci --prefix "$repo_root/tools" --no-audit --no-fund
+  fi
+}
+
+# What the tests need: PostgreSQL running, Debian's Chromium, Playwright.
+setup_test_tools() {
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null; then
+      say "starting PostgreSQL"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+    fi
+    pg_isready -q -h 127.0.0.1 -p 5432 || { echo "error: PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
+  fi
+  if ! command -v chromium >/dev/null; then
+    say "installing Debian's chromium"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d "$repo_root/end2end/node_modules/@playwright/test" ] \
+     || [ "$repo_root/end2end/package-lock.json" -nt "$repo_root/end2end/node_modules/.package-lock.json" ]; then
+    say "installing the browser-test packages (Playwright uses Debian's chromium, downloads none)"
+    npm ci --prefix "$repo_root/end2end" --no-audit --no-fund
+  fi
+}
+
+# Builds the WASM bundle and the stylesheet into target/site/pkg, then the server binary.
+# $1: "release" or "debug".
+build_app() {
+  local profile=$1
+  cd "$repo_root"
+  if [ "$profile" = release ]; then
+    trunk build --release
+    cargo build --release -p server
+  else
+    trunk build
+    cargo build -p server
+  fi
+}
