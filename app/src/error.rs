@@ -11,12 +11,67 @@ use serde::{Deserialize, Serialize};
 /// here (no SQL text, no stack).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
-    /// The database could not be reached or answered an error; details are in the server log.
-    #[error("the server could not complete the request; try again, and tell ops if it persists")]
+    /// No valid session: the page sends the user to sign in (HTTP 401).
+    #[error("Sign in to continue.")]
+    Unauthorized,
+    /// Signed in, but not allowed to do this (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Sign-in refused: unknown email or wrong password, never saying which (HTTP 401).
+    #[error("The email or password is incorrect.")]
+    BadCredentials,
+    /// Too many failed sign-ins for this account or address (HTTP 429).
+    #[error("{0}")]
+    Throttled(String),
+    /// The input cannot be used; the message says how to fix it (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request clashes with what exists, e.g. an email already registered (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed or something unexpected happened; details are in the server log.
+    #[error("The server could not complete the request; try again, and tell ops if it persists.")]
     Internal,
     /// The request could not be sent, decoded or answered (network, encoding).
-    #[error("the request failed: {0}")]
+    #[error("The request failed: {0}")]
     Transport(String),
+}
+
+impl AppError {
+    /// The HTTP status the server answers with for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Unauthorized | AppError::BadCredentials => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::Throttled(_) => 429,
+            AppError::Invalid(_) => 400,
+            AppError::Conflict(_) => 409,
+            AppError::Internal | AppError::Transport(_) => 500,
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        AppError::Forbidden(message.into())
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        AppError::Invalid(message.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::Conflict(message.into())
+    }
+
+    /// Sets this error's status on the server function's response (a no-op outside a
+    /// request). Server functions return errors through [`crate::auth::ssr::respond`].
+    #[cfg(feature = "ssr")]
+    pub fn set_response_status(&self) {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = axum::http::StatusCode::from_u16(self.status()) {
+                response.set_status(status);
+            }
+        }
+    }
 }
 
 impl FromServerFnError for AppError {

@@ -1,5 +1,7 @@
 //! Code Import: the Leptos application shared by the server (`ssr`) and the browser (`hydrate`).
 
+pub mod admin;
+pub mod auth;
 pub mod components;
 pub mod error;
 pub mod jobs;
@@ -15,7 +17,10 @@ use leptos_router::{
 };
 
 use components::shell::Navigation;
-use pages::{home::HomePage, jobs::JobsPage, not_found::NotFound, upload::UploadPage};
+use pages::{
+    admin::AdminPage, home::HomePage, jobs::JobsPage, login::LoginPage, not_found::NotFound,
+    upload::UploadPage,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -26,6 +31,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <HydrationScripts options/>
+                // A page restored from the back-forward cache after signing out must not show
+                // data: reload it, and the server sends it to the sign-in page.
+                <script>"addEventListener('pageshow', e => { if (e.persisted) location.reload(); });"</script>
                 <MetaTags/>
             </head>
             <body>
@@ -51,6 +59,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage/>
                     <Route path=path!("/upload") view=UploadPage/>
                     <Route path=path!("/jobs") view=JobsPage/>
+                    <Route path=path!("/admin") view=AdminPage/>
+                    <Route path=path!("/login") view=LoginPage/>
                 </Routes>
             </main>
         </Router>

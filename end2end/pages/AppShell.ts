@@ -14,7 +14,19 @@ export class AppShell {
     await expect(this.page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   }
 
-  nav(name: 'Upload' | 'Jobs') {
+  nav(name: 'Upload' | 'Jobs' | 'Admin') {
     return this.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+  }
+
+  userEmail() {
+    return this.page.getByTestId('user-email');
+  }
+
+  userMerchants() {
+    return this.page.getByTestId('user-merchants');
+  }
+
+  signOut() {
+    return this.page.getByRole('button', { name: 'Sign out' });
   }
 }

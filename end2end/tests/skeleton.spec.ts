@@ -2,26 +2,25 @@ import { expect, test } from '@playwright/test';
 import { randomUUID } from 'node:crypto';
 import { AppShell } from '../pages/AppShell';
 import { JobsPage } from '../pages/JobsPage';
+import { openAs } from '../pages/LoginPage';
+import { createMerchant, createUser } from '../support/accounts';
 import { withDb } from '../support/db';
-
-// These run in order against one fresh database: first empty, then with a job.
-test.describe.configure({ mode: 'serial' });
 
 test('the home page loads and hydrates', async ({ page }) => {
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  const shell = new AppShell(page);
-
-  await shell.open('/');
+  const merchant = createMerchant();
+  await openAs(page, createUser('merchant_admin', [merchant]), '/');
 
   await expect(page.getByRole('heading', { name: 'Code Import', level: 1 })).toBeVisible();
-  await expect(shell.nav('Upload')).toBeVisible();
+  await expect(new AppShell(page).nav('Upload')).toBeVisible();
   expect(errors).toEqual([]);
 });
 
 test('navigation to Jobs happens in the page and shows the empty state', async ({ page }) => {
+  const merchant = createMerchant();
+  await openAs(page, createUser('merchant_admin', [merchant]), '/');
   const shell = new AppShell(page);
-  await shell.open('/');
   // A full page load would wipe this; client-side routing keeps it.
   await page.evaluate(() => ((window as any).__sameDocument = true));
 
@@ -36,19 +35,18 @@ test('navigation to Jobs happens in the page and shows the empty state', async (
 });
 
 test('a job inserted in the database appears on refresh and after reload', async ({ page }) => {
-  const shell = new AppShell(page);
+  const merchant = createMerchant('NBD');
+  await openAs(page, createUser('merchant_admin', [merchant]), '/jobs');
   const jobs = new JobsPage(page);
-  await shell.open('/jobs');
   await expect(jobs.emptyState()).toBeVisible();
 
   const jobId = randomUUID();
-  const merchantId = randomUUID();
   await withDb((db) =>
     db.query(
       `INSERT INTO codes_import_jobs (id, merchant_id, status, total_codes_to_insert, codes_inserted,
                                       completed_at, source_info)
        VALUES ($1, $2, 'completed', 10907894, 10907894, now(), $3)`,
-      [jobId, merchantId, JSON.stringify({ files: [{ name: 'NBD_01.csv' }, { name: 'NBD_02.csv' }] })],
+      [jobId, merchant.id, JSON.stringify({ files: [{ name: 'NBD_01.csv' }, { name: 'NBD_02.csv' }] })],
     ),
   );
 
@@ -60,11 +58,11 @@ test('a job inserted in the database appears on refresh and after reload', async
   await expect(row).toContainText('completed');
   await expect(row).toContainText('10,907,894');
   await expect(row).toContainText('NBD_01.csv, NBD_02.csv');
-  await expect(row).toContainText(merchantId);
+  await expect(row).toContainText(merchant.name);
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
   await expect(jobs.emptyState()).toHaveCount(0);
 
   await page.reload();
-  await shell.waitForHydration();
+  await new AppShell(page).waitForHydration();
   await expect(jobs.row(jobId)).toContainText('10,907,894');
 });

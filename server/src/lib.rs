@@ -2,8 +2,20 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use app::{shell, state::AppState, App};
-use axum::{extract::State, http::StatusCode, routing::get, Router};
+use app::{
+    auth::{session_store::PgSessionStore, ssr::require_sign_in_for_pages},
+    shell,
+    state::AppState,
+    App,
+};
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::{
@@ -12,6 +24,9 @@ use sqlx::{
     PgPool, Postgres,
 };
 use tower_http::trace::TraceLayer;
+use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
+
+pub mod cli;
 
 /// The schema, embedded in the binary and applied at start-up.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -29,6 +44,16 @@ pub struct Config {
     pub database_url: String,
     pub addr: SocketAddr,
     pub site_root: String,
+    /// The origin browsers see the app at (`APP_ORIGIN`), accepted for state-changing
+    /// requests besides the request's own `Host`; `https://…` also makes cookies `Secure`.
+    pub public_origin: Option<String>,
+}
+
+impl Config {
+    /// Whether session cookies get the `Secure` attribute.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_origin.as_deref().is_some_and(|origin| origin.starts_with("https://"))
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -37,6 +62,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact(&self.database_url))
             .field("addr", &self.addr)
             .field("site_root", &self.site_root)
+            .field("public_origin", &self.public_origin)
             .finish()
     }
 }
@@ -56,10 +82,13 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Command(String),
 }
 
 impl Config {
-    /// Reads `DATABASE_URL`, `APP_ADDR` and `LEPTOS_SITE_ROOT`, with local defaults.
+    /// Reads `DATABASE_URL`, `APP_ADDR`, `LEPTOS_SITE_ROOT` and `APP_ORIGIN`, with local
+    /// defaults.
     pub fn from_env() -> Result<Self, StartupError> {
         let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let addr = var("APP_ADDR", DEFAULT_ADDR);
@@ -67,6 +96,7 @@ impl Config {
             database_url: var("DATABASE_URL", DEFAULT_DATABASE_URL),
             addr: addr.parse().map_err(|_| StartupError::BadAddr { value: addr })?,
             site_root: var("LEPTOS_SITE_ROOT", DEFAULT_SITE_ROOT),
+            public_origin: std::env::var("APP_ORIGIN").ok().map(|o| o.trim_end_matches('/').to_owned()),
         })
     }
 }
@@ -120,17 +150,86 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
         .build()
 }
 
+/// How long a session lives without a request.
+const SESSION_IDLE: time::Duration = time::Duration::hours(12);
+
 /// Every route of the app: the pages, the server functions under `/api`, `/healthz`, and the
-/// static bundle.
-pub fn router(state: AppState) -> Router {
+/// static bundle; behind sessions, the sign-in requirement for pages, the same-origin rule
+/// for state-changing requests and the security headers.
+pub fn router(state: AppState, config: &Config) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let sessions = SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
+        .with_name("code_import_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
+    let allowed_origin = config.public_origin.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(state.clone(), require_sign_in_for_pages))
+        .layer(sessions)
+        .layer(middleware::from_fn(move |request, next| {
+            same_origin_only(allowed_origin.clone(), request, next)
+        }))
+        .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Refuses state-changing requests (anything but GET, HEAD, OPTIONS) that a browser sent from
+/// another site: server functions have no CSRF token, so the `Origin` (or, without it,
+/// `Sec-Fetch-Site`) must name this app. Requests with neither header do not come from a
+/// browser page, and carry no ambient cookie a forgery could abuse.
+async fn same_origin_only(allowed_origin: Option<String>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let same_site = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+            origin_host.is_some() && origin_host == host
+                || allowed_origin.as_deref() == Some(origin)
+        }
+        None => match headers.get("sec-fetch-site").and_then(|s| s.to_str().ok()) {
+            Some(site) => site == "same-origin" || site == "none",
+            None => true,
+        },
+    };
+    if same_site {
+        next.run(request).await
+    } else {
+        tracing::warn!(method = %request.method(), path = %request.uri().path(), "cross-origin request refused");
+        (StatusCode::FORBIDDEN, "cross-origin request refused").into_response()
+    }
+}
+
+/// Pages and API answers are never cached (the back button after signing out must not show
+/// data) nor framed; the bundle under `/pkg/` may be cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let cacheable = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if !cacheable {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
+/// Serves `router` on `listener`, with each request's peer address available (sign-in
+/// throttling counts failures per address).
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 /// 200 when the database answers within two seconds, 503 otherwise.
@@ -149,18 +248,58 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Runs a command of the command line: serves the app or creates an account or merchant.
+pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
+    use cli::Command;
+    let config = Config::from_env()?;
+    match command {
+        Command::Serve => run(config).await,
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            Ok(())
+        }
+        Command::CreateUser { email, role, merchants } => {
+            let password = cli::read_password().map_err(StartupError::Command)?;
+            let pool = prepare_database(&config.database_url).await?;
+            let id = app::auth::ssr::create_user(&pool, &email, password, role, &merchants)
+                .await
+                .map_err(|error| StartupError::Command(error.to_string()))?;
+            let email = app::auth::ssr::normalise_email(&email).unwrap_or(email);
+            println!("created {} {email} ({id})", role.label().to_lowercase());
+            Ok(())
+        }
+        Command::CreateMerchant { name } => {
+            let pool = prepare_database(&config.database_url).await?;
+            let merchant = app::admin::ssr::create_merchant(&pool, &name)
+                .await
+                .map_err(|error| StartupError::Command(error.to_string()))?;
+            println!("created merchant {} ({})", merchant.name, merchant.id);
+            Ok(())
+        }
+    }
+}
+
 /// Prepares the database and serves the app until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let pool = prepare_database(&config.database_url).await?;
-    let state = AppState { pool, leptos_options: leptos_options(&config) };
+    let state = AppState { pool: pool.clone(), leptos_options: leptos_options(&config) };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.addr, source })?;
+    tokio::spawn(delete_expired_sessions(PgSessionStore::new(pool)));
     tracing::info!(addr = %config.addr, database = %redact(&config.database_url), "listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartupError::Serve)
+    serve(listener, router(state, &config)).await.map_err(StartupError::Serve)
+}
+
+/// Deletes expired sessions every hour (expired ones are never loaded anyway).
+async fn delete_expired_sessions(store: PgSessionStore) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        if let Err(error) = store.delete_expired().await {
+            tracing::warn!(%error, "could not delete expired sessions");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,4 +1,5 @@
 //! Reusable view pieces.
 
-pub mod shell;
+pub mod error;
 pub mod format;
+pub mod shell;

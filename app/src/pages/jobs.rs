@@ -2,14 +2,14 @@
 
 use leptos::prelude::*;
 
-use crate::components::format::format_count;
+use crate::components::{error::ErrorNotice, format::format_count};
 use crate::jobs::{list_jobs, JobSummary};
 
 /// Lists the import jobs, newest first, with a button that reloads the list in place.
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let reloads = RwSignal::new(0_u32);
-    let jobs = Resource::new(move || reloads.get(), |_| list_jobs());
+    let jobs = Resource::new(move || reloads.get(), |_| list_jobs(None));
 
     view! {
         <div class="page-head">
@@ -26,9 +26,7 @@ pub fn JobsPage() -> impl IntoView {
                             .into_any()
                     }
                     Ok(jobs) => view! { <JobsTable jobs/> }.into_any(),
-                    Err(error) => {
-                        view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()
-                    }
+                    Err(error) => view! { <ErrorNotice error/> }.into_any(),
                 }
             })}
         </Transition>
@@ -46,6 +44,7 @@ fn JobsTable(jobs: Vec<JobSummary>) -> impl IntoView {
                     <th scope="col">"Merchant"</th>
                     <th scope="col">"Status"</th>
                     <th scope="col" class="num">"Codes inserted"</th>
+                    <th scope="col">"By"</th>
                     <th scope="col">"Files"</th>
                     <th scope="col">"Job"</th>
                 </tr>
@@ -69,9 +68,10 @@ fn JobRow(job: JobSummary) -> impl IntoView {
     view! {
         <tr data-testid="job-row" data-job-id=job.id.to_string()>
             <td>{job.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
-            <td class="mono">{job.merchant_id.to_string()}</td>
+            <td>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</td>
             <td><span class=status_class>{job.status.clone()}</span></td>
             <td class="num">{inserted}</td>
+            <td>{job.created_by_email.clone().unwrap_or_default()}</td>
             <td>{job.files.join(", ")}</td>
             <td class="mono">{job.id.to_string()}</td>
         </tr>

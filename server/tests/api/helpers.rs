@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
+use app::auth::Role;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
+use uuid::Uuid;
 
 /// The server to create test databases on; the local PostgreSQL unless `TEST_DATABASE_URL`
 /// names another (its database part is ignored).
@@ -27,7 +29,7 @@ pub struct TestDb {
 impl TestDb {
     /// A name that no database has yet; the database itself is not created.
     pub fn unique() -> Self {
-        let name = format!("code_import_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("code_import_test_{}", Uuid::new_v4().simple());
         let url = url_with_database(&name);
         Self { name, url }
     }
@@ -72,13 +74,62 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub pool: PgPool,
+    /// A client without a session, that does not follow redirects.
     pub client: reqwest::Client,
     pub db: TestDb,
 }
 
+/// A user created for a test, with the password to sign in.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub password: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A client with its own cookie jar that does not follow redirects.
+    pub fn new_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// Calls server function `/api/<endpoint>` with form-encoded arguments.
+    pub async fn call(&self, client: &reqwest::Client, endpoint: &str, form: &[(&str, String)]) -> reqwest::Response {
+        client.post(self.url(&format!("/api/{endpoint}"))).form(form).send().await.expect("request")
+    }
+
+    /// Creates a merchant directly in the database.
+    pub async fn merchant(&self, name: &str) -> Uuid {
+        app::admin::ssr::create_merchant(&self.pool, name).await.expect("create merchant").id
+    }
+
+    /// Creates a user directly (as `server create-user` does).
+    pub async fn user(&self, role: Role, merchants: &[Uuid]) -> TestUser {
+        let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        let id = app::auth::ssr::create_user(&self.pool, &email, PASSWORD.to_owned(), role, merchants)
+            .await
+            .expect("create user");
+        TestUser { id, email, password: PASSWORD.to_owned() }
+    }
+
+    /// A client signed in as `user`.
+    pub async fn sign_in(&self, user: &TestUser) -> reqwest::Client {
+        let client = Self::new_client();
+        let response = self
+            .call(&client, "login", &[("email", user.email.clone()), ("password", user.password.clone())])
+            .await;
+        assert!(response.status().is_success() || response.status().is_redirection(), "sign-in: {}", response.status());
+        client
     }
 }
 
@@ -87,19 +138,23 @@ impl TestApp {
 pub async fn spawn_app() -> TestApp {
     let db = TestDb::unique();
     let pool = server::prepare_database(&db.url).await.expect("prepare the database");
+    let addr = serve(&db, pool.clone()).await;
+    TestApp { addr, pool, client: TestApp::new_client(), db }
+}
+
+/// Serves another server process' worth of router on the same database (a restart, or a
+/// second process behind a load balancer).
+pub async fn serve(db: &TestDb, pool: PgPool) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let config = server::Config {
         database_url: db.url.clone(),
         addr,
         site_root: server::DEFAULT_SITE_ROOT.to_owned(),
+        public_origin: None,
     };
-    let state = app::state::AppState {
-        pool: pool.clone(),
-        leptos_options: server::leptos_options(&config),
-    };
-    tokio::spawn(async move {
-        axum::serve(listener, server::router(state)).await.expect("serve");
-    });
-    TestApp { addr, pool, client: reqwest::Client::new(), db }
+    let state = app::state::AppState { pool, leptos_options: server::leptos_options(&config) };
+    let router = server::router(state, &config);
+    tokio::spawn(async move { server::serve(listener, router).await.expect("serve") });
+    addr
 }

@@ -1,7 +1,9 @@
 //! Integration tests: the real router, against the real PostgreSQL, a fresh database each.
 
+mod auth;
 mod health;
 mod helpers;
 mod jobs;
+mod matrix;
 mod migrations;
 mod startup;

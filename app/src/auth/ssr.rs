@@ -1,0 +1,479 @@
+//! The server side of accounts: the one place that resolves the caller of every server
+//! function and HTTP route, password hashing, sessions and sign-in throttling.
+
+use std::{future::Future, net::SocketAddr, sync::LazyLock};
+
+use argon2::{
+    password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier},
+    Argon2,
+};
+use axum::{
+    extract::{ConnectInfo, FromRequestParts, Request, State},
+    http::{request::Parts, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
+use sqlx::{PgConnection, PgPool};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::{CurrentUser, Merchant, Role, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::{error::AppError, state::AppState};
+
+/// The session key under which the signed-in user's id is kept.
+const USER_ID_KEY: &str = "user_id";
+
+/// Runs a server function's body and sets the HTTP status its error calls for (401, 403, …).
+/// Every server function returns through this.
+pub async fn respond<T>(body: impl Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
+    let result = body.await;
+    if let Err(error) = &result {
+        error.set_response_status();
+    }
+    result
+}
+
+/// The caller of a server function or route: a signed-in, enabled user.
+#[derive(Debug, Clone)]
+pub struct Caller(pub CurrentUser);
+
+impl Caller {
+    /// Ok if the caller may act for `merchant`; `Forbidden` otherwise.
+    pub fn may_act_for(&self, merchant: Uuid) -> Result<(), AppError> {
+        if self.0.may_act_for(merchant) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("You may not act for this merchant."))
+        }
+    }
+
+    /// Ok for ops; `Forbidden` for everyone else.
+    pub fn require_ops(&self) -> Result<(), AppError> {
+        match self.0.role {
+            Role::Ops => Ok(()),
+            Role::MerchantAdmin => Err(AppError::forbidden("Only ops may do this.")),
+        }
+    }
+
+    /// The merchants whose data the caller may see: `None` means every merchant (ops).
+    pub fn visible_merchants(&self) -> Option<Vec<Uuid>> {
+        match self.0.role {
+            Role::Ops => None,
+            Role::MerchantAdmin => Some(self.0.merchants.iter().map(|m| m.id).collect()),
+        }
+    }
+
+    pub fn user_id(&self) -> Uuid {
+        self.0.id
+    }
+}
+
+/// The state and the signed-in caller of the current server function; `Unauthorized` without
+/// a valid session. Server functions that touch data start here.
+pub async fn context() -> Result<(AppState, Caller), AppError> {
+    let state = crate::state::app_state()?;
+    let session = request_session().await?;
+    let user = resolve_user(&state.pool, &session).await?.ok_or(AppError::Unauthorized)?;
+    Ok((state, Caller(user)))
+}
+
+/// Like [`context`], and also requires the caller to be ops.
+pub async fn ops_context() -> Result<(AppState, Caller), AppError> {
+    let (state, caller) = context().await?;
+    caller.require_ops()?;
+    Ok((state, caller))
+}
+
+/// The session of the current server-function request.
+pub async fn request_session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(|error| {
+        tracing::error!(%error, "no session layer on the router");
+        AppError::Internal
+    })
+}
+
+/// The client's IP address, for throttling; `None` if the server was not started with
+/// connection info.
+pub async fn client_address() -> Option<String> {
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        .await
+        .ok()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// The user the session belongs to, if the session is valid and the user still exists and is
+/// enabled. A session of a disabled or deleted user is ended here.
+pub async fn resolve_user(pool: &PgPool, session: &Session) -> Result<Option<CurrentUser>, AppError> {
+    let user_id = match session.get::<Uuid>(USER_ID_KEY).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            tracing::error!(%error, "session store failed");
+            return Err(AppError::Internal);
+        }
+    };
+    let mut conn = pool.acquire().await?;
+    match load_user(&mut conn, user_id).await? {
+        Some((user, false)) => Ok(Some(user)),
+        _ => {
+            end_session(session).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A user and whether they are disabled.
+async fn load_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<(CurrentUser, bool)>, sqlx::Error> {
+    let Some((email, role, disabled)) = sqlx::query_as::<_, (String, String, bool)>(
+        "SELECT email, role, disabled FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let Some(role) = Role::parse(&role) else { return Ok(None) };
+    let merchants = sqlx::query_as::<_, Merchant>(
+        "SELECT m.id, m.name FROM user_merchants um JOIN merchants m ON m.id = um.merchant_id
+         WHERE um.user_id = $1 ORDER BY m.name",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some((CurrentUser { id, email, role, merchants }, disabled)))
+}
+
+/// Binds the session to `user` under a fresh session id (no session fixation).
+pub async fn start_session(session: &Session, user: CurrentUser) -> Result<(), AppError> {
+    let stored = async {
+        session.cycle_id().await?;
+        session.insert(USER_ID_KEY, user.id).await
+    };
+    stored.await.map_err(|error| {
+        tracing::error!(%error, "could not store the session");
+        AppError::Internal
+    })?;
+    tracing::info!(user = %user.id, role = user.role.as_str(), "signed in");
+    Ok(())
+}
+
+/// Deletes the session from the store and expires its cookie.
+pub async fn end_session(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(|error| {
+        tracing::error!(%error, "could not delete the session");
+        AppError::Internal
+    })
+}
+
+// --- Passwords -------------------------------------------------------------------------------
+
+/// Hashes a password with Argon2id (the crate's defaults: m = 19 MiB, t = 2, p = 1, OWASP's
+/// minimum), off the async threads.
+#[tracing::instrument(skip_all)]
+pub async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default().hash_password(password.as_bytes()).map(|hash| hash.to_string())
+    })
+    .await
+    .map_err(|_| AppError::Internal)?
+    .map_err(|error| {
+        tracing::error!(%error, "could not hash a password");
+        AppError::Internal
+    })
+}
+
+/// Whether `password` matches the PHC string `hash`; a malformed hash never matches.
+#[tracing::instrument(skip_all)]
+pub async fn verify_password(password: String, hash: String) -> Result<bool, AppError> {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|_| AppError::Internal)
+}
+
+/// A hash to verify against when the email is unknown, so that the answer takes as long as
+/// for a known one.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    Argon2::default()
+        .hash_password(Uuid::new_v4().to_string().as_bytes())
+        .map(|hash| hash.to_string())
+        .unwrap_or_default()
+});
+
+/// Checks a new password against the length rules.
+pub fn check_new_password(password: &str) -> Result<(), AppError> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_LEN {
+        return Err(AppError::invalid(format!(
+            "The password must have at least {MIN_PASSWORD_LEN} characters."
+        )));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(AppError::invalid(format!(
+            "The password must have at most {MAX_PASSWORD_LEN} bytes."
+        )));
+    }
+    Ok(())
+}
+
+/// Normalises an email for storage and look-up; `Invalid` unless it looks like one.
+pub fn normalise_email(email: &str) -> Result<String, AppError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if valid {
+        Ok(email)
+    } else {
+        Err(AppError::invalid("Enter an email address like name@example.com."))
+    }
+}
+
+// --- Sign-in and throttling ------------------------------------------------------------------
+
+/// Failed sign-ins counted per account within this window…
+const THROTTLE_WINDOW_MINUTES: i32 = 15;
+/// …lock the account's sign-in for this long…
+const LOCK_MINUTES: i32 = 15;
+/// …after this many failures for one email…
+const MAX_FAILURES_PER_EMAIL: i32 = 5;
+/// …or this many from one address (any emails).
+const MAX_FAILURES_PER_ADDRESS: i32 = 30;
+
+/// Checks the credentials, counting failures per email and per client address. A locked
+/// email or address is refused before the password is even looked at.
+#[tracing::instrument(skip(pool, password))]
+pub async fn sign_in(
+    pool: &PgPool,
+    email: &str,
+    password: &str,
+    client: Option<&str>,
+) -> Result<CurrentUser, AppError> {
+    let email = email.trim().to_lowercase();
+    let email_key = format!("email:{email}");
+    let address_key = client.map(|addr| format!("addr:{addr}"));
+    let keys: Vec<&str> = std::iter::once(email_key.as_str()).chain(address_key.as_deref()).collect();
+
+    if let Some(minutes) = locked_minutes(pool, &keys).await? {
+        return Err(AppError::Throttled(format!(
+            "Too many failed sign-ins. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )));
+    }
+
+    let found = sqlx::query_as::<_, (Uuid, String)>("SELECT id, password_hash FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_optional(pool)
+        .await?;
+    let hash = found.as_ref().map_or_else(|| DUMMY_HASH.clone(), |(_, hash)| hash.clone());
+    let matches = verify_password(password.to_owned(), hash).await?;
+    let user = match (found, matches) {
+        (Some((id, _)), true) => load_user(&mut *pool.acquire().await?, id).await?,
+        _ => None,
+    };
+    let Some((user, disabled)) = user else {
+        record_failure(pool, &email_key, MAX_FAILURES_PER_EMAIL).await?;
+        if let Some(key) = &address_key {
+            record_failure(pool, key, MAX_FAILURES_PER_ADDRESS).await?;
+        }
+        tracing::warn!(client, "sign-in refused: bad credentials");
+        return Err(AppError::BadCredentials);
+    };
+    if disabled {
+        tracing::warn!(user = %user.id, "sign-in refused: account disabled");
+        return Err(AppError::forbidden("This account is disabled. Ask ops to enable it."));
+    }
+    sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(&email_key).execute(pool).await?;
+    Ok(user)
+}
+
+/// Minutes left on the longest lock among `keys`, if any is locked.
+async fn locked_minutes(pool: &PgPool, keys: &[&str]) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT ceil(extract(epoch FROM max(locked_until) - now()) / 60)::bigint
+         FROM login_throttle WHERE key = ANY($1) AND locked_until > now()",
+    )
+    .bind(keys)
+    .fetch_one(pool)
+    .await
+}
+
+/// Counts one failure for `key`, starting a new window when the last one is over, and locks
+/// the key once it reaches `limit` failures within the window.
+async fn record_failure(pool: &PgPool, key: &str, limit: i32) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO login_throttle AS t (key, failures, window_start)
+         VALUES ($1, 1, now())
+         ON CONFLICT (key) DO UPDATE SET
+             failures = CASE WHEN t.window_start < now() - make_interval(mins => $2)
+                             THEN 1 ELSE t.failures + 1 END,
+             window_start = CASE WHEN t.window_start < now() - make_interval(mins => $2)
+                                 THEN now() ELSE t.window_start END",
+    )
+    .bind(key)
+    .bind(THROTTLE_WINDOW_MINUTES)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "UPDATE login_throttle SET locked_until = now() + make_interval(mins => $3), failures = 0,
+                                   window_start = now()
+         WHERE key = $1 AND failures >= $2",
+    )
+    .bind(key)
+    .bind(limit)
+    .bind(LOCK_MINUTES)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+// --- Users and merchants ---------------------------------------------------------------------
+
+/// Creates a user with a hashed password, bound to `merchants` (merchant admins only).
+/// Fails with `Conflict` if the email is taken and `Invalid` for a bad email, password, or a
+/// merchant admin without a merchant.
+#[tracing::instrument(skip(pool, password))]
+pub async fn create_user(
+    pool: &PgPool,
+    email: &str,
+    password: String,
+    role: Role,
+    merchants: &[Uuid],
+) -> Result<Uuid, AppError> {
+    let email = normalise_email(email)?;
+    check_new_password(&password)?;
+    if role == Role::MerchantAdmin && merchants.is_empty() {
+        return Err(AppError::invalid("A merchant admin needs at least one merchant."));
+    }
+    let hash = hash_password(password).await?;
+    let id = Uuid::new_v4();
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query("INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(&email)
+        .bind(&hash)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await;
+    if let Err(error) = inserted {
+        if constraint_of(&error) == Some("users_email_unique") {
+            return Err(AppError::conflict(format!("A user with the email {email} exists already.")));
+        }
+        return Err(error.into());
+    }
+    if role == Role::MerchantAdmin {
+        bind_merchants(&mut tx, id, merchants).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(user = %id, role = role.as_str(), "created a user");
+    Ok(id)
+}
+
+/// Binds a merchant admin to merchants; unknown merchants are `Invalid`.
+pub async fn bind_merchants(conn: &mut PgConnection, user: Uuid, merchants: &[Uuid]) -> Result<(), AppError> {
+    let bound = sqlx::query(
+        "INSERT INTO user_merchants (user_id, merchant_id) SELECT $1, unnest($2::uuid[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(merchants)
+    .execute(conn)
+    .await;
+    match bound {
+        Err(error) if constraint_of(&error) == Some("user_merchants_merchant_fk") => {
+            Err(AppError::invalid("No merchant has that id."))
+        }
+        Err(error) if constraint_of(&error) == Some("user_merchants_user_fk") => {
+            Err(AppError::invalid("No user has that id."))
+        }
+        other => other.map(|_| ()).map_err(AppError::from),
+    }
+}
+
+/// The name of the constraint a database error broke, if any.
+pub fn constraint_of(error: &sqlx::Error) -> Option<&str> {
+    error.as_database_error().and_then(|e| e.constraint())
+}
+
+// --- Plain HTTP routes -----------------------------------------------------------------------
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    /// Resolves the caller of a plain route (downloads, upload chunks): 401 without a session.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(status, message)| (status, message).into_response())?;
+        match resolve_user(&state.pool, &session).await {
+            Ok(Some(user)) => Ok(Caller(user)),
+            Ok(None) => Err((StatusCode::UNAUTHORIZED, AppError::Unauthorized.to_string()).into_response()),
+            Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()),
+        }
+    }
+}
+
+/// Pages only ops may open; anyone else gets the page's own refusal with status 403.
+const OPS_ONLY_PAGES: [&str; 1] = ["/admin"];
+
+/// Pages other than the sign-in page need a session: without one the browser is sent to
+/// `/login?next=<the page>`; ops-only pages answer 403 to everyone else. Server functions
+/// (`/api/…`) answer 401 and 403 themselves, the bundle (`/pkg/…`) and `/healthz` are public.
+pub async fn require_sign_in_for_pages(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let public = path == "/login"
+        || path == "/healthz"
+        || path == "/favicon.ico"
+        || path.starts_with("/pkg/")
+        || path.starts_with("/api/");
+    if public {
+        return next.run(request).await;
+    }
+    let ops_only = OPS_ONLY_PAGES.iter().any(|page| path == *page || path.starts_with(&format!("{page}/")));
+    match resolve_user(&state.pool, &session).await {
+        Ok(Some(user)) if ops_only && user.role != Role::Ops => {
+            let mut response = next.run(request).await;
+            *response.status_mut() = StatusCode::FORBIDDEN;
+            response
+        }
+        Ok(Some(_)) => next.run(request).await,
+        Ok(None) => {
+            let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            Redirect::to(&super::login_path(target)).into_response()
+        }
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(normalise_email("  Ops@Example.COM ").unwrap(), "ops@example.com");
+        assert!(normalise_email("no-at-sign").is_err());
+        assert!(normalise_email("a b@example.com").is_err());
+        assert!(normalise_email("@example.com").is_err());
+    }
+
+    #[test]
+    fn short_and_huge_passwords_are_refused() {
+        assert!(check_new_password("short").is_err());
+        assert!(check_new_password(&"x".repeat(MAX_PASSWORD_LEN + 1)).is_err());
+        assert!(check_new_password("correct horse battery").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_hash_and_no_other() {
+        let hash = hash_password("correct horse battery".to_owned()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(verify_password("correct horse battery".to_owned(), hash.clone()).await.unwrap());
+        assert!(!verify_password("correct horse batterY".to_owned(), hash).await.unwrap());
+        assert!(!verify_password("anything".to_owned(), "not a hash".to_owned()).await.unwrap());
+    }
+}

@@ -1,0 +1,106 @@
+//! The server's administrative commands: creating the first accounts without a credential in
+//! the repository.
+
+use std::io::{BufRead, IsTerminal};
+
+use app::auth::Role;
+use uuid::Uuid;
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Serve the app (no arguments).
+    Serve,
+    /// `create-user --email E --role ops|merchant_admin [--merchant ID]…`
+    CreateUser { email: String, role: Role, merchants: Vec<Uuid> },
+    /// `create-merchant --name N`
+    CreateMerchant { name: String },
+    Help,
+}
+
+pub const USAGE: &str = "\
+usage:
+  server                                   serve Code Import (configured by the environment)
+  server create-user --email EMAIL --role ops|merchant_admin [--merchant MERCHANT_ID]...
+                                           create an account; the password is read from the
+                                           terminal (asked twice) or from one line of stdin
+  server create-merchant --name NAME       create a merchant and print its id";
+
+/// Parses the arguments after the program name; the error says what is wrong.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let Some((command, rest)) = args.split_first() else { return Ok(Command::Serve) };
+    let mut email = None;
+    let mut role = None;
+    let mut name = None;
+    let mut merchants = Vec::new();
+    let mut flags = rest.iter();
+    while let Some(flag) = flags.next() {
+        let mut value = || flags.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--email" => email = Some(value()?),
+            "--name" => name = Some(value()?),
+            "--role" => {
+                let given = value()?;
+                role = Some(Role::parse(&given).ok_or_else(|| format!("--role is ops or merchant_admin, not {given:?}"))?);
+            }
+            "--merchant" => {
+                let given = value()?;
+                merchants.push(given.parse().map_err(|_| format!("--merchant {given:?} is not a merchant id (uuid)"))?);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    match command.as_str() {
+        "create-user" => Ok(Command::CreateUser {
+            email: email.ok_or("create-user needs --email")?,
+            role: role.ok_or("create-user needs --role")?,
+            merchants,
+        }),
+        "create-merchant" => Ok(Command::CreateMerchant { name: name.ok_or("create-merchant needs --name")? }),
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+/// Reads a new password: hidden and asked twice on a terminal, else one line of stdin.
+pub fn read_password() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let second = rpassword::prompt_password("Password again: ").map_err(|e| e.to_string())?;
+        if first != second {
+            return Err("the passwords differ".to_owned());
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn no_arguments_serve_the_app() {
+        assert_eq!(parse(&[]), Ok(Command::Serve));
+    }
+
+    #[test]
+    fn create_user_takes_email_role_and_merchants() {
+        let merchant = Uuid::from_u128(7);
+        assert_eq!(
+            parse(&args(&format!("create-user --email a@b.co --role merchant_admin --merchant {merchant}"))),
+            Ok(Command::CreateUser { email: "a@b.co".into(), role: Role::MerchantAdmin, merchants: vec![merchant] })
+        );
+        assert!(parse(&args("create-user --email a@b.co --role admin")).unwrap_err().contains("--role"));
+        assert!(parse(&args("create-user --role ops")).unwrap_err().contains("--email"));
+        assert!(parse(&args("create-user --email")).unwrap_err().contains("needs a value"));
+        assert!(parse(&args("frobnicate")).is_err());
+    }
+}

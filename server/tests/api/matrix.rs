@@ -1,0 +1,170 @@
+//! The authorisation matrix: every server function the app registers and every page, called
+//! as anonymous, merchant admin of A, merchant admin of B and ops, against merchant A's
+//! resources. A server function added without a row here fails the test, and so does one
+//! whose checks answer differently from its row.
+
+use app::auth::Role;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, TestApp, TestUser};
+
+/// Who calls, in the order of each row's expected statuses.
+const CALLERS: [&str; 4] = ["anonymous", "admin of A", "admin of B", "ops"];
+
+struct World {
+    merchant_a: Uuid,
+    merchant_b: Uuid,
+    admin_a: TestUser,
+    admin_b: TestUser,
+    ops: TestUser,
+    /// A merchant admin that ops may bind, enable and disable.
+    spare_admin: TestUser,
+}
+
+/// The arguments for one call of a server function, and the status each caller gets.
+struct Row {
+    form: Vec<(&'static str, String)>,
+    expect: [u16; 4],
+}
+
+fn row(world: &World, endpoint: &str) -> Option<Row> {
+    let unique = || Uuid::new_v4().simple().to_string();
+    let (form, expect): (Vec<(&'static str, String)>, [u16; 4]) = match endpoint {
+        // Public: anyone may try, and a wrong password is refused alike.
+        "login" => (vec![("email", "nobody@example.com".into()), ("password", "wrong password!".into())], [401, 401, 401, 401]),
+        "logout" => (vec![], [200, 200, 200, 200]),
+        "signed-in-user" => (vec![], [200, 200, 200, 200]),
+        "list-jobs" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
+        "list-merchants" => (vec![], [401, 200, 200, 200]),
+        "list-users" => (vec![], [401, 403, 403, 200]),
+        "create-merchant" => (vec![("name", format!("M-{}", unique()))], [401, 403, 403, 200]),
+        "create-user" => (
+            vec![
+                ("email", format!("new-{}@example.com", unique())),
+                ("password", "a long enough password".into()),
+                ("role", "merchant_admin".into()),
+                ("merchant", world.merchant_a.to_string()),
+            ],
+            [401, 403, 403, 200],
+        ),
+        "bind-merchant" => (
+            vec![("user", world.spare_admin.id.to_string()), ("merchant", world.merchant_a.to_string())],
+            [401, 403, 403, 200],
+        ),
+        "set-user-disabled" => (
+            vec![("user", world.spare_admin.id.to_string()), ("disabled", "false".into())],
+            [401, 403, 403, 200],
+        ),
+        _ => return None,
+    };
+    Some(Row { form, expect })
+}
+
+async fn world(app: &TestApp) -> World {
+    let merchant_a = app.merchant("Merchant A").await;
+    let merchant_b = app.merchant("Merchant B").await;
+    World {
+        merchant_a,
+        merchant_b,
+        admin_a: app.user(Role::MerchantAdmin, &[merchant_a]).await,
+        admin_b: app.user(Role::MerchantAdmin, &[merchant_b]).await,
+        ops: app.user(Role::Ops, &[]).await,
+        spare_admin: app.user(Role::MerchantAdmin, &[merchant_b]).await,
+    }
+}
+
+/// A fresh session per caller (logout must not end the next row's session).
+async fn clients(app: &TestApp, world: &World) -> [reqwest::Client; 4] {
+    [
+        TestApp::new_client(),
+        app.sign_in(&world.admin_a).await,
+        app.sign_in(&world.admin_b).await,
+        app.sign_in(&world.ops).await,
+    ]
+}
+
+#[tokio::test]
+async fn every_server_function_answers_each_caller_exactly_as_the_matrix_says() {
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let mut endpoints: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _method)| path.strip_prefix("/api/").unwrap_or(path).to_owned())
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    assert!(endpoints.len() >= 10, "the app registers its server functions: {endpoints:?}");
+
+    let mut mismatches = Vec::new();
+    for endpoint in &endpoints {
+        let Some(row) = row(&world, endpoint) else {
+            mismatches.push(format!("{endpoint}: not in the matrix; add a row with the answer for each caller"));
+            continue;
+        };
+        let clients = clients(&app, &world).await;
+        for ((client, expected), caller) in clients.iter().zip(row.expect).zip(CALLERS) {
+            let status = app.call(client, endpoint, &row.form).await.status().as_u16();
+            // A redirect after a successful sign-in or sign-out counts as success.
+            let status = if expected == 200 && (300..400).contains(&status) { 200 } else { status };
+            if status != expected {
+                mismatches.push(format!("{endpoint} as {caller}: expected {expected}, got {status}"));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "authorisation matrix mismatches:\n{}", mismatches.join("\n"));
+}
+
+#[tokio::test]
+async fn what_an_answer_contains_is_limited_to_the_callers_merchants() {
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let [_, admin_a, admin_b, ops] = clients(&app, &world).await;
+    let names = |response: reqwest::Response| async move {
+        let merchants: Vec<app::auth::Merchant> = response.json().await.unwrap();
+        merchants.into_iter().map(|m| m.name).collect::<Vec<_>>()
+    };
+
+    assert_eq!(names(app.call(&admin_a, "list-merchants", &[]).await).await, vec!["Merchant A"]);
+    assert_eq!(names(app.call(&admin_b, "list-merchants", &[]).await).await, vec!["Merchant B"]);
+    assert_eq!(names(app.call(&ops, "list-merchants", &[]).await).await, vec!["Merchant A", "Merchant B"]);
+    let _ = world.merchant_b;
+}
+
+#[tokio::test]
+async fn every_page_needs_a_session_and_admin_needs_ops() {
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let clients = clients(&app, &world).await;
+    let pages: Vec<String> = leptos_axum::generate_route_list(app::App)
+        .into_iter()
+        .map(|listing| listing.path().to_owned())
+        .collect();
+    assert!(pages.contains(&"/jobs".to_owned()), "{pages:?}");
+
+    let mut mismatches = Vec::new();
+    for page in &pages {
+        let expect: [u16; 4] = match page.as_str() {
+            "/login" => [200, 200, 200, 200],
+            "/admin" => [303, 403, 403, 200],
+            _ => [303, 200, 200, 200],
+        };
+        for ((client, expected), caller) in clients.iter().zip(expect).zip(CALLERS) {
+            let response = client.get(app.url(page)).send().await.unwrap();
+            let status = response.status().as_u16();
+            if status != expected {
+                mismatches.push(format!("GET {page} as {caller}: expected {expected}, got {status}"));
+            } else if status == 303 {
+                let location = response.headers()["location"].to_str().unwrap().to_owned();
+                if !location.starts_with("/login?next=") {
+                    mismatches.push(format!("GET {page} as {caller}: redirected to {location}"));
+                }
+            }
+        }
+    }
+    for (route, expected) in [("/healthz", 200), ("/pkg/no-such-file.js", 404)] {
+        let status = clients[0].get(app.url(route)).send().await.unwrap().status().as_u16();
+        if status != expected {
+            mismatches.push(format!("GET {route} as anonymous: expected {expected}, got {status}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "page matrix mismatches:\n{}", mismatches.join("\n"));
+}
