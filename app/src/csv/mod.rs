@@ -1,0 +1,17 @@
+//! The CSV rules of Code Import, pure and shared: the browser validates files with them (WASM)
+//! and the server re-checks every uploaded row with the same code. No I/O here.
+//!
+//! - [`RecordReader`] parses RFC 4180 records incrementally, slice by slice.
+//! - [`HeaderMap`] recognises the columns.
+//! - [`check_row`] decides whether a row is staged, skipped or rejected.
+//! - [`FileValidator`] runs a whole file through them and keeps the figures a person checks.
+//! - [`normalised`] is the compact form staged rows travel in to the server.
+
+pub mod normalised;
+mod reader;
+mod rules;
+mod validator;
+
+pub use reader::{detect_delimiter, Record, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
+pub use rules::{check_row, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, MAX_FIELD_BYTES};
+pub use validator::{FileReport, FileValidator, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS};

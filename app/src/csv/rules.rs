@@ -1,0 +1,377 @@
+//! Which columns a file has, and what becomes of each row.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Record;
+
+/// The longest field accepted, in bytes after trimming.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// A column Code Import knows. Every other column is listed as unknown and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Column {
+    MerchantId,
+    Code,
+    Serial,
+    Sku,
+    Points,
+    SkuName,
+    BatchCode,
+    Price,
+}
+
+/// The known columns, in the order of [`StagedRow::fields`].
+pub const COLUMNS: [Column; 8] = [
+    Column::MerchantId,
+    Column::Code,
+    Column::Serial,
+    Column::Sku,
+    Column::Points,
+    Column::SkuName,
+    Column::BatchCode,
+    Column::Price,
+];
+
+impl Column {
+    /// The column's name in files and in `codes_check_temp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::MerchantId => "merchant_id",
+            Column::Code => "code",
+            Column::Serial => "serial",
+            Column::Sku => "sku",
+            Column::Points => "points",
+            Column::SkuName => "sku_name",
+            Column::BatchCode => "batch_code",
+            Column::Price => "price",
+        }
+    }
+
+    /// The column a header names, matched case-insensitively after trimming; `batch_id` is
+    /// `batch_code`.
+    pub fn from_header(header: &str) -> Option<Self> {
+        let header = header.trim().to_ascii_lowercase();
+        if header == "batch_id" {
+            return Some(Column::BatchCode);
+        }
+        COLUMNS.into_iter().find(|c| c.name() == header)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a whole file cannot be staged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum FileProblem {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file has a header but no rows")]
+    NoRows,
+    #[error("there is no code column (columns found: {found})")]
+    MissingCode { found: String },
+    #[error("the column {0} appears more than once")]
+    DuplicateColumn(String),
+    #[error("line {line}: the file is not UTF-8 text; save it as UTF-8 and choose it again")]
+    NotUtf8 { line: u64 },
+    #[error("the header line is longer than the limit")]
+    HeaderTooLong,
+}
+
+/// Where each known column sits in a file's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMap {
+    positions: [Option<usize>; 8],
+    /// The file's column count.
+    pub width: usize,
+    /// The recognised columns, in file order, by their canonical names.
+    pub known: Vec<String>,
+    /// Headers that name no known column, as written.
+    pub unknown: Vec<String>,
+}
+
+impl HeaderMap {
+    /// Reads the header record; fails without a `code` column or with a column twice.
+    pub fn new(header: &Record<'_>) -> Result<Self, FileProblem> {
+        if header.oversized {
+            return Err(FileProblem::HeaderTooLong);
+        }
+        let mut positions = [None; 8];
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for (i, raw) in header.fields().enumerate() {
+            let name = std::str::from_utf8(raw).map_err(|_| FileProblem::NotUtf8 { line: header.line })?;
+            match Column::from_header(name) {
+                Some(column) if positions[column.index()].is_some() => {
+                    return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
+                }
+                Some(column) => {
+                    positions[column.index()] = Some(i);
+                    known.push(column.name().to_owned());
+                }
+                None if name.trim().is_empty() => {}
+                None => unknown.push(name.trim().to_owned()),
+            }
+        }
+        if positions[Column::Code.index()].is_none() {
+            let found = known.iter().chain(&unknown).cloned().collect::<Vec<_>>().join(", ");
+            return Err(FileProblem::MissingCode { found });
+        }
+        Ok(Self { positions, width: header.len(), known, unknown })
+    }
+
+    /// A map for the normalised form: exactly the known columns, in [`COLUMNS`] order, after a
+    /// leading `line` column.
+    pub fn normalised() -> Self {
+        let mut positions = [None; 8];
+        for (i, column) in COLUMNS.into_iter().enumerate() {
+            positions[column.index()] = Some(i + 1);
+        }
+        Self {
+            positions,
+            width: COLUMNS.len() + 1,
+            known: COLUMNS.iter().map(|c| c.name().to_owned()).collect(),
+            unknown: Vec::new(),
+        }
+    }
+
+    pub fn has(&self, column: Column) -> bool {
+        self.positions[column.index()].is_some()
+    }
+
+    fn position(&self, column: Column) -> Option<usize> {
+        self.positions[column.index()]
+    }
+}
+
+/// A row that will be staged: the merchant and every known field, trimmed, `None` when empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedRow<'a> {
+    pub merchant_id: Uuid,
+    /// Indexed like [`COLUMNS`]; `fields[0]` (merchant id) is always `None` here.
+    pub fields: [Option<&'a str>; 8],
+}
+
+impl<'a> StagedRow<'a> {
+    pub fn get(&self, column: Column) -> Option<&'a str> {
+        self.fields[column.index()]
+    }
+
+    /// The code (never empty in a staged row).
+    pub fn code(&self) -> &'a str {
+        self.get(Column::Code).unwrap_or_default()
+    }
+}
+
+/// What becomes of one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowOutcome<'a> {
+    Staged(StagedRow<'a>),
+    /// A row with an empty code (or nothing at all): left out, not an error.
+    SkippedBlankCode,
+    /// Not staged, with the reason a person can act on.
+    Rejected(String),
+    /// The row is not UTF-8: the whole file is refused.
+    NotUtf8,
+}
+
+/// Checks one data row of a file whose header is `map`, for an upload to `merchant`.
+pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> RowOutcome<'a> {
+    if record.oversized {
+        return RowOutcome::Rejected(format!(
+            "the row is longer than {} KiB or has more than {} fields",
+            super::MAX_RECORD_BYTES / 1024,
+            super::MAX_FIELDS
+        ));
+    }
+    if record.len() > map.width {
+        return RowOutcome::Rejected(format!(
+            "the row has {} fields, the header has {}",
+            record.len(),
+            map.width
+        ));
+    }
+    let mut fields: [Option<&'a str>; 8] = [None; 8];
+    for column in COLUMNS {
+        let Some(raw) = map.position(column).and_then(|i| record.get(i)) else { continue };
+        let Ok(text) = std::str::from_utf8(raw) else { return RowOutcome::NotUtf8 };
+        let text = text.trim();
+        if !text.is_empty() {
+            fields[column.index()] = Some(text);
+        }
+    }
+    // Every other field must be UTF-8 too, even in columns that are ignored.
+    if record.fields().any(|raw| std::str::from_utf8(raw).is_err()) {
+        return RowOutcome::NotUtf8;
+    }
+    if fields[Column::Code.index()].is_none() {
+        return RowOutcome::SkippedBlankCode;
+    }
+    for column in COLUMNS {
+        if let Some(value) = fields[column.index()] {
+            if value.len() > MAX_FIELD_BYTES {
+                return RowOutcome::Rejected(format!(
+                    "{} is longer than {MAX_FIELD_BYTES} bytes",
+                    column.name()
+                ));
+            }
+        }
+    }
+    let merchant_id = match fields[Column::MerchantId.index()].take() {
+        None => merchant,
+        Some(text) => match Uuid::try_parse(text) {
+            Err(_) => return RowOutcome::Rejected(format!("merchant_id {text:?} is not a UUID")),
+            Ok(id) if id != merchant => {
+                return RowOutcome::Rejected(format!(
+                    "merchant_id {id} is not the merchant this upload is for"
+                ))
+            }
+            Ok(id) => id,
+        },
+    };
+    for column in [Column::Points, Column::Price] {
+        if let Some(value) = fields[column.index()] {
+            if !is_decimal(value) {
+                return RowOutcome::Rejected(format!("{} {value:?} is not a number", column.name()));
+            }
+        }
+    }
+    RowOutcome::Staged(StagedRow { merchant_id, fields })
+}
+
+/// A plain decimal number: optional sign, digits with at most one point, at most 40 chars.
+fn is_decimal(value: &str) -> bool {
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let mut seen_digit = false;
+    let mut seen_point = false;
+    for byte in digits.bytes() {
+        match byte {
+            b'0'..=b'9' => seen_digit = true,
+            b'.' if !seen_point => seen_point = true,
+            _ => return false,
+        }
+    }
+    seen_digit && value.len() <= 40
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::RecordReader;
+
+    const MERCHANT: Uuid = Uuid::from_u128(0x7faab812_e179_48c2_9707_0d8a9b2f84ea);
+
+    /// Runs `check_row` over every data row of `csv`, rendering each outcome as text.
+    fn outcomes(csv: &str) -> Vec<String> {
+        let mut reader = RecordReader::new(super::super::detect_delimiter(csv.as_bytes()));
+        let mut map = None;
+        let mut out = Vec::new();
+        let mut each = |r: Record<'_>| match &map {
+            None => map = Some(HeaderMap::new(&r).unwrap()),
+            Some(map) => out.push(match check_row(map, &r, MERCHANT) {
+                RowOutcome::Staged(row) => format!(
+                    "staged {}",
+                    COLUMNS.iter().skip(1).map(|&c| row.get(c).unwrap_or("-")).collect::<Vec<_>>().join("|")
+                ),
+                RowOutcome::SkippedBlankCode => "skipped".to_owned(),
+                RowOutcome::Rejected(reason) => format!("rejected: {reason}"),
+                RowOutcome::NotUtf8 => "not utf-8".to_owned(),
+            }),
+        };
+        reader.feed(csv.as_bytes(), &mut each);
+        reader.finish(&mut each);
+        out
+    }
+
+    fn header(csv: &str) -> Result<HeaderMap, FileProblem> {
+        let mut reader = RecordReader::new(b',');
+        let mut found = None;
+        let mut each = |r: Record<'_>| {
+            if found.is_none() {
+                found = Some(HeaderMap::new(&r));
+            }
+        };
+        reader.feed(csv.as_bytes(), &mut each);
+        reader.finish(&mut each);
+        found.unwrap()
+    }
+
+    #[test]
+    fn headers_match_case_insensitively_and_batch_id_is_batch_code() {
+        let map = header(" Code ,SKU,Batch_ID,colour\n").unwrap();
+        assert_eq!(map.known, vec!["code", "sku", "batch_code"]);
+        assert_eq!(map.unknown, vec!["colour"]);
+        assert!(map.has(Column::BatchCode));
+        assert!(!map.has(Column::MerchantId));
+    }
+
+    #[test]
+    fn a_file_without_a_code_column_or_with_a_column_twice_is_refused() {
+        assert_eq!(header("sku,points\n"), Err(FileProblem::MissingCode { found: "sku, points".into() }));
+        assert_eq!(header("code,batch_id,batch_code\n"), Err(FileProblem::DuplicateColumn("batch_code".into())));
+    }
+
+    #[test]
+    fn missing_optional_columns_are_null_and_fields_are_trimmed() {
+        assert_eq!(outcomes("code,points\n  ABC-1 , 10 \n"), vec!["staged ABC-1|-|-|10|-|-|-"]);
+    }
+
+    #[test]
+    fn semicolon_and_tab_files_read_like_comma_files() {
+        assert_eq!(outcomes("code;sku;price\nA;S1;9.5\n"), vec!["staged A|-|S1|-|-|-|9.5"]);
+        assert_eq!(outcomes("code\tsku\tprice\nA\tS1\t9.5\n"), vec!["staged A|-|S1|-|-|-|9.5"]);
+    }
+
+    #[test]
+    fn blank_codes_are_skipped_not_rejected() {
+        assert_eq!(outcomes("code,sku\n,S1\n   ,S2\n,\n"), vec!["skipped", "skipped", "skipped"]);
+    }
+
+    #[test]
+    fn an_invalid_merchant_id_or_another_merchants_row_is_rejected() {
+        let other = Uuid::from_u128(42);
+        let csv = format!("code,merchant_id\nA,not-a-uuid\nB,{other}\nC,{MERCHANT}\nD,\n");
+        let got = outcomes(&csv);
+        assert_eq!(got[0], "rejected: merchant_id \"not-a-uuid\" is not a UUID");
+        assert!(got[1].starts_with("rejected: merchant_id 00000000-0000-0000-0000-00000000002a is not the merchant"), "{}", got[1]);
+        assert_eq!(got[2], "staged C|-|-|-|-|-|-");
+        assert_eq!(got[3], "staged D|-|-|-|-|-|-", "an empty merchant_id means the upload's merchant");
+    }
+
+    #[test]
+    fn non_numeric_points_or_price_are_rejected() {
+        let got = outcomes("code,points,price\nA,10,1.50\nB,ten,1\nC,1,1,5\nD,1e5,\nE,-3,+.5\n");
+        assert_eq!(got[0], "staged A|-|-|10|-|-|1.50");
+        assert_eq!(got[1], "rejected: points \"ten\" is not a number");
+        assert_eq!(got[2], "rejected: the row has 4 fields, the header has 3");
+        assert_eq!(got[3], "rejected: points \"1e5\" is not a number");
+        assert_eq!(got[4], "staged E|-|-|-3|-|-|+.5");
+    }
+
+    #[test]
+    fn a_row_with_fewer_fields_than_the_header_has_nulls() {
+        assert_eq!(outcomes("code,sku,points\nA\n"), vec!["staged A|-|-|-|-|-|-"]);
+    }
+
+    #[test]
+    fn a_field_over_the_limit_is_rejected() {
+        let csv = format!("code,sku\nA,{}\n", "s".repeat(MAX_FIELD_BYTES + 1));
+        assert_eq!(outcomes(&csv), vec![format!("rejected: sku is longer than {MAX_FIELD_BYTES} bytes")]);
+    }
+
+    #[test]
+    fn non_utf8_bytes_anywhere_in_a_row_are_reported() {
+        let mut reader = RecordReader::new(b',');
+        let mut map = None;
+        let mut got = Vec::new();
+        let mut each = |r: Record<'_>| match &map {
+            None => map = Some(HeaderMap::new(&r).unwrap()),
+            Some(map) => got.push(matches!(check_row(map, &r, MERCHANT), RowOutcome::NotUtf8)),
+        };
+        reader.feed(b"code,notes\nA,caf\xe9\n\xff\xfe,x\n", &mut each);
+        reader.finish(&mut each);
+        assert_eq!(got, vec![true, true]);
+    }
+}

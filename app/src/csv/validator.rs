@@ -1,0 +1,253 @@
+//! A whole file through the rules, slice by slice, with the figures the page shows.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{check_row, detect_delimiter, FileProblem, HeaderMap, Record, RecordReader, RowOutcome, StagedRow};
+
+/// How many errors a file's report shows.
+pub const MAX_SHOWN_ERRORS: usize = 20;
+/// How many rejected rows are kept for the downloadable list; past this only counted.
+pub const MAX_KEPT_REJECTS: usize = 100_000;
+
+/// A row that will not be staged, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    pub line: i64,
+    pub reason: String,
+    /// The row as it stood in the file (fields joined by the file's delimiter).
+    pub raw: String,
+}
+
+/// What validating one file found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// `,`, `;` or `\t`.
+    pub delimiter: String,
+    pub columns: Vec<String>,
+    pub unknown_columns: Vec<String>,
+    pub rows_staged: i64,
+    pub rows_skipped_blank_code: i64,
+    pub rows_skipped_blank_line: i64,
+    pub rows_rejected: i64,
+    /// The first rejected rows, for the page.
+    pub first_errors: Vec<RejectedRow>,
+    /// Why the whole file is excluded, if it is.
+    pub problem: Option<FileProblem>,
+    pub bytes: i64,
+}
+
+impl FileReport {
+    /// A file goes on to upload unless something excludes it whole.
+    pub fn is_valid(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    pub fn rows_skipped(&self) -> i64 {
+        self.rows_skipped_blank_code + self.rows_skipped_blank_line
+    }
+}
+
+/// Validates one file fed in slices. `each_staged` sees every row that will be staged, with
+/// its line (the upload pass encodes them; the validation pass only counts).
+pub struct FileValidator {
+    merchant: Uuid,
+    reader: Option<RecordReader>,
+    map: Option<HeaderMap>,
+    report: FileReport,
+    rejects: Vec<RejectedRow>,
+    delimiter: u8,
+    /// The file's start, held until the header line is whole so the delimiter can be told.
+    start: Vec<u8>,
+}
+
+/// How much of a file's start is read to find the header line before the delimiter is
+/// guessed from what there is.
+const HEADER_SNIFF_BYTES: usize = 64 * 1024;
+
+impl FileValidator {
+    /// A validator for an upload to `merchant` (the merchant of rows without a `merchant_id`).
+    pub fn new(merchant: Uuid) -> Self {
+        Self {
+            merchant,
+            reader: None,
+            map: None,
+            report: FileReport::default(),
+            rejects: Vec::new(),
+            delimiter: b',',
+            start: Vec::new(),
+        }
+    }
+
+    /// Parses the next slice of the file.
+    pub fn feed(&mut self, slice: &[u8], each_staged: &mut impl FnMut(u64, &StagedRow<'_>)) {
+        if self.report.problem.is_some() {
+            return;
+        }
+        self.report.bytes += slice.len() as i64;
+        match self.reader.take() {
+            Some(mut reader) => {
+                reader.feed(slice, &mut |record| self.record(record, each_staged));
+                self.reader = Some(reader);
+            }
+            None => {
+                self.start.extend_from_slice(slice);
+                if self.start.contains(&b'\n') || self.start.len() >= HEADER_SNIFF_BYTES {
+                    self.start_reading(each_staged);
+                }
+            }
+        }
+    }
+
+    /// Tells the delimiter from the file's start and parses what was held back.
+    fn start_reading(&mut self, each_staged: &mut impl FnMut(u64, &StagedRow<'_>)) {
+        let start = std::mem::take(&mut self.start);
+        self.delimiter = detect_delimiter(start.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&start));
+        let mut reader = RecordReader::new(self.delimiter);
+        reader.feed(&start, &mut |record| self.record(record, each_staged));
+        self.reader = Some(reader);
+    }
+
+    /// Ends the file and returns its report and every rejected row kept.
+    pub fn finish(mut self, each_staged: &mut impl FnMut(u64, &StagedRow<'_>)) -> (FileReport, Vec<RejectedRow>) {
+        if self.reader.is_none() && !self.start.is_empty() {
+            self.start_reading(each_staged);
+        }
+        if let Some(mut reader) = self.reader.take() {
+            if self.report.problem.is_none() {
+                reader.finish(&mut |record| self.record(record, each_staged));
+            }
+            self.report.rows_skipped_blank_line += reader.blank_lines() as i64;
+        }
+        let data_rows = self.report.rows_staged + self.report.rows_skipped_blank_code + self.report.rows_rejected;
+        if self.report.problem.is_none() {
+            if self.map.is_none() {
+                self.report.problem = Some(FileProblem::Empty);
+            } else if data_rows == 0 {
+                self.report.problem = Some(FileProblem::NoRows);
+            }
+        }
+        self.report.delimiter = (self.delimiter as char).to_string();
+        (self.report, self.rejects)
+    }
+
+    fn record(&mut self, record: Record<'_>, each_staged: &mut impl FnMut(u64, &StagedRow<'_>)) {
+        if self.report.problem.is_some() {
+            return;
+        }
+        let Some(map) = &self.map else {
+            match HeaderMap::new(&record) {
+                Ok(map) => {
+                    self.report.columns = map.known.clone();
+                    self.report.unknown_columns = map.unknown.clone();
+                    self.map = Some(map);
+                }
+                Err(problem) => self.report.problem = Some(problem),
+            }
+            return;
+        };
+        // A CRLF file's empty line reaches here as one field holding `\r`.
+        if record.len() == 1 && record.fields().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            self.report.rows_skipped_blank_line += 1;
+            return;
+        }
+        match check_row(map, &record, self.merchant) {
+            RowOutcome::Staged(row) => {
+                self.report.rows_staged += 1;
+                each_staged(record.line, &row);
+            }
+            RowOutcome::SkippedBlankCode => self.report.rows_skipped_blank_code += 1,
+            RowOutcome::Rejected(reason) => {
+                self.report.rows_rejected += 1;
+                let keep = self.rejects.len() < MAX_KEPT_REJECTS;
+                let show = self.report.first_errors.len() < MAX_SHOWN_ERRORS;
+                if keep || show {
+                    let delimiter = (self.delimiter as char).to_string();
+                    let raw = record.fields().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&delimiter);
+                    let rejected = RejectedRow { line: record.line as i64, reason, raw };
+                    if show {
+                        self.report.first_errors.push(rejected.clone());
+                    }
+                    if keep {
+                        self.rejects.push(rejected);
+                    }
+                }
+            }
+            RowOutcome::NotUtf8 => self.report.problem = Some(FileProblem::NotUtf8 { line: record.line }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MERCHANT: Uuid = Uuid::from_u128(7);
+
+    fn validate(bytes: &[u8], slice: usize) -> (FileReport, Vec<(u64, String)>) {
+        let mut staged = Vec::new();
+        let mut each = |line: u64, row: &StagedRow<'_>| staged.push((line, row.code().to_owned()));
+        let mut validator = FileValidator::new(MERCHANT);
+        for part in bytes.chunks(slice.max(1)) {
+            validator.feed(part, &mut each);
+        }
+        let (report, _) = validator.finish(&mut each);
+        (report, staged)
+    }
+
+    #[test]
+    fn a_mixed_file_is_counted_row_by_row_with_file_lines_in_the_errors() {
+        let file = b"\xef\xbb\xbfCode;Points;Batch_ID;Extra\r\nA;1;B1;x\r\n\r\n;2;B1;x\r\nB;two;B1;x\r\nC;3;B2;x;y\r\n\"D;1\";4;B2;x\r\n";
+        for slice in [1, 5, 64, 4096] {
+            let (report, staged) = validate(file, slice);
+            assert_eq!(report.delimiter, ";");
+            assert_eq!(report.columns, vec!["code", "points", "batch_code"]);
+            assert_eq!(report.unknown_columns, vec!["Extra"]);
+            assert_eq!(report.rows_staged, 2, "slice {slice}");
+            assert_eq!(report.rows_skipped_blank_line, 1);
+            assert_eq!(report.rows_skipped_blank_code, 1);
+            assert_eq!(report.rows_rejected, 2);
+            assert_eq!(staged, vec![(2, "A".to_owned()), (7, "D;1".to_owned())]);
+            let errors: Vec<(i64, &str)> = report.first_errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+            assert_eq!(errors, vec![(5, "points \"two\" is not a number"), (6, "the row has 5 fields, the header has 4")]);
+            assert_eq!(report.first_errors[0].raw, "B;two;B1;x\r");
+            assert!(report.is_valid());
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_with_the_line() {
+        let (report, _) = validate(b"code,name\nA,ok\nB,Caf\xe9\nC,ok\n", 4);
+        assert_eq!(report.problem, Some(FileProblem::NotUtf8 { line: 3 }));
+        assert!(!report.is_valid());
+        assert!(report.problem.unwrap().to_string().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn a_utf16_file_is_refused_as_not_utf8() {
+        let utf16: Vec<u8> = "\u{feff}code\nA\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let (report, _) = validate(&utf16, 1024);
+        assert!(matches!(report.problem, Some(FileProblem::NotUtf8 { .. })), "{:?}", report.problem);
+    }
+
+    #[test]
+    fn empty_and_header_only_files_are_refused() {
+        assert_eq!(validate(b"", 10).0.problem, Some(FileProblem::Empty));
+        assert_eq!(validate(b"\n\n", 10).0.problem, Some(FileProblem::Empty));
+        assert_eq!(validate(b"code,sku\n", 10).0.problem, Some(FileProblem::NoRows));
+        assert_eq!(validate(b"code,sku", 10).0.problem, Some(FileProblem::NoRows));
+    }
+
+    #[test]
+    fn a_file_without_a_code_column_is_refused() {
+        let (report, _) = validate(b"sku,points\nA,1\n", 100);
+        assert!(matches!(report.problem, Some(FileProblem::MissingCode { .. })));
+    }
+
+    #[test]
+    fn quoted_newlines_do_not_shift_later_line_numbers() {
+        let (report, staged) = validate(b"code,note\n\"A\",\"two\nlines\"\nB,x\nC,\"\"\"q\"\"\"\n", 3);
+        assert_eq!(report.rows_staged, 3);
+        assert_eq!(staged, vec![(2, "A".to_owned()), (4, "B".to_owned()), (5, "C".to_owned())]);
+    }
+}
