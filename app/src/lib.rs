@@ -7,6 +7,7 @@ pub mod csv;
 pub mod error;
 pub mod jobs;
 pub mod pages;
+pub mod staging;
 #[cfg(feature = "ssr")]
 pub mod state;
 

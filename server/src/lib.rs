@@ -9,11 +9,11 @@ use app::{
     App,
 };
 use axum::{
-    extract::{Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{header, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use leptos::prelude::LeptosOptions;
@@ -168,6 +168,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let allowed_origin = config.public_origin.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/api/uploads/{upload}/files/{file}/chunks/{seq}",
+            post(app::staging::ssr::receive_chunk).layer(DefaultBodyLimit::max(app::staging::MAX_CHUNK_BYTES)),
+        )
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), require_sign_in_for_pages))

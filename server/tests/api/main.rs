@@ -6,4 +6,5 @@ mod helpers;
 mod jobs;
 mod matrix;
 mod migrations;
+mod staging;
 mod startup;

@@ -1,0 +1,126 @@
+//! Staging: resumable uploads of validated rows into `codes_check_temp`.
+//!
+//! The browser validates every file, then starts an upload with the files' manifest (name,
+//! size, checksum and the rows each will stage), and posts each file's rows in numbered chunks
+//! of the normalised form to [`chunk_path`]. The server re-checks every row and stores a chunk
+//! in the transaction that counts it, so a chunk sent twice is stored once and an interrupted
+//! upload resumes from the last acknowledged chunk.
+
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{context, respond};
+use crate::{csv::FileReport, error::AppError};
+
+/// The largest chunk body the server accepts.
+pub const MAX_CHUNK_BYTES: usize = 32 * 1024 * 1024;
+/// The most files one upload may have.
+pub const MAX_FILES: usize = 1000;
+
+/// One file of an upload as the browser describes it after validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileManifest {
+    pub name: String,
+    pub size: i64,
+    /// A checksum of the file's bytes, so that a resumed upload gets the same file.
+    pub checksum: String,
+    /// The rows validation will stage from this file.
+    pub rows: i64,
+    pub report: FileReport,
+}
+
+/// Where one file of an upload stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileProgress {
+    pub index: i32,
+    pub name: String,
+    pub size: i64,
+    pub checksum: String,
+    pub rows_expected: i64,
+    pub rows_received: i64,
+    /// The sequence number of the next chunk the server will take.
+    pub next_seq: i32,
+}
+
+/// An upload and its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadState {
+    pub id: Uuid,
+    pub merchant_id: Uuid,
+    /// `uploading`, `complete` or `cancelled`.
+    pub status: String,
+    pub total_rows: i64,
+    pub files: Vec<FileProgress>,
+}
+
+impl UploadState {
+    pub fn rows_received(&self) -> i64 {
+        self.files.iter().map(|f| f.rows_received).sum()
+    }
+}
+
+/// The server's answer to a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkAck {
+    /// The chunk had been stored before; nothing was stored again.
+    pub duplicate: bool,
+    pub rows_received: i64,
+    pub next_seq: i32,
+}
+
+/// Where the browser posts chunk `seq` of file `file` of upload `upload`.
+pub fn chunk_path(upload: Uuid, file: i32, seq: i32) -> String {
+    format!("/api/uploads/{upload}/files/{file}/chunks/{seq}")
+}
+
+/// Starts an upload of `files` for `merchant`, or returns the merchant's unfinished upload
+/// of the same files to resume. `Conflict` if another unfinished upload exists.
+#[server(prefix = "/api", endpoint = "start-upload", input = server_fn::codec::Json)]
+pub async fn start_upload(merchant: Uuid, files: Vec<FileManifest>) -> Result<UploadState, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        ssr::start_upload(&state.pool, merchant, caller.user_id(), &files).await
+    })
+    .await
+}
+
+/// The merchant's unfinished upload, if there is one.
+#[server(prefix = "/api", endpoint = "unfinished-upload")]
+pub async fn unfinished_upload(merchant: Uuid) -> Result<Option<UploadState>, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        Ok(ssr::unfinished_upload(&state.pool, merchant).await?)
+    })
+    .await
+}
+
+/// Marks an upload complete once every file's rows have arrived; `Invalid` before that.
+#[server(prefix = "/api", endpoint = "finish-upload")]
+pub async fn finish_upload(upload: Uuid) -> Result<UploadState, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        let merchant = ssr::merchant_of(&state.pool, upload).await?;
+        caller.may_act_for(merchant)?;
+        ssr::finish_upload(&state.pool, upload).await
+    })
+    .await
+}
+
+/// Stops an upload; the rows already staged stay staged (the answer says how many).
+#[server(prefix = "/api", endpoint = "cancel-upload")]
+pub async fn cancel_upload(upload: Uuid) -> Result<UploadState, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        let merchant = ssr::merchant_of(&state.pool, upload).await?;
+        caller.may_act_for(merchant)?;
+        ssr::cancel_upload(&state.pool, upload).await
+    })
+    .await
+}

@@ -1,0 +1,364 @@
+//! The server side of staging: upload records, chunk receipt and `COPY` into
+//! `codes_check_temp`.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES};
+use crate::{
+    auth::ssr::{constraint_of, Caller},
+    csv::{normalised, Column, COLUMNS},
+    error::AppError,
+    state::AppState,
+};
+
+/// The merchant an upload is for; `Invalid` for an unknown upload.
+pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, AppError> {
+    sqlx::query_scalar("SELECT merchant_id FROM uploads WHERE id = $1")
+        .bind(upload)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::invalid("There is no such upload."))
+}
+
+/// An upload with its files, by id.
+pub async fn load_upload(conn: &mut PgConnection, upload: Uuid) -> Result<Option<UploadState>, sqlx::Error> {
+    let Some((id, merchant_id, status, total_rows)) = sqlx::query_as::<_, (Uuid, Uuid, String, i64)>(
+        "SELECT id, merchant_id, status, total_rows FROM uploads WHERE id = $1",
+    )
+    .bind(upload)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let files = sqlx::query_as::<_, (i32, String, i64, String, i64, i64, i32)>(
+        "SELECT file_index, name, size, checksum, rows_expected, rows_received, next_seq
+         FROM upload_files WHERE upload_id = $1 ORDER BY file_index",
+    )
+    .bind(upload)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(index, name, size, checksum, rows_expected, rows_received, next_seq)| FileProgress {
+        index,
+        name,
+        size,
+        checksum,
+        rows_expected,
+        rows_received,
+        next_seq,
+    })
+    .collect();
+    Ok(Some(UploadState { id, merchant_id, status, total_rows, files }))
+}
+
+/// The merchant's upload in progress, if any.
+pub async fn unfinished_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<UploadState>, sqlx::Error> {
+    let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM uploads WHERE merchant_id = $1 AND status = 'uploading'")
+        .bind(merchant)
+        .fetch_optional(pool)
+        .await?;
+    match id {
+        Some(id) => load_upload(&mut *pool.acquire().await?, id).await,
+        None => Ok(None),
+    }
+}
+
+fn same_files(state: &UploadState, files: &[FileManifest]) -> bool {
+    state.files.len() == files.len()
+        && state.files.iter().zip(files).all(|(have, want)| {
+            have.name == want.name && have.size == want.size && have.checksum == want.checksum && have.rows_expected == want.rows
+        })
+}
+
+/// Starts an upload, or returns the unfinished one if it is of the same files (a resume).
+pub async fn start_upload(pool: &PgPool, merchant: Uuid, user: Uuid, files: &[FileManifest]) -> Result<UploadState, AppError> {
+    if files.is_empty() || files.len() > MAX_FILES {
+        return Err(AppError::invalid(format!("An upload has 1 to {MAX_FILES} files.")));
+    }
+    if let Some(file) = files.iter().find(|f| f.rows < 0 || f.size < 0 || f.name.is_empty() || f.name.len() > 500) {
+        return Err(AppError::invalid(format!("The file {:?} is described wrongly.", file.name)));
+    }
+    if let Some(existing) = unfinished_upload(pool, merchant).await? {
+        return if same_files(&existing, files) {
+            Ok(existing)
+        } else {
+            Err(unfinished_conflict(&existing))
+        };
+    }
+    let id = Uuid::new_v4();
+    let total: i64 = files.iter().map(|f| f.rows).sum();
+    let mut tx = pool.begin().await?;
+    let created = sqlx::query(
+        "INSERT INTO uploads (id, merchant_id, created_by, row_base, total_rows)
+         SELECT $1, $2, $3, COALESCE(max(row_number), 0), $4 FROM codes_check_temp WHERE merchant_id = $2",
+    )
+    .bind(id)
+    .bind(merchant)
+    .bind(user)
+    .bind(total)
+    .execute(&mut *tx)
+    .await;
+    if let Err(error) = created {
+        return match constraint_of(&error) {
+            // Another request started one at the same moment.
+            Some("uploads_one_active_per_merchant") => {
+                drop(tx);
+                match unfinished_upload(pool, merchant).await? {
+                    Some(existing) if same_files(&existing, files) => Ok(existing),
+                    Some(existing) => Err(unfinished_conflict(&existing)),
+                    None => Err(AppError::conflict("Another upload is starting; try again.")),
+                }
+            }
+            Some("uploads_merchant_fk") => Err(AppError::invalid("There is no such merchant.")),
+            _ => Err(error.into()),
+        };
+    }
+    let mut offset = 0i64;
+    for (index, file) in files.iter().enumerate() {
+        let report = serde_json::to_value(&file.report).map_err(|_| AppError::Internal)?;
+        sqlx::query(
+            "INSERT INTO upload_files (upload_id, file_index, name, size, checksum, rows_expected, row_offset, report)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(index as i32)
+        .bind(&file.name)
+        .bind(file.size)
+        .bind(&file.checksum)
+        .bind(file.rows)
+        .bind(offset)
+        .bind(report)
+        .execute(&mut *tx)
+        .await?;
+        offset += file.rows;
+    }
+    let state = load_upload(&mut tx, id).await?.ok_or(AppError::Internal)?;
+    tx.commit().await?;
+    tracing::info!(upload = %id, %merchant, files = files.len(), rows = total, "upload started");
+    Ok(state)
+}
+
+fn unfinished_conflict(existing: &UploadState) -> AppError {
+    AppError::conflict(format!(
+        "An upload of {} file(s) for this merchant is unfinished ({} of {} rows staged): \
+         choose the same files to resume it, or cancel it first.",
+        existing.files.len(),
+        existing.rows_received(),
+        existing.total_rows
+    ))
+}
+
+/// Completes an upload whose files have all arrived.
+pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, AppError> {
+    let mut tx = pool.begin().await?;
+    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::invalid("There is no such upload."))?;
+    match state.status.as_str() {
+        "complete" => return Ok(state),
+        "cancelled" => return Err(AppError::conflict("This upload was cancelled.")),
+        _ => {}
+    }
+    if let Some(file) = state.files.iter().find(|f| f.rows_received != f.rows_expected) {
+        return Err(AppError::invalid(format!(
+            "{} has {} of {} rows staged; send the rest first.",
+            file.name, file.rows_received, file.rows_expected
+        )));
+    }
+    sqlx::query("UPDATE uploads SET status = 'complete', finished_at = now(), updated_at = now() WHERE id = $1")
+        .bind(upload)
+        .execute(&mut *tx)
+        .await?;
+    let state = load_upload(&mut tx, upload).await?.ok_or(AppError::Internal)?;
+    tx.commit().await?;
+    tracing::info!(%upload, rows = state.rows_received(), "upload complete");
+    Ok(state)
+}
+
+/// Cancels an unfinished upload; what it staged stays staged.
+pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, AppError> {
+    let mut tx = pool.begin().await?;
+    // The lock waits for a chunk being stored, so the answer counts it.
+    sqlx::query("SELECT 1 FROM upload_files WHERE upload_id = $1 FOR UPDATE")
+        .bind(upload)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE uploads SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'uploading'")
+        .bind(upload)
+        .execute(&mut *tx)
+        .await?;
+    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::invalid("There is no such upload."))?;
+    tx.commit().await?;
+    tracing::info!(%upload, rows = state.rows_received(), "upload cancelled");
+    Ok(state)
+}
+
+// --- Chunks ----------------------------------------------------------------------------------
+
+/// One row ready for `COPY`: the file line and the known fields, in [`COLUMNS`] order.
+struct ParsedRow {
+    line: u64,
+    fields: [Option<String>; 8],
+}
+
+/// `POST /api/uploads/{upload}/files/{file}/chunks/{seq}`: stores chunk `seq` of a file.
+/// 200 with a [`ChunkAck`]; 401/403 for a caller who may not act for the upload's merchant;
+/// 400 for a chunk with a bad row (nothing of it is stored); 409 for a chunk out of order or
+/// an upload no longer open.
+pub async fn receive_chunk(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((upload, file, seq)): Path<(Uuid, i32, i32)>,
+    body: Bytes,
+) -> Response {
+    match store_chunk(&state.pool, &caller, upload, file, seq, &body).await {
+        Ok(ack) => Json(ack).into_response(),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, Json(error)).into_response()
+        }
+    }
+}
+
+/// Checks, then stores a chunk; see [`receive_chunk`].
+pub async fn store_chunk(pool: &PgPool, caller: &Caller, upload: Uuid, file: i32, seq: i32, body: &[u8]) -> Result<ChunkAck, AppError> {
+    let merchant = merchant_of(pool, upload).await?;
+    caller.may_act_for(merchant)?;
+    let rows = parse_chunk(body, merchant)?;
+
+    let mut tx = pool.begin().await?;
+    let Some((status, row_base, name, row_offset, rows_expected, rows_received, next_seq)) =
+        sqlx::query_as::<_, (String, i64, String, i64, i64, i64, i32)>(
+            "SELECT u.status, u.row_base, f.name, f.row_offset, f.rows_expected, f.rows_received, f.next_seq
+             FROM upload_files f JOIN uploads u ON u.id = f.upload_id
+             WHERE f.upload_id = $1 AND f.file_index = $2
+             FOR UPDATE OF f",
+        )
+        .bind(upload)
+        .bind(file)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Err(AppError::invalid("The upload has no such file."));
+    };
+    if seq < next_seq {
+        return Ok(ChunkAck { duplicate: true, rows_received, next_seq });
+    }
+    if status != "uploading" {
+        return Err(AppError::conflict(format!("This upload is {status}; it takes no more rows.")));
+    }
+    if seq > next_seq {
+        return Err(AppError::conflict(format!("Chunk {seq} arrived before chunk {next_seq}; send {next_seq} first.")));
+    }
+    let count = rows.len() as i64;
+    if rows_received + count > rows_expected {
+        return Err(AppError::invalid(format!(
+            "{name} was to stage {rows_expected} rows; this chunk would make {}.",
+            rows_received + count
+        )));
+    }
+
+    let first_row_number = row_base + row_offset + rows_received + 1;
+    let data = copy_text(&rows, merchant, upload, &name, first_row_number);
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY codes_check_temp (merchant_id, row_number, code, serial, sku, points, sku_name,
+                                    batch_code, price, upload_id, source_file, source_line)
+             FROM STDIN",
+        )
+        .await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    sqlx::query(
+        "UPDATE upload_files SET rows_received = rows_received + $3, next_seq = next_seq + 1
+         WHERE upload_id = $1 AND file_index = $2",
+    )
+    .bind(upload)
+    .bind(file)
+    .bind(count)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE uploads SET updated_at = now() WHERE id = $1").bind(upload).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(ChunkAck { duplicate: false, rows_received: rows_received + count, next_seq: next_seq + 1 })
+}
+
+/// Re-checks every row of a chunk for `merchant`; `Invalid` naming the first bad row.
+fn parse_chunk(body: &[u8], merchant: Uuid) -> Result<Vec<ParsedRow>, AppError> {
+    let mut rows = Vec::new();
+    normalised::read_rows(body, merchant, &mut |line, row| {
+        let mut fields: [Option<String>; 8] = Default::default();
+        for column in COLUMNS {
+            if column != Column::MerchantId {
+                fields[column as usize] = row.get(column).map(str::to_owned);
+            }
+        }
+        rows.push(ParsedRow { line, fields });
+    })
+    .map_err(|error| AppError::invalid(format!("Row {} of the chunk {}; nothing of this chunk was stored.", error.row, error.reason)))?;
+    if rows.is_empty() {
+        return Err(AppError::invalid("The chunk has no rows."));
+    }
+    Ok(rows)
+}
+
+/// The rows in `COPY … FROM STDIN` text format, numbered from `first_row_number`.
+fn copy_text(rows: &[ParsedRow], merchant: Uuid, upload: Uuid, file_name: &str, first_row_number: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.len() * 120);
+    let merchant = merchant.to_string();
+    let upload = upload.to_string();
+    let mut file = Vec::new();
+    copy_escape(&mut file, file_name);
+    for (i, row) in rows.iter().enumerate() {
+        out.extend_from_slice(merchant.as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice((first_row_number + i as i64).to_string().as_bytes());
+        for column in &COLUMNS[1..] {
+            out.push(b'\t');
+            match &row.fields[*column as usize] {
+                Some(value) => copy_escape(&mut out, value),
+                None => out.extend_from_slice(b"\\N"),
+            }
+        }
+        out.push(b'\t');
+        out.extend_from_slice(upload.as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(&file);
+        out.push(b'\t');
+        out.extend_from_slice(row.line.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Escapes a value for `COPY` text format.
+fn copy_escape(out: &mut Vec<u8>, value: &str) {
+    for byte in value.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(byte),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_escape;
+
+    #[test]
+    fn copy_text_escapes_backslashes_tabs_and_newlines() {
+        let mut out = Vec::new();
+        copy_escape(&mut out, "a\\b\tc\nd\re");
+        assert_eq!(out, b"a\\\\b\\tc\\nd\\re");
+    }
+}

@@ -1,0 +1,204 @@
+use app::{
+    auth::Role,
+    csv::FileReport,
+    staging::{chunk_path, ChunkAck, FileManifest, UploadState},
+};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, TestApp};
+
+fn manifest(name: &str, rows: i64) -> FileManifest {
+    FileManifest { name: name.to_owned(), size: rows * 20, checksum: format!("sum-{name}"), rows, report: FileReport::default() }
+}
+
+/// A chunk of normalised rows: (file line, code).
+fn chunk(merchant: Uuid, rows: &[(u64, &str)]) -> Vec<u8> {
+    rows.iter().map(|(line, code)| format!("{line},{merchant},{code},S{line},SKU,10,Gift,B1,1.5\n")).collect::<String>().into_bytes()
+}
+
+async fn start(app: &TestApp, client: &reqwest::Client, merchant: Uuid, files: &[FileManifest]) -> reqwest::Response {
+    client
+        .post(app.url("/api/start-upload"))
+        .json(&serde_json::json!({ "merchant": merchant, "files": files }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn send(app: &TestApp, client: &reqwest::Client, upload: Uuid, file: i32, seq: i32, body: Vec<u8>) -> reqwest::Response {
+    client.post(app.url(&chunk_path(upload, file, seq))).body(body).send().await.unwrap()
+}
+
+async fn staged(app: &TestApp, merchant: Uuid) -> Vec<(i64, String, String, i64)> {
+    sqlx::query_as(
+        "SELECT row_number, code, source_file, source_line FROM codes_check_temp
+         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup ORDER BY row_number",
+    )
+    .bind(merchant)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+struct Setup {
+    app: TestApp,
+    merchant: Uuid,
+    admin: reqwest::Client,
+}
+
+async fn setup() -> Setup {
+    let app = spawn_app().await;
+    let merchant = app.merchant("NBD").await;
+    let admin = app.sign_in(&app.user(Role::MerchantAdmin, &[merchant]).await).await;
+    Setup { app, merchant, admin }
+}
+
+#[tokio::test]
+async fn a_chunk_sent_twice_is_stored_once() {
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+
+    let first = send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await;
+    let replay = send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await;
+
+    assert_eq!(first.json::<ChunkAck>().await.unwrap(), ChunkAck { duplicate: false, rows_received: 2, next_seq: 1 });
+    assert_eq!(replay.json::<ChunkAck>().await.unwrap(), ChunkAck { duplicate: true, rows_received: 2, next_seq: 1 });
+    assert_eq!(staged(&app, merchant).await.len(), 2);
+    send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(5, "C")])).await;
+    let done = app.call(&admin, "finish-upload", &[("upload", upload.id.to_string())]).await;
+    assert_eq!(done.json::<UploadState>().await.unwrap().status, "complete");
+    let codes: Vec<String> = staged(&app, merchant).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(codes, vec!["A", "B", "C"]);
+}
+
+#[tokio::test]
+async fn row_numbers_follow_the_file_order_whatever_order_chunks_arrive_in() {
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState =
+        start(&app, &admin, merchant, &[manifest("01.csv", 2), manifest("02.csv", 2)]).await.json().await.unwrap();
+
+    assert_eq!(send(&app, &admin, upload.id, 1, 0, chunk(merchant, &[(2, "C"), (4, "D")])).await.status(), 200);
+    assert_eq!(send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await.status(), 200);
+
+    assert_eq!(
+        staged(&app, merchant).await,
+        vec![
+            (1, "A".into(), "01.csv".into(), 2),
+            (2, "B".into(), "01.csv".into(), 3),
+            (3, "C".into(), "02.csv".into(), 2),
+            (4, "D".into(), "02.csv".into(), 4),
+        ]
+    );
+    let (serial, points, price): (String, String, String) = sqlx::query_as(
+        "SELECT serial, points::text, price::text FROM codes_check_temp WHERE code = 'D'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((serial.as_str(), points.as_str(), price.as_str()), ("S4", "10", "1.5"));
+
+    // A second upload numbers its rows after the first's.
+    app.call(&admin, "finish-upload", &[("upload", upload.id.to_string())]).await;
+    let second: UploadState = start(&app, &admin, merchant, &[manifest("03.csv", 1)]).await.json().await.unwrap();
+    send(&app, &admin, second.id, 0, 0, chunk(merchant, &[(2, "E")])).await;
+    assert_eq!(staged(&app, merchant).await.last().unwrap().0, 5);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_resumes_and_ends_with_exactly_the_files_rows() {
+    let Setup { app, merchant, admin } = setup().await;
+    let files = [manifest("a.csv", 4), manifest("b.csv", 1)];
+    let upload: UploadState = start(&app, &admin, merchant, &files).await.json().await.unwrap();
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A1"), (3, "A2")])).await;
+
+    // The tab was closed. The page asks what is unfinished, and the same files resume it.
+    let unfinished = app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await;
+    let unfinished: Option<UploadState> = unfinished.json().await.unwrap();
+    assert_eq!(unfinished.as_ref().map(|u| u.id), Some(upload.id));
+    let resumed: UploadState = start(&app, &admin, merchant, &files).await.json().await.unwrap();
+    assert_eq!(resumed.id, upload.id);
+    assert_eq!((resumed.files[0].next_seq, resumed.files[0].rows_received), (1, 2));
+    // Different files while it is unfinished are refused, saying why.
+    let other = start(&app, &admin, merchant, &[manifest("c.csv", 9)]).await;
+    assert_eq!(other.status(), 409);
+    assert!(other.text().await.unwrap().contains("unfinished"));
+
+    // The last chunk before the interruption may or may not have arrived: resending is safe.
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A1"), (3, "A2")])).await;
+    send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(4, "A3"), (5, "A4")])).await;
+    send(&app, &admin, upload.id, 1, 0, chunk(merchant, &[(2, "B1")])).await;
+    let done: UploadState =
+        app.call(&admin, "finish-upload", &[("upload", upload.id.to_string())]).await.json().await.unwrap();
+
+    assert_eq!(done.rows_received(), 5);
+    let codes: Vec<String> = staged(&app, merchant).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(codes, vec!["A1", "A2", "A3", "A4", "B1"]);
+}
+
+#[tokio::test]
+async fn a_forged_chunk_for_another_merchant_is_refused_and_nothing_else_is_lost() {
+    let Setup { app, merchant, admin } = setup().await;
+    let other = app.merchant("Other").await;
+    let other_admin = app.sign_in(&app.user(Role::MerchantAdmin, &[other]).await).await;
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A")])).await;
+
+    let mut forged = chunk(merchant, &[(3, "B")]);
+    forged.extend(chunk(other, &[(4, "C")]));
+    let refused = send(&app, &admin, upload.id, 0, 1, forged).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("Row 2 of the chunk"));
+
+    let foreign = send(&app, &other_admin, upload.id, 0, 1, chunk(merchant, &[(3, "B")])).await;
+    assert_eq!(foreign.status(), 403);
+    let anonymous = send(&app, &TestApp::new_client(), upload.id, 0, 1, chunk(merchant, &[(3, "B")])).await;
+    assert_eq!(anonymous.status(), 401);
+    let start_for_other = start(&app, &admin, other, &[manifest("x.csv", 1)]).await;
+    assert_eq!(start_for_other.status(), 403);
+
+    assert_eq!(staged(&app, merchant).await.len(), 1, "the first chunk is intact");
+    assert!(staged(&app, other).await.is_empty());
+    let ok = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(3, "B"), (4, "C")])).await;
+    assert_eq!(ok.json::<ChunkAck>().await.unwrap().rows_received, 3);
+}
+
+#[tokio::test]
+async fn a_bad_or_out_of_order_chunk_leaves_earlier_chunks_as_they_were() {
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await;
+
+    let bad_points = format!("4,{merchant},C,,,lots,,,\n").into_bytes();
+    let refused = send(&app, &admin, upload.id, 0, 1, bad_points).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("points \\\"lots\\\" is not a number"));
+    let skipped_ahead = send(&app, &admin, upload.id, 0, 2, chunk(merchant, &[(4, "C")])).await;
+    assert_eq!(skipped_ahead.status(), 409);
+    let too_many = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(4, "C"), (5, "D")])).await;
+    assert_eq!(too_many.status(), 400, "more rows than validation announced");
+    let huge = send(&app, &admin, upload.id, 0, 1, vec![b'x'; app::staging::MAX_CHUNK_BYTES + 1]).await;
+    assert_eq!(huge.status(), 413);
+
+    assert_eq!(staged(&app, merchant).await.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), vec!["A", "B"]);
+    let state: Option<UploadState> =
+        app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
+    assert_eq!(state.unwrap().files[0].next_seq, 1);
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_upload_and_says_what_is_staged() {
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A")])).await;
+
+    let cancelled: UploadState =
+        app.call(&admin, "cancel-upload", &[("upload", upload.id.to_string())]).await.json().await.unwrap();
+
+    assert_eq!((cancelled.status.as_str(), cancelled.rows_received()), ("cancelled", 1));
+    let late = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(3, "B")])).await;
+    assert_eq!(late.status(), 409);
+    let unfinished: Option<UploadState> =
+        app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
+    assert_eq!(unfinished, None);
+    assert_eq!(staged(&app, merchant).await.len(), 1);
+}
