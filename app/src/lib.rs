@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Code Import: the Leptos application shared by the server (`ssr`) and the browser (`hydrate`).
 
 pub mod admin;

@@ -1,13 +1,577 @@
-//! `/upload`: choosing and staging files.
+//! `/upload`: choose files, validate them in the browser, and stage them, resumably.
 
-use leptos::prelude::*;
+use leptos::{ev, prelude::*, task::spawn_local};
+use uuid::Uuid;
 
-/// The upload page. Staging arrives with the upload feature; until then the page says so
-/// rather than offering controls that do nothing.
+use crate::{
+    admin::list_merchants,
+    components::{error::ErrorNotice, format::format_count},
+    csv::FileReport,
+    staging::{
+        cancel_upload, client, finish_upload, start_upload, unfinished_upload, FileManifest, UploadState,
+    },
+};
+
+/// One chosen file and what is known of it so far.
+#[derive(Debug, Clone, PartialEq)]
+struct FileEntry {
+    name: String,
+    size: u64,
+    checked_bytes: u64,
+    report: Option<FileReport>,
+    checksum: Option<String>,
+    read_error: Option<String>,
+    rows_sent: i64,
+}
+
+impl FileEntry {
+    fn is_valid(&self) -> bool {
+        self.report.as_ref().is_some_and(FileReport::is_valid) && self.read_error.is_none()
+    }
+
+    fn is_checked(&self) -> bool {
+        self.report.is_some() || self.read_error.is_some()
+    }
+}
+
+/// Where the page is in the journey.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Choosing,
+    Uploading,
+    Done(UploadState),
+    Cancelled(UploadState),
+    Failed(String),
+}
+
+/// Upload progress over the whole batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Progress {
+    total_rows: i64,
+    rows_done: i64,
+    bytes_sent: i64,
+    rows_at_start: i64,
+    started_ms: f64,
+    now_ms: f64,
+}
+
+impl Progress {
+    fn rows_per_second(&self) -> f64 {
+        let seconds = (self.now_ms - self.started_ms) / 1000.0;
+        if seconds <= 0.0 {
+            0.0
+        } else {
+            (self.rows_done - self.rows_at_start) as f64 / seconds
+        }
+    }
+}
+
+/// The upload page: merchant, files, the validation table, and the upload with its progress.
 #[component]
 pub fn UploadPage() -> impl IntoView {
+    let merchants = Resource::new(|| (), |_| list_merchants());
+    let merchant = RwSignal::new(None::<Uuid>);
+    let files = RwSignal::new(Vec::<FileEntry>::new());
+    let phase = RwSignal::new(Phase::Choosing);
+    let progress = RwSignal::new(Progress::default());
+    let cancel_requested = RwSignal::new(false);
+    let notice = RwSignal::new(None::<String>);
+    let unfinished = Resource::new(
+        move || (merchant.get(), phase.get() == Phase::Choosing),
+        |(merchant, _)| async move {
+            match merchant {
+                Some(merchant) => unfinished_upload(merchant).await,
+                None => Ok(None),
+            }
+        },
+    );
+
+    let validate_pending = move || {
+        spawn_local(async move {
+            loop {
+                let Some(merchant) = merchant.get_untracked() else { return };
+                let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
+                let Some(name) = next else { return };
+                let Some(file) = client::chosen(&name) else { return };
+                let update = |change: &dyn Fn(&mut FileEntry)| {
+                    files.update(|all| {
+                        if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                            change(entry);
+                        }
+                    })
+                };
+                let result = client::validate(&file, merchant, |bytes| update(&|e| e.checked_bytes = bytes)).await;
+                if merchant_changed(merchant, merchant.into()) {
+                    return;
+                }
+                match result {
+                    Ok(validated) => {
+                        update(&|e| {
+                            e.report = Some(validated.report.clone());
+                            e.checksum = Some(validated.checksum.clone());
+                        });
+                    }
+                    Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
+                }
+            }
+        });
+    };
+
+    let add_files = move |picked: Vec<gloo_file::File>| {
+        let mut added = false;
+        for file in picked {
+            let name = file.name();
+            if !name.to_lowercase().ends_with(".csv") || files.with_untracked(|all| all.iter().any(|f| f.name == name)) {
+                continue;
+            }
+            files.update(|all| {
+                all.push(FileEntry {
+                    name: name.clone(),
+                    size: file.size(),
+                    checked_bytes: 0,
+                    report: None,
+                    checksum: None,
+                    read_error: None,
+                    rows_sent: 0,
+                });
+                all.sort_by(|a, b| a.name.cmp(&b.name));
+            });
+            client::remember(file);
+            added = true;
+        }
+        if added {
+            phase.set(Phase::Choosing);
+            validate_pending();
+        }
+    };
+
+    let on_pick = move |event: ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&event);
+        if let Some(list) = input.files() {
+            add_files((0..list.length()).filter_map(|i| list.get(i)).map(gloo_file::File::from).collect());
+        }
+        input.set_value("");
+    };
+    let on_drop = move |event: ev::DragEvent| {
+        event.prevent_default();
+        if let Some(list) = event.data_transfer().and_then(|d| d.files()) {
+            add_files((0..list.length()).filter_map(|i| list.get(i)).map(gloo_file::File::from).collect());
+        }
+    };
+    let remove = move |name: String| {
+        files.update(|all| all.retain(|f| f.name != name));
+        client::forget(&name);
+    };
+    let choose_merchant = move |event: ev::Event| {
+        let value = event_target_value(&event);
+        merchant.set(value.parse().ok());
+        // Validation depends on the merchant: check every file again.
+        files.update(|all| {
+            for entry in all.iter_mut() {
+                entry.report = None;
+                entry.read_error = None;
+                entry.checked_bytes = 0;
+            }
+        });
+        validate_pending();
+    };
+
+    let start = move |_| {
+        let Some(merchant) = merchant.get_untracked() else { return };
+        let chosen: Vec<FileEntry> = files.get_untracked().into_iter().filter(FileEntry::is_valid).collect();
+        let manifests: Vec<FileManifest> = chosen
+            .iter()
+            .filter_map(|f| {
+                let report = f.report.clone()?;
+                Some(FileManifest {
+                    name: f.name.clone(),
+                    size: f.size as i64,
+                    checksum: f.checksum.clone()?,
+                    rows: report.rows_staged,
+                    report,
+                })
+            })
+            .collect();
+        cancel_requested.set(false);
+        notice.set(None);
+        phase.set(Phase::Uploading);
+        spawn_local(async move {
+            let state = match start_upload(merchant, manifests).await {
+                Ok(state) => state,
+                Err(error) => return phase.set(Phase::Failed(error.to_string())),
+            };
+            let now = client::now_ms();
+            progress.set(Progress {
+                total_rows: state.total_rows,
+                rows_done: state.rows_received(),
+                bytes_sent: 0,
+                rows_at_start: state.rows_received(),
+                started_ms: now,
+                now_ms: now,
+            });
+            for part in &state.files {
+                files.update(|all| {
+                    if let Some(entry) = all.iter_mut().find(|f| f.name == part.name) {
+                        entry.rows_sent = part.rows_received;
+                    }
+                });
+            }
+            for part in state.files.iter().filter(|p| p.rows_received < p.rows_expected) {
+                let Some(file) = client::chosen(&part.name) else {
+                    return phase.set(Phase::Failed(format!("{} is no longer chosen.", part.name)));
+                };
+                let name = part.name.clone();
+                let sent = client::upload_file(
+                    &file,
+                    merchant,
+                    state.id,
+                    part.index,
+                    part.next_seq,
+                    |chunk| {
+                        progress.update(|p| {
+                            p.rows_done += chunk.rows;
+                            p.bytes_sent += chunk.bytes;
+                            p.now_ms = client::now_ms();
+                        });
+                        files.update(|all| {
+                            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                                entry.rows_sent += chunk.rows;
+                            }
+                        });
+                    },
+                    |retry| notice.set(retry),
+                    move || cancel_requested.get_untracked(),
+                )
+                .await;
+                match sent {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return match cancel_upload(state.id).await {
+                            Ok(state) => phase.set(Phase::Cancelled(state)),
+                            Err(error) => phase.set(Phase::Failed(error.to_string())),
+                        };
+                    }
+                    Err(problem) => return phase.set(Phase::Failed(problem)),
+                }
+            }
+            match finish_upload(state.id).await {
+                Ok(state) => phase.set(Phase::Done(state)),
+                Err(error) => phase.set(Phase::Failed(error.to_string())),
+            }
+        });
+    };
+
+    // `webkitdirectory` has no typed attribute in Leptos; set it once the input exists.
+    let folder_input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(input) = folder_input.get() {
+            let _ = input.set_attribute("webkitdirectory", "");
+        }
+    });
+
+    let can_upload = move || {
+        merchant.get().is_some()
+            // After a finished upload the same files would be staged twice: choose files anew.
+            && !matches!(phase.get(), Phase::Uploading | Phase::Done(_))
+            && files.with(|all| all.iter().all(FileEntry::is_checked) && all.iter().any(|f| f.is_valid()))
+    };
+    let uploading = move || phase.get() == Phase::Uploading;
+
     view! {
         <h1>"Upload"</h1>
-        <p class="notice">"Uploading files is not available in this version yet."</p>
+        <section class="card">
+            <h2>"1. Merchant and files"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading merchants…"</p> }>
+                {move || Suspend::new(async move {
+                    match merchants.await {
+                        Ok(list) => {
+                            if list.len() == 1 && merchant.get_untracked().is_none() {
+                                merchant.set(Some(list[0].id));
+                            }
+                            view! {
+                                <label class="field">
+                                    "Merchant"
+                                    <select on:change=choose_merchant prop:disabled=uploading data-testid="merchant">
+                                        <option value="" selected=move || merchant.get().is_none()>"Choose a merchant"</option>
+                                        {list.into_iter().map(|m| {
+                                            let id = m.id;
+                                            view! { <option value=m.id.to_string() selected=move || merchant.get() == Some(id)>{m.name}</option> }
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                            }.into_any()
+                        }
+                        Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <UnfinishedNotice unfinished phase/>
+            <div
+                class="drop-zone"
+                class:disabled=move || merchant.get().is_none() || uploading()
+                on:dragover=|event: ev::DragEvent| event.prevent_default()
+                on:drop=on_drop
+            >
+                <p>"Drop CSV files here, or"</p>
+                <label class="button">
+                    "Choose files"
+                    <input type="file" accept=".csv,text/csv" multiple on:change=on_pick
+                        prop:disabled=move || merchant.get().is_none() || uploading() data-testid="pick-files"/>
+                </label>
+                <label class="button">
+                    "Choose a folder"
+                    <input type="file" multiple node_ref=folder_input on:change=on_pick
+                        prop:disabled=move || merchant.get().is_none() || uploading()/>
+                </label>
+                <p class="muted">"Files are staged in name order. Every row is checked here, in your browser, before anything is sent."</p>
+            </div>
+        </section>
+
+        <Show when=move || files.with(|f| !f.is_empty())>
+            <section class="card">
+                <h2>"2. Validation"</h2>
+                <FilesTable files remove phase/>
+                <BatchTotals files/>
+            </section>
+        </Show>
+
+        <Show when=move || files.with(|f| !f.is_empty())>
+            <section class="card">
+                <h2>"3. Upload to staging"</h2>
+                <div class="actions">
+                    <button class="primary" on:click=start prop:disabled=move || !can_upload()>"Upload"</button>
+                    <Show when=uploading>
+                        <button on:click=move |_| cancel_requested.set(true) prop:disabled=move || cancel_requested.get()>
+                            "Cancel"
+                        </button>
+                    </Show>
+                </div>
+                {move || notice.get().filter(|_| uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
+                <Show when=move || !matches!(phase.get(), Phase::Choosing)>
+                    <ProgressView progress/>
+                </Show>
+                {move || match phase.get() {
+                    Phase::Done(state) => view! {
+                        <p class="success" role="status" data-testid="upload-done">
+                            "Staged " {format_count(state.rows_received())} " rows from " {state.files.len()} " file(s)."
+                        </p>
+                    }.into_any(),
+                    Phase::Cancelled(state) => view! {
+                        <p class="warning" role="status" data-testid="upload-cancelled">
+                            "Upload cancelled. " {format_count(state.rows_received())} " of "
+                            {format_count(state.total_rows)} " rows are staged."
+                        </p>
+                    }.into_any(),
+                    Phase::Failed(problem) => view! { <p class="error" role="alert">{problem}</p> }.into_any(),
+                    _ => ().into_any(),
+                }}
+            </section>
+        </Show>
     }
+}
+
+/// Whether the merchant changed while a file was being validated (its result is stale).
+fn merchant_changed(used: Uuid, now: Signal<Option<Uuid>>) -> bool {
+    now.get_untracked() != Some(used)
+}
+
+/// The unfinished upload of the chosen merchant, with how to resume or cancel it.
+#[component]
+fn UnfinishedNotice(
+    unfinished: Resource<Result<Option<UploadState>, crate::error::AppError>>,
+    phase: RwSignal<Phase>,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match unfinished.await {
+                    Ok(Some(state)) if phase.get_untracked() == Phase::Choosing => {
+                        let names = state.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+                        let id = state.id;
+                        view! {
+                            <div class="notice" data-testid="unfinished-upload">
+                                <p>
+                                    <strong>"An upload is unfinished: "</strong>
+                                    {format_count(state.rows_received())} " of " {format_count(state.total_rows)}
+                                    " rows are staged from " {names} "."
+                                </p>
+                                <p>"Choose the same files to resume it, or cancel it."</p>
+                                <button on:click=move |_| {
+                                    spawn_local(async move {
+                                        let _ = cancel_upload(id).await;
+                                        unfinished.refetch();
+                                    });
+                                }>"Cancel the unfinished upload"</button>
+                            </div>
+                        }.into_any()
+                    }
+                    Ok(_) => ().into_any(),
+                    Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// One row per file: what validation found, and how far its upload is.
+#[component]
+fn FilesTable(
+    files: RwSignal<Vec<FileEntry>>,
+    remove: impl Fn(String) + Copy + Send + Sync + 'static,
+    phase: RwSignal<Phase>,
+) -> impl IntoView {
+    view! {
+        <table class="files" data-testid="files-table">
+            <thead>
+                <tr>
+                    <th scope="col">"File"</th>
+                    <th scope="col" class="num">"Size"</th>
+                    <th scope="col">"Columns"</th>
+                    <th scope="col" class="num">"To stage"</th>
+                    <th scope="col" class="num">"Skipped"</th>
+                    <th scope="col" class="num">"Rejected"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col"></th>
+                </tr>
+            </thead>
+            <tbody>
+                {move || files.get().into_iter().map(|entry| {
+                    let name = entry.name.clone();
+                    let status = file_status(&entry);
+                    let report = entry.report.clone().unwrap_or_default();
+                    let checked = entry.report.is_some();
+                    let errors = report.first_errors.clone();
+                    let rejected = report.rows_rejected;
+                    let problem_row = entry.report.as_ref().and_then(|r| r.problem.clone()).map(|p| p.to_string())
+                        .or(entry.read_error.clone());
+                    let unknown = (!report.unknown_columns.is_empty())
+                        .then(|| format!("ignored: {}", report.unknown_columns.join(", ")));
+                    let delimiter = match report.delimiter.as_str() { "\t" => "tab", ";" => "semicolon", "," => "comma", _ => "" };
+                    let (remove_name, download_name, file_name) = (name.clone(), name.clone(), name.clone());
+                    view! {
+                        <tr data-testid="file-row" data-file=name.clone() class:excluded=problem_row.is_some()>
+                            <td>{name.clone()}</td>
+                            <td class="num">{format_bytes(entry.size)}</td>
+                            <td>
+                                {report.columns.join(", ")}
+                                {checked.then(|| view! { <span class="muted">" (" {delimiter} ")"</span> })}
+                                {unknown.map(|u| view! { <div class="muted">{u}</div> })}
+                            </td>
+                            <td class="num" data-testid="rows-staged">{checked.then(|| format_count(report.rows_staged))}</td>
+                            <td class="num" data-testid="rows-skipped">{checked.then(|| format_count(report.rows_skipped()))}</td>
+                            <td class="num" data-testid="rows-rejected">{checked.then(|| format_count(rejected))}</td>
+                            <td data-testid="file-status">{status}</td>
+                            <td>
+                                <Show when=move || phase.get() == Phase::Choosing>
+                                    {
+                                        let remove_name = remove_name.clone();
+                                        view! { <button class="link" on:click=move |_| remove(remove_name.clone())>"Remove"</button> }
+                                    }
+                                </Show>
+                            </td>
+                        </tr>
+                        {(problem_row.is_some() || !errors.is_empty()).then(|| view! {
+                            <tr class="details">
+                                <td colspan="8">
+                                    {problem_row.map(|p| view! { <p class="error">{format!("{file_name} is excluded: {p}")}</p> })}
+                                    <ul class="row-errors" data-testid="row-errors">
+                                        {errors.into_iter().map(|e| view! {
+                                            <li>{format!("{}:{}: {}", file_name, e.line, e.reason)}</li>
+                                        }).collect_view()}
+                                    </ul>
+                                    {(rejected > 0).then(|| view! {
+                                        <button class="link" on:click=move |_| client::download_rejects(&download_name)>
+                                            "Download all " {format_count(rejected)} " rejected rows"
+                                        </button>
+                                    })}
+                                </td>
+                            </tr>
+                        })}
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// What the status column says about a file.
+fn file_status(entry: &FileEntry) -> String {
+    if let Some(problem) = &entry.read_error {
+        return format!("Unreadable: {problem}");
+    }
+    match &entry.report {
+        None => format!("Checking… {}%", percent(entry.checked_bytes as i64, entry.size as i64)),
+        Some(report) if !report.is_valid() => "Excluded".to_owned(),
+        Some(report) if entry.rows_sent >= report.rows_staged && entry.rows_sent > 0 => "Staged".to_owned(),
+        Some(report) if entry.rows_sent > 0 => format!("Uploading {}%", percent(entry.rows_sent, report.rows_staged)),
+        Some(_) => "Valid".to_owned(),
+    }
+}
+
+/// The batch's totals over the valid files.
+#[component]
+fn BatchTotals(files: RwSignal<Vec<FileEntry>>) -> impl IntoView {
+    let totals = move || {
+        files.with(|all| {
+            let valid: Vec<&FileReport> = all.iter().filter(|f| f.is_valid()).filter_map(|f| f.report.as_ref()).collect();
+            let excluded = all.iter().filter(|f| f.is_checked() && !f.is_valid()).count();
+            (
+                valid.len(),
+                excluded,
+                valid.iter().map(|r| r.rows_staged).sum::<i64>(),
+                valid.iter().map(|r| r.rows_skipped()).sum::<i64>(),
+                valid.iter().map(|r| r.rows_rejected).sum::<i64>(),
+            )
+        })
+    };
+    view! {
+        <p class="totals" data-testid="batch-totals">
+            {move || {
+                let (valid, excluded, staged, skipped, rejected) = totals();
+                format!(
+                    "{valid} file(s) to upload, {excluded} excluded: {} rows to stage, {} skipped, {} rejected.",
+                    format_count(staged), format_count(skipped), format_count(rejected)
+                )
+            }}
+        </p>
+    }
+}
+
+/// Overall upload progress: rows, bytes, rate and time left.
+#[component]
+fn ProgressView(progress: RwSignal<Progress>) -> impl IntoView {
+    view! {
+        {move || {
+            let p = progress.get();
+            let rate = p.rows_per_second();
+            let left = if rate > 0.0 { ((p.total_rows - p.rows_done) as f64 / rate).ceil() as i64 } else { 0 };
+            view! {
+                <div class="progress" data-testid="upload-progress">
+                    <progress max=p.total_rows.max(1) value=p.rows_done></progress>
+                    <span>
+                        {format_count(p.rows_done)} " of " {format_count(p.total_rows)} " rows · "
+                        {format_bytes(p.bytes_sent as u64)} " sent · "
+                        {format_count(rate as i64)} " rows/s"
+                        {(left > 0).then(|| format!(" · about {left} s left"))}
+                    </span>
+                </div>
+            }
+        }}
+    }
+}
+
+fn percent(part: i64, whole: i64) -> i64 {
+    if whole <= 0 { 100 } else { (part * 100 / whole).clamp(0, 100) }
+}
+
+/// 1536 → "1.5 KB".
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }

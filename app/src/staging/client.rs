@@ -1,0 +1,269 @@
+//! The browser side of an upload: reading files in slices, validating them, and posting their
+//! rows in chunks with retries. Called only in the browser (from event handlers and tasks).
+
+use gloo_file::{futures::read_as_bytes, Blob, File};
+use uuid::Uuid;
+use web_sys::wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use super::{chunk_path, ChunkAck, Checksum, CHUNK_ROWS};
+use crate::{
+    csv::{normalised, FileReport, FileValidator, RejectedRow},
+    error::AppError,
+};
+
+thread_local! {
+    /// The files chosen on the page and their rejected rows, by name. Browser objects cannot
+    /// live in reactive state (which the server also creates), so they wait here; the browser
+    /// runs the page on one thread.
+    static CHOSEN: std::cell::RefCell<std::collections::HashMap<String, (File, Vec<RejectedRow>)>> =
+        Default::default();
+}
+
+/// Keeps a chosen file (replacing one of the same name).
+pub fn remember(file: File) {
+    CHOSEN.with_borrow_mut(|chosen| {
+        chosen.insert(file.name(), (file, Vec::new()));
+    });
+}
+
+/// The chosen file named `name`.
+pub fn chosen(name: &str) -> Option<File> {
+    CHOSEN.with_borrow(|chosen| chosen.get(name).map(|(file, _)| file.clone()))
+}
+
+/// Drops a chosen file.
+pub fn forget(name: &str) {
+    CHOSEN.with_borrow_mut(|chosen| {
+        chosen.remove(name);
+    });
+}
+
+fn keep_rejects(name: &str, rejects: Vec<RejectedRow>) {
+    CHOSEN.with_borrow_mut(|chosen| {
+        if let Some(entry) = chosen.get_mut(name) {
+            entry.1 = rejects;
+        }
+    });
+}
+
+/// Offers every rejected row of file `name` as a CSV download (line, reason, row).
+pub fn download_rejects(name: &str) {
+    let text = CHOSEN.with_borrow(|chosen| {
+        let mut out = String::from("line,reason,row\n");
+        for row in chosen.get(name).map(|(_, rejects)| rejects.as_slice()).unwrap_or_default() {
+            out.push_str(&format!("{},{},{}\n", row.line, quote(&row.reason), quote(&row.raw)));
+        }
+        out
+    });
+    download(&format!("{}.rejected.csv", name.trim_end_matches(".csv")), &text);
+}
+
+/// A CSV field, quoted when it needs to be.
+fn quote(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// How much of a file is read and parsed at a time: small enough that the page stays
+/// responsive (a slice parses in tens of milliseconds), large enough to read fast.
+pub const SLICE_BYTES: u64 = 4 * 1024 * 1024;
+/// How often a chunk is retried after a dropped connection or a server error.
+const MAX_ATTEMPTS: u32 = 12;
+
+/// Reads a file slice by slice.
+struct Slices<'a> {
+    file: &'a File,
+    position: u64,
+}
+
+impl<'a> Slices<'a> {
+    fn new(file: &'a File) -> Self {
+        Self { file, position: 0 }
+    }
+
+    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+        let size = self.file.size();
+        if self.position >= size {
+            return None;
+        }
+        let end = (self.position + SLICE_BYTES).min(size);
+        let slice = Blob::from(self.file.slice(self.position, end));
+        self.position = end;
+        Some(read_as_bytes(&slice).await.map_err(|e| format!("{} could not be read: {e}", self.file.name())))
+    }
+}
+
+/// A validated file: its report and its checksum (its rejected rows are kept for download).
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub report: FileReport,
+    pub checksum: String,
+}
+
+/// Validates every row of `file` for an upload to `merchant`; `on_bytes` hears how far it is.
+pub async fn validate(file: &File, merchant: Uuid, mut on_bytes: impl FnMut(u64)) -> Result<Validated, String> {
+    let mut validator = FileValidator::new(merchant);
+    let mut checksum = Checksum::default();
+    let mut slices = Slices::new(file);
+    let mut ignore = |_: u64, _: &crate::csv::StagedRow<'_>| {};
+    while let Some(slice) = slices.next().await {
+        let slice = slice?;
+        checksum.update(&slice);
+        validator.feed(&slice, &mut ignore);
+        on_bytes(slices.position);
+    }
+    let (report, rejects) = validator.finish(&mut ignore);
+    keep_rejects(&file.name(), rejects);
+    Ok(Validated { report, checksum: checksum.hex() })
+}
+
+/// What the upload of one file reports after each stored chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSent {
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// Sends the staged rows of `file` as chunks `skip..` (the ones before were acknowledged
+/// already), stopping early when `cancelled()` says so. Returns whether the file is complete.
+pub async fn upload_file(
+    file: &File,
+    merchant: Uuid,
+    upload: Uuid,
+    index: i32,
+    skip: i32,
+    mut on_chunk: impl FnMut(ChunkSent),
+    mut on_retry: impl FnMut(Option<String>),
+    cancelled: impl Fn() -> bool,
+) -> Result<bool, String> {
+    let mut validator = FileValidator::new(merchant);
+    let mut slices = Slices::new(file);
+    let mut chunks = ChunkBuilder::default();
+    let mut seq = 0i32;
+    loop {
+        let more = match slices.next().await {
+            Some(slice) => {
+                validator.feed(&slice?, &mut |line, row| chunks.push(line, row));
+                true
+            }
+            None => {
+                let last = std::mem::replace(&mut validator, FileValidator::new(merchant));
+                let _ = last.finish(&mut |line, row| chunks.push(line, row));
+                chunks.cut();
+                false
+            }
+        };
+        for (chunk, rows) in chunks.ready.drain(..) {
+            if seq >= skip {
+                if cancelled() {
+                    return Ok(false);
+                }
+                send_chunk(&chunk_path(upload, index, seq), &chunk, &mut on_retry).await?;
+                on_chunk(ChunkSent { rows: rows as i64, bytes: chunk.len() as i64 });
+            }
+            seq += 1;
+        }
+        if !more {
+            return Ok(true);
+        }
+    }
+}
+
+/// Cuts staged rows into chunks of [`CHUNK_ROWS`] in the normalised form.
+#[derive(Default)]
+struct ChunkBuilder {
+    buffer: Vec<u8>,
+    rows: usize,
+    ready: Vec<(Vec<u8>, usize)>,
+}
+
+impl ChunkBuilder {
+    fn push(&mut self, line: u64, row: &crate::csv::StagedRow<'_>) {
+        normalised::write_row(&mut self.buffer, line, row);
+        self.rows += 1;
+        if self.rows == CHUNK_ROWS {
+            self.cut();
+        }
+    }
+
+    /// Ends the current chunk, if it has rows.
+    fn cut(&mut self) {
+        if self.rows > 0 {
+            self.ready.push((std::mem::take(&mut self.buffer), self.rows));
+            self.rows = 0;
+        }
+    }
+}
+
+/// Posts a chunk, retrying with backoff while the server is unreachable or failing; a
+/// refusal (4xx) is final and its message returned.
+async fn send_chunk(path: &str, body: &[u8], on_retry: &mut impl FnMut(Option<String>)) -> Result<ChunkAck, String> {
+    let mut delay_ms = 500;
+    let mut last_problem = String::new();
+    for attempt in 1..=MAX_ATTEMPTS {
+        match post(path, body).await {
+            Ok((200, text)) => {
+                on_retry(None);
+                return serde_json::from_str(&text).map_err(|e| format!("unexpected answer from the server: {e}"));
+            }
+            Ok((status, text)) if (400..500).contains(&status) => {
+                on_retry(None);
+                return Err(serde_json::from_str::<AppError>(&text).map(|e| e.to_string()).unwrap_or(text));
+            }
+            Ok((status, _)) => last_problem = format!("the server answered {status}"),
+            Err(problem) => last_problem = problem,
+        }
+        on_retry(Some(format!("Connection problem ({last_problem}); retry {attempt} of {MAX_ATTEMPTS} in {:.1} s…", delay_ms as f64 / 1000.0)));
+        sleep_ms(delay_ms).await;
+        delay_ms = (delay_ms * 2).min(15_000);
+    }
+    Err(format!("The upload stopped: {last_problem}. Choose Upload again to resume where it stopped."))
+}
+
+/// POSTs bytes; the status and body text, or why no answer came.
+async fn post(path: &str, body: &[u8]) -> Result<(u16, String), String> {
+    let describe = |e: JsValue| e.as_string().unwrap_or_else(|| format!("{e:?}"));
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let array = js_sys::Uint8Array::from(body);
+    init.set_body(&array);
+    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(describe)?;
+    request.headers().set("content-type", "application/octet-stream").map_err(describe)?;
+    let response = JsFuture::from(leptos::prelude::window().fetch_with_request(&request))
+        .await
+        .map_err(|_| "the connection was lost".to_owned())?;
+    let response: web_sys::Response = response.dyn_into().map_err(describe)?;
+    let text = JsFuture::from(response.text().map_err(describe)?).await.map_err(|_| "the connection was lost".to_owned())?;
+    Ok((response.status(), text.as_string().unwrap_or_default()))
+}
+
+/// Waits `ms` milliseconds without blocking the page.
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = leptos::prelude::window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Milliseconds since the page loaded, for rates.
+pub fn now_ms() -> f64 {
+    leptos::prelude::window().performance().map(|p| p.now()).unwrap_or_default()
+}
+
+/// Offers `text` as a download named `name`.
+pub fn download(name: &str, text: &str) {
+    let blob = Blob::new_with_options(text, Some("text/csv;charset=utf-8"));
+    let url = gloo_file::ObjectUrl::from(blob);
+    let document = leptos::prelude::document();
+    if let Ok(link) = document.create_element("a") {
+        let _ = link.set_attribute("href", &url);
+        let _ = link.set_attribute("download", name);
+        if let Some(link) = link.dyn_ref::<web_sys::HtmlElement>() {
+            link.click();
+        }
+    }
+}

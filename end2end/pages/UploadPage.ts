@@ -1,0 +1,32 @@
+import { expect, type Page } from '@playwright/test';
+
+/** `/upload`: merchant, files, validation table, upload. */
+export class UploadPage {
+  constructor(readonly page: Page) {}
+
+  async chooseMerchant(name: string): Promise<void> {
+    await this.page.getByTestId('merchant').selectOption({ label: name });
+  }
+
+  async pick(paths: string[]): Promise<void> {
+    await this.page.getByTestId('pick-files').setInputFiles(paths);
+  }
+
+  file(name: string) {
+    return this.page.locator(`[data-testid="file-row"][data-file="${name}"]`);
+  }
+
+  async waitUntilChecked(names: string[]): Promise<void> {
+    for (const name of names) {
+      await expect(this.file(name).getByTestId('file-status')).not.toHaveText(/Checking/, { timeout: 20_000 });
+    }
+  }
+
+  uploadButton() {
+    return this.page.getByRole('button', { name: 'Upload', exact: true });
+  }
+
+  done() {
+    return this.page.getByTestId('upload-done');
+  }
+}

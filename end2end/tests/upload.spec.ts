@@ -1,0 +1,105 @@
+import { expect, test } from '@playwright/test';
+import { AppShell } from '../pages/AppShell';
+import { openAs } from '../pages/LoginPage';
+import { UploadPage } from '../pages/UploadPage';
+import { createMerchant, createUser, unique } from '../support/accounts';
+import { bigFile, writeFiles } from '../support/csv';
+import { freePort, ServerProcess } from '../support/server';
+import { withDb } from '../support/db';
+
+test('three files are validated in the browser, the invalid one is excluded, the rest staged', async ({ page }, testInfo) => {
+  const merchant = createMerchant('Upload');
+  const prefix = `T${unique()}`;
+  const paths = writeFiles(testInfo.outputPath('files'), {
+    // BOM, CRLF, batch_id, an unknown column, a blank line, a blank code, bad points, a quoted comma.
+    '01_first.csv':
+      '\ufeffCode,Points,Batch_ID,Colour\r\n' +
+      `${prefix}-1,10,B1,red\r\n` +
+      '\r\n' +
+      ',5,B1,blue\r\n' +
+      `${prefix}-2,ten,B1,green\r\n` +
+      `"${prefix}-3,x",30,B2,red\r\n`,
+    // Semicolons and a merchant_id column naming the merchant; one row names another merchant.
+    '02_second.csv':
+      'code;merchant_id;price\n' +
+      `${prefix}-4;${merchant.id};1.50\n` +
+      `${prefix}-5;00000000-0000-0000-0000-000000000001;2\n` +
+      `${prefix}-6;;3\n`,
+    '03_broken.csv': 'sku,points\nA,1\n',
+  });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['01_first.csv', '02_second.csv', '03_broken.csv']);
+
+  const first = upload.file('01_first.csv');
+  await expect(first.getByTestId('rows-staged')).toHaveText('2');
+  await expect(first.getByTestId('rows-skipped')).toHaveText('2');
+  await expect(first.getByTestId('rows-rejected')).toHaveText('1');
+  await expect(first).toContainText('ignored: Colour');
+  await expect(page.getByText('01_first.csv:5: points "ten" is not a number')).toBeVisible();
+  const second = upload.file('02_second.csv');
+  await expect(second.getByTestId('rows-staged')).toHaveText('2');
+  await expect(second.getByTestId('rows-rejected')).toHaveText('1');
+  await expect(page.getByText(/02_second\.csv:3: merchant_id .* is not the merchant this upload is for/)).toBeVisible();
+  await expect(upload.file('03_broken.csv').getByTestId('file-status')).toHaveText('Excluded');
+  await expect(page.getByText('03_broken.csv is excluded: there is no code column')).toBeVisible();
+  await expect(page.getByTestId('batch-totals')).toHaveText(
+    '2 file(s) to upload, 1 excluded: 4 rows to stage, 2 skipped, 2 rejected.',
+  );
+
+  await upload.uploadButton().click();
+
+  await expect(upload.done()).toHaveText('Staged 4 rows from 2 file(s).', { timeout: 20_000 });
+  const staged = await withDb((db) =>
+    db.query(
+      `SELECT row_number::int, code, source_file, source_line::int, points::text, batch_code, price::text
+       FROM codes_check_temp WHERE merchant_id = $1 ORDER BY row_number`,
+      [merchant.id],
+    ),
+  );
+  expect(staged.rows).toEqual([
+    { row_number: 1, code: `${prefix}-1`, source_file: '01_first.csv', source_line: 2, points: '10', batch_code: 'B1', price: null },
+    { row_number: 2, code: `${prefix}-3,x`, source_file: '01_first.csv', source_line: 6, points: '30', batch_code: 'B2', price: null },
+    { row_number: 3, code: `${prefix}-4`, source_file: '02_second.csv', source_line: 2, points: null, batch_code: null, price: '1.50' },
+    { row_number: 4, code: `${prefix}-6`, source_file: '02_second.csv', source_line: 4, points: null, batch_code: null, price: '3' },
+  ]);
+  await expect(new AppShell(page).userEmail()).toBeVisible();
+});
+
+test('an upload goes on after the server is killed mid-way and comes back', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  const merchant = createMerchant('Restart');
+  const prefix = `R${unique()}`;
+  const rows = 450_000;
+  const paths = writeFiles(testInfo.outputPath('files'), { 'big.csv': bigFile(prefix, rows) });
+  const server = new ServerProcess(await freePort());
+  await server.start();
+  try {
+    await openAs(page, createUser('merchant_admin', [merchant]), `${server.url}/upload`);
+    const upload = new UploadPage(page);
+    await upload.pick(paths);
+    await upload.waitUntilChecked(['big.csv']);
+    await expect(upload.file('big.csv').getByTestId('rows-staged')).toHaveText('450,000');
+    const firstChunk = page.waitForResponse((r) => /\/chunks\/0$/.test(r.url()) && r.status() === 200);
+
+    await upload.uploadButton().click();
+    await firstChunk;
+    await server.kill();
+    await expect(page.getByText(/Connection problem/)).toBeVisible({ timeout: 20_000 });
+    await server.start();
+
+    await expect(upload.done()).toHaveText('Staged 450,000 rows from 1 file(s).', { timeout: 90_000 });
+    const counts = await withDb((db) =>
+      db.query(
+        `SELECT count(*)::int AS rows, count(DISTINCT code)::int AS codes, min(row_number)::int AS first,
+                max(row_number)::int AS last, max(source_line)::int AS last_line
+         FROM codes_check_temp WHERE merchant_id = $1`,
+        [merchant.id],
+      ),
+    );
+    expect(counts.rows[0]).toEqual({ rows: rows, codes: rows, first: 1, last: rows, last_line: rows + 1 });
+  } finally {
+    await server.kill();
+  }
+});
