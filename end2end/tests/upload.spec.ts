@@ -103,3 +103,44 @@ test('an upload goes on after the server is killed mid-way and comes back', asyn
     await server.kill();
   }
 });
+
+test('after a reload the page shows the unfinished upload and the same file resumes it', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  const merchant = createMerchant('Reload');
+  const prefix = `L${unique()}`;
+  const rows = 350_000;
+  const paths = writeFiles(testInfo.outputPath('files'), { 'reload.csv': bigFile(prefix, rows) });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['reload.csv']);
+  const firstChunk = page.waitForResponse((r) => /\/chunks\/0$/.test(r.url()) && r.status() === 200);
+  await upload.uploadButton().click();
+  await firstChunk;
+
+  await page.reload();
+
+  await new AppShell(page).waitForHydration();
+  const notice = page.getByTestId('unfinished-upload');
+  await expect(notice).toContainText('An upload is unfinished');
+  await expect(notice).toContainText(`of ${rows.toLocaleString('en')} rows are staged from reload.csv`);
+  // Resuming sends only what is missing: chunk 0 is not sent again.
+  const resent: string[] = [];
+  page.on('request', (r) => {
+    if (/\/chunks\/\d+$/.test(r.url())) resent.push(r.url().split('/').pop()!);
+  });
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['reload.csv']);
+  await upload.uploadButton().click();
+
+  await expect(upload.done()).toHaveText('Staged 350,000 rows from 1 file(s).', { timeout: 90_000 });
+  expect(resent).not.toContain('0');
+  const counts = await withDb((db) =>
+    db.query(
+      `SELECT count(*)::int AS rows, count(DISTINCT code)::int AS codes, max(row_number)::int AS last
+       FROM codes_check_temp WHERE merchant_id = $1`,
+      [merchant.id],
+    ),
+  );
+  expect(counts.rows[0]).toEqual({ rows, codes: rows, last: rows });
+});

@@ -26,6 +26,7 @@ use sqlx::{
 use tower_http::trace::TraceLayer;
 use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
 
+pub mod bench;
 pub mod cli;
 
 /// The schema, embedded in the binary and applied at start-up.
@@ -272,6 +273,7 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
             println!("created {} {email} ({id})", role.label().to_lowercase());
             Ok(())
         }
+        Command::Bench(options) => crate::bench::run(&config.database_url, &options).await.map_err(StartupError::Command),
         Command::CreateMerchant { name } => {
             let pool = prepare_database(&config.database_url).await?;
             let merchant = app::admin::ssr::create_merchant(&pool, &name)

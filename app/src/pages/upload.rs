@@ -86,6 +86,15 @@ pub fn UploadPage() -> impl IntoView {
         },
     );
 
+    // A user with one merchant has it chosen for them (in the browser, once it is known).
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = merchants.get() {
+            if list.len() == 1 && merchant.get_untracked().is_none() {
+                merchant.set(Some(list[0].id));
+            }
+        }
+    });
+
     let validate_pending = move || {
         spawn_local(async move {
             loop {
@@ -216,43 +225,59 @@ pub fn UploadPage() -> impl IntoView {
                     }
                 });
             }
-            for part in state.files.iter().filter(|p| p.rows_received < p.rows_expected) {
-                let Some(file) = client::chosen(&part.name) else {
-                    return phase.set(Phase::Failed(format!("{} is no longer chosen.", part.name)));
-                };
-                let name = part.name.clone();
-                let sent = client::upload_file(
-                    &file,
-                    merchant,
-                    state.id,
-                    part.index,
-                    part.next_seq,
-                    |chunk| {
-                        progress.update(|p| {
-                            p.rows_done += chunk.rows;
-                            p.bytes_sent += chunk.bytes;
-                            p.now_ms = client::now_ms();
-                        });
-                        files.update(|all| {
-                            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
-                                entry.rows_sent += chunk.rows;
-                            }
-                        });
-                    },
-                    |retry| notice.set(retry),
-                    move || cancel_requested.get_untracked(),
-                )
-                .await;
-                match sent {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return match cancel_upload(state.id).await {
-                            Ok(state) => phase.set(Phase::Cancelled(state)),
-                            Err(error) => phase.set(Phase::Failed(error.to_string())),
-                        };
+            // Two files at a time: while one file's chunk is being stored, the next chunk of
+            // the other is parsed here.
+            let queue: std::cell::RefCell<std::collections::VecDeque<_>> =
+                state.files.iter().filter(|p| p.rows_received < p.rows_expected).cloned().collect::<std::collections::VecDeque<_>>().into();
+            let failure = std::cell::RefCell::new(None::<String>);
+            let stop = || cancel_requested.get_untracked() || failure.borrow().is_some();
+            let worker = || async {
+                while let Some(part) = { let next = queue.borrow_mut().pop_front(); next } {
+                    if stop() {
+                        return;
                     }
-                    Err(problem) => return phase.set(Phase::Failed(problem)),
+                    let Some(file) = client::chosen(&part.name) else {
+                        *failure.borrow_mut() = Some(format!("{} is no longer chosen.", part.name));
+                        return;
+                    };
+                    let name = part.name.clone();
+                    let sent = client::upload_file(
+                        &file,
+                        merchant,
+                        state.id,
+                        part.index,
+                        part.next_seq,
+                        |chunk| {
+                            progress.update(|p| {
+                                p.rows_done += chunk.rows;
+                                p.bytes_sent += chunk.bytes;
+                                p.now_ms = client::now_ms();
+                            });
+                            files.update(|all| {
+                                if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                                    entry.rows_sent += chunk.rows;
+                                }
+                            });
+                        },
+                        |retry| notice.set(retry),
+                        stop,
+                    )
+                    .await;
+                    if let Err(problem) = sent {
+                        failure.borrow_mut().get_or_insert(problem);
+                        return;
+                    }
                 }
+            };
+            futures_util::future::join(worker(), worker()).await;
+            if let Some(problem) = failure.take() {
+                return phase.set(Phase::Failed(problem));
+            }
+            if cancel_requested.get_untracked() {
+                return match cancel_upload(state.id).await {
+                    Ok(state) => phase.set(Phase::Cancelled(state)),
+                    Err(error) => phase.set(Phase::Failed(error.to_string())),
+                };
             }
             match finish_upload(state.id).await {
                 Ok(state) => phase.set(Phase::Done(state)),
@@ -285,9 +310,6 @@ pub fn UploadPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match merchants.await {
                         Ok(list) => {
-                            if list.len() == 1 && merchant.get_untracked().is_none() {
-                                merchant.set(Some(list[0].id));
-                            }
                             view! {
                                 <label class="field">
                                     "Merchant"

@@ -6,9 +6,9 @@ use uuid::Uuid;
 use web_sys::wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use super::{chunk_path, ChunkAck, Checksum, CHUNK_ROWS};
+use super::{chunk_path, ChunkAck, ChunkBuilder, Checksum};
 use crate::{
-    csv::{normalised, FileReport, FileValidator, RejectedRow},
+    csv::{FileReport, FileValidator, RejectedRow},
     error::AppError,
 };
 
@@ -140,6 +140,7 @@ pub async fn upload_file(
     mut on_retry: impl FnMut(Option<String>),
     cancelled: impl Fn() -> bool,
 ) -> Result<bool, String> {
+    // A cancelled upload stops between chunks; `Ok(false)` says it did not finish.
     let mut validator = FileValidator::new(merchant);
     let mut slices = Slices::new(file);
     let mut chunks = ChunkBuilder::default();
@@ -169,32 +170,6 @@ pub async fn upload_file(
         }
         if !more {
             return Ok(true);
-        }
-    }
-}
-
-/// Cuts staged rows into chunks of [`CHUNK_ROWS`] in the normalised form.
-#[derive(Default)]
-struct ChunkBuilder {
-    buffer: Vec<u8>,
-    rows: usize,
-    ready: Vec<(Vec<u8>, usize)>,
-}
-
-impl ChunkBuilder {
-    fn push(&mut self, line: u64, row: &crate::csv::StagedRow<'_>) {
-        normalised::write_row(&mut self.buffer, line, row);
-        self.rows += 1;
-        if self.rows == CHUNK_ROWS {
-            self.cut();
-        }
-    }
-
-    /// Ends the current chunk, if it has rows.
-    fn cut(&mut self) {
-        if self.rows > 0 {
-            self.ready.push((std::mem::take(&mut self.buffer), self.rows));
-            self.rows = 0;
         }
     }
 }

@@ -27,6 +27,34 @@ pub const MAX_FILES: usize = 1000;
 /// the per-request and per-`COPY` costs vanish.
 pub const CHUNK_ROWS: usize = 100_000;
 
+/// Cuts staged rows into chunks of [`CHUNK_ROWS`] in the normalised form.
+#[derive(Default)]
+pub struct ChunkBuilder {
+    buffer: Vec<u8>,
+    rows: usize,
+    /// Finished chunks and their row counts, in order.
+    pub ready: Vec<(Vec<u8>, usize)>,
+}
+
+impl ChunkBuilder {
+    /// Adds a staged row from file line `line`.
+    pub fn push(&mut self, line: u64, row: &crate::csv::StagedRow<'_>) {
+        crate::csv::normalised::write_row(&mut self.buffer, line, row);
+        self.rows += 1;
+        if self.rows == CHUNK_ROWS {
+            self.cut();
+        }
+    }
+
+    /// Ends the current chunk, if it has rows.
+    pub fn cut(&mut self) {
+        if self.rows > 0 {
+            self.ready.push((std::mem::take(&mut self.buffer), self.rows));
+            self.rows = 0;
+        }
+    }
+}
+
 /// A 64-bit FNV-1a checksum of a file's bytes, fed slice by slice; tells a re-selected file
 /// from a different one of the same name and size.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES};
 use crate::{
     auth::ssr::{constraint_of, Caller},
-    csv::{normalised, Column, COLUMNS},
+    csv::{normalised, COLUMNS},
     error::AppError,
     state::AppState,
 };
@@ -202,12 +202,6 @@ pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, A
 
 // --- Chunks ----------------------------------------------------------------------------------
 
-/// One row ready for `COPY`: the file line and the known fields, in [`COLUMNS`] order.
-struct ParsedRow {
-    line: u64,
-    fields: [Option<String>; 8],
-}
-
 /// `POST /api/uploads/{upload}/files/{file}/chunks/{seq}`: stores chunk `seq` of a file.
 /// 200 with a [`ChunkAck`]; 401/403 for a caller who may not act for the upload's merchant;
 /// 400 for a chunk with a bad row (nothing of it is stored); 409 for a chunk out of order or
@@ -231,9 +225,9 @@ pub async fn receive_chunk(
 pub async fn store_chunk(pool: &PgPool, caller: &Caller, upload: Uuid, file: i32, seq: i32, body: &[u8]) -> Result<ChunkAck, AppError> {
     let merchant = merchant_of(pool, upload).await?;
     caller.may_act_for(merchant)?;
-    let rows = parse_chunk(body, merchant)?;
 
     let mut tx = pool.begin().await?;
+    // The file's row lock orders its chunks; other files' chunks proceed in parallel.
     let Some((status, row_base, name, row_offset, rows_expected, rows_received, next_seq)) =
         sqlx::query_as::<_, (String, i64, String, i64, i64, i64, i32)>(
             "SELECT u.status, u.row_base, f.name, f.row_offset, f.rows_expected, f.rows_received, f.next_seq
@@ -257,16 +251,15 @@ pub async fn store_chunk(pool: &PgPool, caller: &Caller, upload: Uuid, file: i32
     if seq > next_seq {
         return Err(AppError::conflict(format!("Chunk {seq} arrived before chunk {next_seq}; send {next_seq} first.")));
     }
-    let count = rows.len() as i64;
+
+    let first_row_number = row_base + row_offset + rows_received + 1;
+    let (data, count) = copy_text(body, merchant, upload, &name, first_row_number)?;
     if rows_received + count > rows_expected {
         return Err(AppError::invalid(format!(
             "{name} was to stage {rows_expected} rows; this chunk would make {}.",
             rows_received + count
         )));
     }
-
-    let first_row_number = row_base + row_offset + rows_received + 1;
-    let data = copy_text(&rows, merchant, upload, &name, first_row_number);
     let mut copy = tx
         .copy_in_raw(
             "COPY codes_check_temp (merchant_id, row_number, code, serial, sku, points, sku_name,
@@ -290,39 +283,23 @@ pub async fn store_chunk(pool: &PgPool, caller: &Caller, upload: Uuid, file: i32
     Ok(ChunkAck { duplicate: false, rows_received: rows_received + count, next_seq: next_seq + 1 })
 }
 
-/// Re-checks every row of a chunk for `merchant`; `Invalid` naming the first bad row.
-fn parse_chunk(body: &[u8], merchant: Uuid) -> Result<Vec<ParsedRow>, AppError> {
-    let mut rows = Vec::new();
-    normalised::read_rows(body, merchant, &mut |line, row| {
-        let mut fields: [Option<String>; 8] = Default::default();
-        for column in COLUMNS {
-            if column != Column::MerchantId {
-                fields[column as usize] = row.get(column).map(str::to_owned);
-            }
-        }
-        rows.push(ParsedRow { line, fields });
-    })
-    .map_err(|error| AppError::invalid(format!("Row {} of the chunk {}; nothing of this chunk was stored.", error.row, error.reason)))?;
-    if rows.is_empty() {
-        return Err(AppError::invalid("The chunk has no rows."));
-    }
-    Ok(rows)
-}
-
-/// The rows in `COPY … FROM STDIN` text format, numbered from `first_row_number`.
-fn copy_text(rows: &[ParsedRow], merchant: Uuid, upload: Uuid, file_name: &str, first_row_number: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rows.len() * 120);
-    let merchant = merchant.to_string();
+/// Re-checks every row of a chunk for `merchant` and writes it in `COPY … FROM STDIN` text
+/// format, numbered from `first_row_number`; the text and the row count, or `Invalid` naming
+/// the first bad row (then nothing of the chunk is stored).
+fn copy_text(body: &[u8], merchant: Uuid, upload: Uuid, file_name: &str, first_row_number: i64) -> Result<(Vec<u8>, i64), AppError> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 2);
+    let merchant_text = merchant.to_string();
     let upload = upload.to_string();
     let mut file = Vec::new();
     copy_escape(&mut file, file_name);
-    for (i, row) in rows.iter().enumerate() {
-        out.extend_from_slice(merchant.as_bytes());
+    let mut row_number = first_row_number;
+    normalised::read_rows(body, merchant, &mut |line, row| {
+        out.extend_from_slice(merchant_text.as_bytes());
         out.push(b'\t');
-        out.extend_from_slice((first_row_number + i as i64).to_string().as_bytes());
+        out.extend_from_slice(row_number.to_string().as_bytes());
         for column in &COLUMNS[1..] {
             out.push(b'\t');
-            match &row.fields[*column as usize] {
+            match row.get(*column) {
                 Some(value) => copy_escape(&mut out, value),
                 None => out.extend_from_slice(b"\\N"),
             }
@@ -332,10 +309,16 @@ fn copy_text(rows: &[ParsedRow], merchant: Uuid, upload: Uuid, file_name: &str, 
         out.push(b'\t');
         out.extend_from_slice(&file);
         out.push(b'\t');
-        out.extend_from_slice(row.line.to_string().as_bytes());
+        out.extend_from_slice(line.to_string().as_bytes());
         out.push(b'\n');
+        row_number += 1;
+    })
+    .map_err(|error| AppError::invalid(format!("Row {} of the chunk {}; nothing of this chunk was stored.", error.row, error.reason)))?;
+    let count = row_number - first_row_number;
+    if count == 0 {
+        return Err(AppError::invalid("The chunk has no rows."));
     }
-    out
+    Ok((out, count))
 }
 
 /// Escapes a value for `COPY` text format.

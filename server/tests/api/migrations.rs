@@ -58,7 +58,8 @@ async fn the_server_creates_and_migrates_a_database_that_does_not_exist() {
     assert!(constraint_exists(&pool, "codes_code_merchant_id_unique").await);
     assert!(constraint_exists(&pool, "codes_import_jobs_status_check").await);
     assert!(index_exists(&pool, "idx_codes_import_job_id").await);
-    assert!(index_exists(&pool, "idx_codes_check_temp_merchant_code").await);
+    assert!(constraint_exists(&pool, "codes_check_temp_pkey").await);
+    assert!(!index_exists(&pool, "idx_codes_check_temp_merchant_code").await, "staging keeps no secondary index");
 
     // The unique constraint really holds.
     let merchant = uuid::Uuid::new_v4();

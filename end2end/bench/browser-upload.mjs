@@ -1,0 +1,89 @@
+// The browser leg of the benchmark: one generated file of ROWS rows through the real page in
+// headless Chromium — WASM validation rate, then end-to-end upload rate. Prints figures; run
+// by scripts/bench --browser against a release build. Not a test: it asserts only the counts.
+import { chromium } from '@playwright/test';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+const rows = Number(process.env.ROWS ?? 1_000_000);
+const server = process.env.SERVER_BIN;
+const port = process.env.PORT ?? '3191';
+const base = `http://127.0.0.1:${port}`;
+const database = `postgres://postgres@127.0.0.1:5432/code_import_bench_browser_${process.pid}`;
+const env = { ...process.env, DATABASE_URL: database, APP_ADDR: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
+const password = 'bench password, not secret';
+
+const run = (args, input) => execFileSync(server, args, { env, input, encoding: 'utf8' });
+const merchantOut = run(['create-merchant', '--name', 'Bench']);
+const merchant = /\(([0-9a-f-]{36})\)/.exec(merchantOut)[1];
+run(['create-user', '--email', 'bench@example.com', '--role', 'merchant_admin', '--merchant', merchant], `${password}\n`);
+
+const dir = mkdtempSync(join(tmpdir(), 'code-import-bench-'));
+const file = join(dir, 'bench.csv');
+const lines = ['code,serial,sku,points,sku_name,batch_code,price'];
+for (let i = 1; i <= rows; i++) lines.push(`NBD-${String(i).padStart(10, '0')},S${i},SKU-${i % 50},${i % 500},Gift card ${i % 50},B1,${i % 90}.50`);
+writeFileSync(file, lines.join('\n') + '\n');
+const bytes = Buffer.byteLength(lines.join('\n')) + 1;
+
+const child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
+try {
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`${base}/healthz`)).ok) break; } catch {}
+    if (i > 300) throw new Error('server did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+  const page = await browser.newPage();
+  await page.goto(`${base}/upload`);
+  await page.getByLabel('Email').fill('bench@example.com');
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForSelector('body[data-hydrated]');
+  await page.waitForSelector('[data-testid=pick-files]:not([disabled])');
+
+  const status = page.locator('[data-testid=file-row] [data-testid=file-status]');
+  let started = performance.now();
+  await page.getByTestId('pick-files').setInputFiles(file);
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid=file-row] [data-testid=file-status]');
+    return s && !s.textContent.startsWith('Checking');
+  }, null, { timeout: 600_000, polling: 50 });
+  const validateSeconds = (performance.now() - started) / 1000;
+  if ((await status.textContent()) !== 'Valid') throw new Error(`validation: ${await status.textContent()}`);
+
+  started = performance.now();
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.getByTestId('upload-done').waitFor({ timeout: 600_000 });
+  const uploadSeconds = (performance.now() - started) / 1000;
+  await browser.close();
+
+  const db = new pg.Client({ connectionString: database });
+  await db.connect();
+  const staged = Number((await db.query('SELECT count(*) FROM codes_check_temp')).rows[0].count);
+  await db.end();
+  const json = process.argv.includes('--json');
+  const report = (step, seconds) =>
+    json
+      ? console.log(JSON.stringify({ step, rows, seconds: Number(seconds.toFixed(3)), floor_seconds: null, peak_rss_mb: null }))
+      : console.log(`${step.padEnd(28)} ${String(rows).padStart(10)} rows ${seconds.toFixed(2).padStart(8)} s ${Math.round(rows / seconds).toLocaleString('en').padStart(12)} rows/s`);
+  if (!json) console.log(`browser leg: one ${(bytes / 1048576).toFixed(0)} MiB file, headless Chromium`);
+  report('browser validate (WASM)', validateSeconds);
+  report('browser upload (end to end)', uploadSeconds);
+  if (staged !== rows) {
+    console.error(`staged ${staged} rows, expected ${rows}`);
+    process.exitCode = 1;
+  }
+} finally {
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS code_import_bench_browser_${process.pid} WITH (FORCE)`);
+  await admin.end();
+}
