@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import pg from 'pg';
 
 const rows = Number(process.env.ROWS ?? 1_000_000);
+// Split over several files, as real batches are (the page sends two files at a time).
+const fileCount = Number(process.env.FILES ?? 4);
 const server = process.env.SERVER_BIN;
 const port = process.env.PORT ?? '3191';
 const base = `http://127.0.0.1:${port}`;
 const database = `postgres://postgres@127.0.0.1:5432/code_import_bench_browser_${process.pid}`;
-const env = { ...process.env, DATABASE_URL: database, APP_ADDR: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
+const env = { ...process.env, DATABASE_URL: database, APP_ADDR: `127.0.0.1:${port}`, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
 const password = 'bench password, not secret';
 
 const run = (args, input) => execFileSync(server, args, { env, input, encoding: 'utf8' });
@@ -22,11 +24,19 @@ const merchant = /\(([0-9a-f-]{36})\)/.exec(merchantOut)[1];
 run(['create-user', '--email', 'bench@example.com', '--role', 'merchant_admin', '--merchant', merchant], `${password}\n`);
 
 const dir = mkdtempSync(join(tmpdir(), 'code-import-bench-'));
-const file = join(dir, 'bench.csv');
-const lines = ['code,serial,sku,points,sku_name,batch_code,price'];
-for (let i = 1; i <= rows; i++) lines.push(`NBD-${String(i).padStart(10, '0')},S${i},SKU-${i % 50},${i % 500},Gift card ${i % 50},B1,${i % 90}.50`);
-writeFileSync(file, lines.join('\n') + '\n');
-const bytes = Buffer.byteLength(lines.join('\n')) + 1;
+const paths = [];
+let bytes = 0;
+for (let f = 0; f < fileCount; f++) {
+  const lines = ['code,serial,sku,points,sku_name,batch_code,price'];
+  for (let i = f + 1; i <= rows; i += fileCount) {
+    lines.push(`NBD-${String(i).padStart(10, '0')},S${i},SKU-${i % 50},${i % 500},Gift card ${i % 50},B1,${i % 90}.50`);
+  }
+  const text = lines.join('\n') + '\n';
+  const path = join(dir, `bench_${String(f + 1).padStart(2, '0')}.csv`);
+  writeFileSync(path, text);
+  paths.push(path);
+  bytes += Buffer.byteLength(text);
+}
 
 const child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
 try {
@@ -47,15 +57,15 @@ try {
   await page.waitForSelector('body[data-hydrated]');
   await page.waitForSelector('[data-testid=pick-files]:not([disabled])');
 
-  const status = page.locator('[data-testid=file-row] [data-testid=file-status]');
   let started = performance.now();
-  await page.getByTestId('pick-files').setInputFiles(file);
-  await page.waitForFunction(() => {
-    const s = document.querySelector('[data-testid=file-row] [data-testid=file-status]');
-    return s && !s.textContent.startsWith('Checking');
-  }, null, { timeout: 600_000, polling: 50 });
+  await page.getByTestId('pick-files').setInputFiles(paths);
+  await page.waitForFunction((count) => {
+    const all = [...document.querySelectorAll('[data-testid=file-row] [data-testid=file-status]')];
+    return all.length === count && all.every((s) => !s.textContent.startsWith('Checking'));
+  }, fileCount, { timeout: 600_000, polling: 20 });
   const validateSeconds = (performance.now() - started) / 1000;
-  if ((await status.textContent()) !== 'Valid') throw new Error(`validation: ${await status.textContent()}`);
+  const statuses = await page.locator('[data-testid=file-row] [data-testid=file-status]').allTextContents();
+  if (statuses.some((s) => s !== 'Valid')) throw new Error(`validation: ${statuses}`);
 
   started = performance.now();
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
@@ -72,7 +82,7 @@ try {
     json
       ? console.log(JSON.stringify({ step, rows, seconds: Number(seconds.toFixed(3)), floor_seconds: null, peak_rss_mb: null }))
       : console.log(`${step.padEnd(28)} ${String(rows).padStart(10)} rows ${seconds.toFixed(2).padStart(8)} s ${Math.round(rows / seconds).toLocaleString('en').padStart(12)} rows/s`);
-  if (!json) console.log(`browser leg: one ${(bytes / 1048576).toFixed(0)} MiB file, headless Chromium`);
+  if (!json) console.log(`browser leg: ${fileCount} files, ${(bytes / 1048576).toFixed(0)} MiB, headless Chromium`);
   report('browser validate (WASM)', validateSeconds);
   report('browser upload (end to end)', uploadSeconds);
   if (staged !== rows) {

@@ -59,6 +59,11 @@ impl<'a> Record<'a> {
         Some(&self.data[start..end])
     }
 
+    /// Every field's bytes, back to back (quotes and delimiters removed).
+    pub fn bytes(&self) -> &'a [u8] {
+        &self.data[..self.ends.last().copied().unwrap_or(0)]
+    }
+
     pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
         (0..self.len()).filter_map(move |i| self.get(i))
     }

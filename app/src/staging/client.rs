@@ -145,6 +145,7 @@ pub async fn upload_file(
     let mut slices = Slices::new(file);
     let mut chunks = ChunkBuilder::default();
     let mut seq = 0i32;
+    let mut in_flight: Option<InFlight> = None;
     loop {
         let more = match slices.next().await {
             Some(slice) => {
@@ -158,18 +159,54 @@ pub async fn upload_file(
                 false
             }
         };
+        // Each chunk is sent as soon as it is cut, and awaited only when the next one is
+        // ready (or the file ends): the next chunk is parsed while the server stores this one.
         for (chunk, rows) in chunks.ready.drain(..) {
             if seq >= skip {
+                if let Some(previous) = in_flight.take() {
+                    let sent = previous.complete(&mut on_retry).await?;
+                    on_chunk(sent);
+                }
                 if cancelled() {
                     return Ok(false);
                 }
-                send_chunk(&chunk_path(upload, index, seq), &chunk, &mut on_retry).await?;
-                on_chunk(ChunkSent { rows: rows as i64, bytes: chunk.len() as i64 });
+                in_flight = Some(InFlight::start(chunk_path(upload, index, seq), chunk, rows)?);
             }
             seq += 1;
         }
         if !more {
+            if let Some(last) = in_flight.take() {
+                let sent = last.complete(&mut on_retry).await?;
+                on_chunk(sent);
+            }
             return Ok(true);
+        }
+    }
+}
+
+/// A chunk whose request has been sent and whose answer is awaited later.
+struct InFlight {
+    path: String,
+    body: Vec<u8>,
+    rows: usize,
+    answer: JsFuture,
+}
+
+impl InFlight {
+    fn start(path: String, body: Vec<u8>, rows: usize) -> Result<Self, String> {
+        let answer = start_post(&path, &body)?;
+        Ok(Self { path, body, rows, answer })
+    }
+
+    /// The chunk's acknowledgement; a failed first attempt goes on with retries.
+    async fn complete(self, on_retry: &mut impl FnMut(Option<String>)) -> Result<ChunkSent, String> {
+        let sent = ChunkSent { rows: self.rows as i64, bytes: self.body.len() as i64 };
+        match finish_post(self.answer).await {
+            Ok((200, _)) => Ok(sent),
+            Ok((status, text)) if (400..500).contains(&status) => {
+                Err(serde_json::from_str::<AppError>(&text).map(|e| e.to_string()).unwrap_or(text))
+            }
+            _ => send_chunk(&self.path, &self.body, on_retry).await.map(|_| sent),
         }
     }
 }
@@ -199,18 +236,29 @@ async fn send_chunk(path: &str, body: &[u8], on_retry: &mut impl FnMut(Option<St
     Err(format!("The upload stopped: {last_problem}. Choose Upload again to resume where it stopped."))
 }
 
+fn describe(e: JsValue) -> String {
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
 /// POSTs bytes; the status and body text, or why no answer came.
 async fn post(path: &str, body: &[u8]) -> Result<(u16, String), String> {
-    let describe = |e: JsValue| e.as_string().unwrap_or_else(|| format!("{e:?}"));
+    finish_post(start_post(path, body)?).await
+}
+
+/// Sends a POST now; its answer is awaited with [`finish_post`].
+fn start_post(path: &str, body: &[u8]) -> Result<JsFuture, String> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     let array = js_sys::Uint8Array::from(body);
     init.set_body(&array);
     let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(describe)?;
     request.headers().set("content-type", "application/octet-stream").map_err(describe)?;
-    let response = JsFuture::from(leptos::prelude::window().fetch_with_request(&request))
-        .await
-        .map_err(|_| "the connection was lost".to_owned())?;
+    Ok(JsFuture::from(leptos::prelude::window().fetch_with_request(&request)))
+}
+
+/// The status and body text of a started POST, or why no answer came.
+async fn finish_post(answer: JsFuture) -> Result<(u16, String), String> {
+    let response = answer.await.map_err(|_| "the connection was lost".to_owned())?;
     let response: web_sys::Response = response.dyn_into().map_err(describe)?;
     let text = JsFuture::from(response.text().map_err(describe)?).await.map_err(|_| "the connection was lost".to_owned())?;
     Ok((response.status(), text.as_string().unwrap_or_default()))

@@ -212,11 +212,19 @@ pub async fn receive_chunk(
     Path((upload, file, seq)): Path<(Uuid, i32, i32)>,
     body: Bytes,
 ) -> Response {
-    match store_chunk(&state.pool, &caller, upload, file, seq, &body).await {
-        Ok(ack) => Json(ack).into_response(),
-        Err(error) => {
+    // Stored in a task of its own: a client that goes away mid-`COPY` (a reload, a dropped
+    // connection) must not cancel it half-way, which would leave the connection mid-protocol.
+    // The chunk is then stored, and a resend is acknowledged as a duplicate.
+    let stored = tokio::spawn(async move { store_chunk(&state.pool, &caller, upload, file, seq, &body).await }).await;
+    match stored {
+        Ok(Ok(ack)) => Json(ack).into_response(),
+        Ok(Err(error)) => {
             let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, Json(error)).into_response()
+        }
+        Err(join_error) => {
+            tracing::error!(%join_error, "storing a chunk failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(AppError::Internal)).into_response()
         }
     }
 }
