@@ -198,3 +198,27 @@ async fn every_page_needs_a_session_and_admin_needs_ops() {
     }
     assert!(mismatches.is_empty(), "page matrix mismatches:\n{}", mismatches.join("\n"));
 }
+
+#[tokio::test]
+async fn the_chunk_route_answers_each_caller_exactly_as_the_matrix_says() {
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let [anonymous, admin_a, admin_b, ops] = clients(&app, &world).await;
+    // The world's open upload expects no rows; this one takes a row from each allowed caller.
+    app::staging::ssr::cancel_upload(&app.pool, world.upload_open).await.unwrap();
+    let manifest = app::staging::FileManifest { rows: 2, ..manifest() };
+    let upload = app::staging::ssr::start_upload(&app.pool, world.merchant_a, world.admin_a.id, &[manifest]).await.unwrap();
+    let chunk = |code: &str| format!("2,{},{code},,,,,,\n", world.merchant_a).into_bytes();
+    let post = |client: &reqwest::Client, seq: i32, code: &str| {
+        client.post(app.url(&app::staging::chunk_path(upload.id, 0, seq))).body(chunk(code)).send()
+    };
+
+    let got = [
+        post(&anonymous, 0, "A").await.unwrap().status().as_u16(),
+        post(&admin_a, 0, "A").await.unwrap().status().as_u16(),
+        post(&admin_b, 1, "B").await.unwrap().status().as_u16(),
+        post(&ops, 1, "B").await.unwrap().status().as_u16(),
+    ];
+
+    assert_eq!(got, [401, 200, 403, 200], "as {CALLERS:?}");
+}
