@@ -185,20 +185,19 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
             report: report.clone(),
         })
         .collect();
-    if let Ok(sql) = std::env::var("BENCH_BEFORE_STAGE") {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await.map_err(|e| fail(&e))?;
-    }
     let started = Instant::now();
     let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
     // Two files at a time, as the page sends them: one file's rows are parsed while the
     // other's chunk is being stored.
     let next_file = std::sync::atomic::AtomicUsize::new(0);
+    // BENCH_CHUNK_ROWS measures other chunk sizes than the app's.
+    let chunk_rows = std::env::var("BENCH_CHUNK_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(app::staging::CHUNK_ROWS);
     let worker = || async {
         loop {
             let index = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(file) = files.get(index) else { return Ok::<(), String>(()) };
             let mut validator = FileValidator::new(merchant);
-            let mut chunks = ChunkBuilder::default();
+            let mut chunks = ChunkBuilder::with_rows(chunk_rows);
             let mut seq = 0;
             for slice in file.chunks(SLICE) {
                 validator.feed(slice, &mut |line, row| chunks.push(line, row));

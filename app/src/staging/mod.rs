@@ -28,20 +28,32 @@ pub const MAX_FILES: usize = 1000;
 pub const CHUNK_ROWS: usize = 100_000;
 
 /// Cuts staged rows into chunks of [`CHUNK_ROWS`] in the normalised form.
-#[derive(Default)]
 pub struct ChunkBuilder {
     buffer: Vec<u8>,
     rows: usize,
+    rows_per_chunk: usize,
     /// Finished chunks and their row counts, in order.
     pub ready: Vec<(Vec<u8>, usize)>,
 }
 
+impl Default for ChunkBuilder {
+    fn default() -> Self {
+        Self::with_rows(CHUNK_ROWS)
+    }
+}
+
 impl ChunkBuilder {
+    /// A builder cutting chunks of `rows_per_chunk` rows (the app always uses [`CHUNK_ROWS`];
+    /// the benchmark measures others).
+    pub fn with_rows(rows_per_chunk: usize) -> Self {
+        Self { buffer: Vec::new(), rows: 0, rows_per_chunk: rows_per_chunk.max(1), ready: Vec::new() }
+    }
+
     /// Adds a staged row from file line `line`.
     pub fn push(&mut self, line: u64, row: &crate::csv::StagedRow<'_>) {
         crate::csv::normalised::write_row(&mut self.buffer, line, row);
         self.rows += 1;
-        if self.rows == CHUNK_ROWS {
+        if self.rows == self.rows_per_chunk {
             self.cut();
         }
     }
