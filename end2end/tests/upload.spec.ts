@@ -144,3 +144,22 @@ test('after a reload the page shows the unfinished upload and the same file resu
   );
   expect(counts.rows[0]).toEqual({ rows, codes: rows, last: rows });
 });
+
+test('choosing a folder lists its CSV files in name order and leaves other files out', async ({ page }, testInfo) => {
+  const merchant = createMerchant('Folder');
+  const folder = testInfo.outputPath('batch');
+  writeFiles(folder, {
+    'b_second.csv': 'code\nF-2\n',
+    'a_first.CSV': 'code\nF-1\n',
+    'notes.txt': 'not a code file\n',
+  });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+
+  await page.getByTestId('pick-folder').setInputFiles(folder);
+
+  await upload.waitUntilChecked(['a_first.CSV', 'b_second.csv']);
+  const names = await page.locator('[data-testid="file-row"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-file')));
+  expect(names).toEqual(['a_first.CSV', 'b_second.csv']);
+  await expect(page.getByTestId('batch-totals')).toHaveText('2 file(s) to upload, 0 excluded: 2 rows to stage, 0 skipped, 0 rejected.');
+});

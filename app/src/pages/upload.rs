@@ -163,8 +163,13 @@ pub fn UploadPage() -> impl IntoView {
     };
     let on_drop = move |event: ev::DragEvent| {
         event.prevent_default();
-        if let Some(list) = event.data_transfer().and_then(|d| d.files()) {
-            add_files((0..list.length()).filter_map(|i| list.get(i)).map(gloo_file::File::from).collect());
+        if merchant.get_untracked().is_none() || phase.get_untracked() == Phase::Uploading {
+            return;
+        }
+        // Dropped folders are read to the end; only `.csv` files are kept.
+        if let Some(transfer) = event.data_transfer() {
+            let entries = client::dropped_entries(&transfer);
+            spawn_local(async move { add_files(client::files_of(entries).await) });
         }
     };
     let remove = move |name: String| {
@@ -342,7 +347,7 @@ pub fn UploadPage() -> impl IntoView {
                 </label>
                 <label class="button">
                     "Choose a folder"
-                    <input type="file" multiple node_ref=folder_input on:change=on_pick
+                    <input type="file" multiple node_ref=folder_input on:change=on_pick data-testid="pick-folder"
                         prop:disabled=move || merchant.get().is_none() || uploading()/>
                 </label>
                 <p class="muted">"Files are staged in name order. Every row is checked here, in your browser, before anything is sent."</p>

@@ -264,6 +264,65 @@ async fn finish_post(answer: JsFuture) -> Result<(u16, String), String> {
     Ok((response.status(), text.as_string().unwrap_or_default()))
 }
 
+/// The entries a drop brings (files and folders). Taken while the drop event is handled:
+/// afterwards the browser no longer gives them out.
+pub fn dropped_entries(transfer: &web_sys::DataTransfer) -> Vec<web_sys::FileSystemEntry> {
+    let items = transfer.items();
+    (0..items.length())
+        .filter_map(|i| items.get(i))
+        .filter_map(|item| item.webkit_get_as_entry().ok().flatten())
+        .collect()
+}
+
+/// Every file among `entries`, reading dropped folders (and their sub-folders) to the end.
+pub async fn files_of(entries: Vec<web_sys::FileSystemEntry>) -> Vec<File> {
+    let mut pending = entries;
+    let mut files = Vec::new();
+    while let Some(entry) = pending.pop() {
+        if entry.is_file() {
+            let entry: web_sys::FileSystemFileEntry = entry.unchecked_into();
+            let file = callback(|ok, fail| {
+                entry.file_with_callback_and_callback(ok, fail);
+                Ok(())
+            })
+            .await;
+            if let Ok(file) = file {
+                files.push(File::from(file.unchecked_into::<web_sys::File>()));
+            }
+        } else if entry.is_directory() {
+            let reader = entry.unchecked_into::<web_sys::FileSystemDirectoryEntry>().create_reader();
+            // A folder's entries come in batches until an empty one.
+            while let Ok(batch) = callback(|ok, fail| reader.read_entries_with_callback_and_callback(ok, fail)).await {
+                let batch: js_sys::Array = batch.unchecked_into();
+                if batch.length() == 0 {
+                    break;
+                }
+                pending.extend(batch.iter().map(|entry| entry.unchecked_into()));
+            }
+        }
+    }
+    files
+}
+
+/// Calls a callback-style browser API and waits for its success or error callback.
+async fn callback(
+    call: impl FnOnce(&js_sys::Function, &js_sys::Function) -> Result<(), JsValue>,
+) -> Result<JsValue, JsValue> {
+    let mut call = Some(call);
+    let mut failed = None;
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        if let Some(call) = call.take() {
+            if let Err(error) = call(&resolve, &reject) {
+                failed = Some(error);
+            }
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    JsFuture::from(promise).await
+}
+
 /// Waits `ms` milliseconds without blocking the page.
 pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
