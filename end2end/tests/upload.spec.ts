@@ -1,4 +1,5 @@
 import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { AppShell } from '../pages/AppShell';
 import { openAs } from '../pages/LoginPage';
 import { UploadPage } from '../pages/UploadPage';
@@ -38,6 +39,13 @@ test('three files are validated in the browser, the invalid one is excluded, the
   await expect(first.getByTestId('rows-rejected')).toHaveText('1');
   await expect(first).toContainText('ignored: Colour');
   await expect(page.getByText('01_first.csv:5: points "ten" is not a number')).toBeVisible();
+  const downloading = page.waitForEvent('download');
+  await first.locator('xpath=following-sibling::tr[1]').getByRole('button', { name: 'Download all 1 rejected rows' }).click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toBe('01_first.rejected.csv');
+  expect(readFileSync(await download.path(), 'utf8')).toBe(
+    `line,reason,row\n5,"points ""ten"" is not a number","${prefix}-2,ten,B1,green"\n`,
+  );
   const second = upload.file('02_second.csv');
   await expect(second.getByTestId('rows-staged')).toHaveText('2');
   await expect(second.getByTestId('rows-rejected')).toHaveText('1');

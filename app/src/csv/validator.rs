@@ -164,6 +164,8 @@ impl FileValidator {
                 if keep || show {
                     let delimiter = (self.delimiter as char).to_string();
                     let raw = record.fields().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&delimiter);
+                    // A CRLF file's `\r` is the line's end, not the row's content.
+                    let raw = raw.strip_suffix('\r').map(str::to_owned).unwrap_or(raw);
                     let rejected = RejectedRow { line: record.line as i64, reason, raw };
                     if show {
                         self.report.first_errors.push(rejected.clone());
@@ -210,7 +212,7 @@ mod tests {
             assert_eq!(staged, vec![(2, "A".to_owned()), (7, "D;1".to_owned())]);
             let errors: Vec<(i64, &str)> = report.first_errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
             assert_eq!(errors, vec![(5, "points \"two\" is not a number"), (6, "the row has 5 fields, the header has 4")]);
-            assert_eq!(report.first_errors[0].raw, "B;two;B1;x\r");
+            assert_eq!(report.first_errors[0].raw, "B;two;B1;x");
             assert!(report.is_valid());
         }
     }

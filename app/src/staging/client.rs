@@ -348,4 +348,9 @@ pub fn download(name: &str, text: &str) {
             link.click();
         }
     }
+    // Revoking the URL at once could cut the download short; a minute later it is done.
+    leptos::task::spawn_local(async move {
+        sleep_ms(60_000).await;
+        drop(url);
+    });
 }
