@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod components;
 pub mod csv;
+pub mod duplicates;
 pub mod error;
 pub mod jobs;
 pub mod pages;

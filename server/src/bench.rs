@@ -228,6 +228,33 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
         return Err(format!("staged {staged_in_db} rows, validation counted {staged_rows}"));
     }
 
+    // Production as it stood before the batch: the merchant's existing codes (not timed).
+    sqlx::query(
+        "INSERT INTO codes (merchant_id, code, source)
+         SELECT $1, 'NBD-' || lpad(n::text, 10, '0'), 'bench' FROM generate_series(0, $2 - 1) AS n",
+    )
+    .bind(merchant)
+    .bind(batch.existing as i64)
+    .execute(pool)
+    .await
+    .map_err(|e| fail(&e))?;
+    sqlx::query("ANALYZE codes").execute(pool).await.map_err(|e| fail(&e))?;
+    sqlx::query("ANALYZE codes_check_temp").execute(pool).await.map_err(|e| fail(&e))?;
+
+    // The duplicate check, as the app runs it.
+    let started = Instant::now();
+    let mut conn = pool.acquire().await.map_err(|e| fail(&e))?;
+    app::duplicates::ssr::mark_duplicates(&mut conn, merchant).await.map_err(|e| fail(&e))?;
+    let check_seconds = started.elapsed().as_secs_f64();
+    let figures = app::duplicates::ssr::stats(&mut conn, merchant).await.map_err(|e| fail(&e))?;
+    drop(conn);
+    if !options.json {
+        eprintln!(
+            "check: {} rows, {} internal, {} database, {} both, {} clean",
+            figures.total_rows, figures.internal_duplicates, figures.database_duplicates, figures.both, figures.clean_count
+        );
+    }
+
     // The floor: the same rows in one bare COPY into an unlogged table without indexes.
     let copy_text = floor_copy_text(pool, merchant).await.map_err(|e| fail(&e))?;
     sqlx::raw_sql(
@@ -250,6 +277,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
     Ok(vec![
         Step { name: "validate (native)", rows: staged_rows, seconds: parse_seconds, floor_seconds: None },
         Step { name: "stage", rows: staged_rows, seconds: stage_seconds, floor_seconds: Some(floor_seconds) },
+        Step { name: "check duplicates", rows: staged_rows, seconds: check_seconds, floor_seconds: None },
     ])
 }
 

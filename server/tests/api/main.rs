@@ -1,6 +1,7 @@
 //! Integration tests: the real router, against the real PostgreSQL, a fresh database each.
 
 mod auth;
+mod duplicates;
 mod health;
 mod helpers;
 mod jobs;
