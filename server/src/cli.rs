@@ -12,9 +12,15 @@ pub enum Command {
     /// Serve the app (no arguments).
     Serve,
     /// `create-user --email E --role ops|merchant_admin [--merchant ID]…`
-    CreateUser { email: String, role: Role, merchants: Vec<Uuid> },
+    CreateUser {
+        email: String,
+        role: Role,
+        merchants: Vec<Uuid>,
+    },
     /// `create-merchant --name N`
-    CreateMerchant { name: String },
+    CreateMerchant {
+        name: String,
+    },
     /// `bench [--scale S] [--json]`
     Bench(crate::bench::Options),
     Help,
@@ -32,7 +38,9 @@ usage:
 
 /// Parses the arguments after the program name; the error says what is wrong.
 pub fn parse(args: &[String]) -> Result<Command, String> {
-    let Some((command, rest)) = args.split_first() else { return Ok(Command::Serve) };
+    let Some((command, rest)) = args.split_first() else {
+        return Ok(Command::Serve);
+    };
     let mut email = None;
     let mut role = None;
     let mut name = None;
@@ -47,12 +55,16 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--name" => name = Some(value()?),
             "--role" => {
                 let given = value()?;
-                role = Some(Role::parse(&given).ok_or_else(|| format!("--role is ops or merchant_admin, not {given:?}"))?);
+                role =
+                    Some(Role::parse(&given).ok_or_else(|| format!("--role is ops or merchant_admin, not {given:?}"))?);
             }
             "--json" => json = true,
             "--scale" => {
                 let given = value()?;
-                scale = given.parse().ok().filter(|s: &f64| *s > 0.0 && *s <= 10.0)
+                scale = given
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0 && *s <= 10.0)
                     .ok_or_else(|| format!("--scale takes a number from 0 to 10, not {given:?}"))?;
             }
             "--merchant" => {

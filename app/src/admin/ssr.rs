@@ -64,10 +64,8 @@ pub async fn list_users(pool: &PgPool) -> Result<Vec<UserSummary>, sqlx::Error> 
 /// Binds a merchant admin to a merchant; `Invalid` for an unknown user or merchant or an
 /// ops user (who acts for every merchant anyway).
 pub async fn bind_merchant(pool: &PgPool, user: Uuid, merchant: Uuid) -> Result<(), AppError> {
-    let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
-        .bind(user)
-        .fetch_optional(pool)
-        .await?;
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM users WHERE id = $1").bind(user).fetch_optional(pool).await?;
     match role.as_deref().and_then(Role::parse) {
         None => Err(AppError::invalid("No user has that id.")),
         Some(Role::Ops) => Err(AppError::invalid("Ops act for every merchant already.")),
@@ -80,11 +78,8 @@ pub async fn bind_merchant(pool: &PgPool, user: Uuid, merchant: Uuid) -> Result<
 
 /// Sets a user's disabled flag; `Invalid` for an unknown user.
 pub async fn set_user_disabled(pool: &PgPool, user: Uuid, disabled: bool) -> Result<(), AppError> {
-    let updated = sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
-        .bind(user)
-        .bind(disabled)
-        .execute(pool)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1").bind(user).bind(disabled).execute(pool).await?;
     if updated.rows_affected() == 0 {
         return Err(AppError::invalid("No user has that id."));
     }

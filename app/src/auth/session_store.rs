@@ -87,10 +87,7 @@ impl SessionStore for PgSessionStore {
 #[async_trait]
 impl ExpiredDeletion for PgSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        sqlx::query("DELETE FROM sessions WHERE expiry_date < now()").execute(&self.pool).await.map_err(backend)?;
         Ok(())
     }
 }

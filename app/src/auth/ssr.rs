@@ -95,10 +95,7 @@ pub async fn request_session() -> Result<Session, AppError> {
 /// The client's IP address, for throttling; `None` if the server was not started with
 /// connection info.
 pub async fn client_address() -> Option<String> {
-    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
-        .await
-        .ok()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
 /// The user the session belongs to, if the session is valid and the user still exists and is
@@ -124,16 +121,17 @@ pub async fn resolve_user(pool: &PgPool, session: &Session) -> Result<Option<Cur
 
 /// A user and whether they are disabled.
 async fn load_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<(CurrentUser, bool)>, sqlx::Error> {
-    let Some((email, role, disabled)) = sqlx::query_as::<_, (String, String, bool)>(
-        "SELECT email, role, disabled FROM users WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
+    let Some((email, role, disabled)) =
+        sqlx::query_as::<_, (String, String, bool)>("SELECT email, role, disabled FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
     else {
         return Ok(None);
     };
-    let Some(role) = Role::parse(&role) else { return Ok(None) };
+    let Some(role) = Role::parse(&role) else {
+        return Ok(None);
+    };
     let merchants = sqlx::query_as::<_, Merchant>(
         "SELECT m.id, m.name FROM user_merchants um JOIN merchants m ON m.id = um.merchant_id
          WHERE um.user_id = $1 ORDER BY m.name",
@@ -208,14 +206,10 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 pub fn check_new_password(password: &str) -> Result<(), AppError> {
     let length = password.chars().count();
     if length < MIN_PASSWORD_LEN {
-        return Err(AppError::invalid(format!(
-            "The password must have at least {MIN_PASSWORD_LEN} characters."
-        )));
+        return Err(AppError::invalid(format!("The password must have at least {MIN_PASSWORD_LEN} characters.")));
     }
     if password.len() > MAX_PASSWORD_LEN {
-        return Err(AppError::invalid(format!(
-            "The password must have at most {MAX_PASSWORD_LEN} bytes."
-        )));
+        return Err(AppError::invalid(format!("The password must have at most {MAX_PASSWORD_LEN} bytes.")));
     }
     Ok(())
 }
@@ -423,7 +417,12 @@ const OPS_ONLY_PAGES: [&str; 1] = ["/admin"];
 /// Pages other than the sign-in page need a session: without one the browser is sent to
 /// `/login?next=<the page>`; ops-only pages answer 403 to everyone else. Server functions
 /// (`/api/…`) answer 401 and 403 themselves, the bundle (`/pkg/…`) and `/healthz` are public.
-pub async fn require_sign_in_for_pages(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+pub async fn require_sign_in_for_pages(
+    State(state): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     let public = path == "/login"
         || path == "/healthz"

@@ -93,10 +93,7 @@ impl RecordReader {
     /// dropped. Records end at `\n`; a `\r` before it is left at the end of the last field,
     /// where trimming removes it.
     pub fn new(delimiter: u8) -> Self {
-        let core = ReaderBuilder::new()
-            .delimiter(delimiter)
-            .terminator(Terminator::Any(b'\n'))
-            .build();
+        let core = ReaderBuilder::new().delimiter(delimiter).terminator(Terminator::Any(b'\n')).build();
         Self {
             core,
             out: vec![0; 4 * 1024],
@@ -263,7 +260,11 @@ mod tests {
             let (records, _) = parse(input, b',', slice);
             let lines: Vec<u64> = records.iter().map(|r| r.0).collect();
             let fields: Vec<Vec<String>> = records.into_iter().map(|r| r.1).collect();
-            assert_eq!(fields, rows(&[&["code", "sku"], &["A,1", "say \"hi\""], &["multi\nline", "x"], &["last", "y"]]), "slice {slice}");
+            assert_eq!(
+                fields,
+                rows(&[&["code", "sku"], &["A,1", "say \"hi\""], &["multi\nline", "x"], &["last", "y"]]),
+                "slice {slice}"
+            );
             assert_eq!(lines, vec![1, 2, 3, 5], "slice {slice}");
         }
     }

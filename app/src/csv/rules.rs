@@ -187,11 +187,7 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
         ));
     }
     if record.len() > map.width {
-        return RowOutcome::Rejected(format!(
-            "the row has {} fields, the header has {}",
-            record.len(),
-            map.width
-        ));
+        return RowOutcome::Rejected(format!("the row has {} fields, the header has {}", record.len(), map.width));
     }
     // One pass over the whole row is faster than one per field, and covers ignored columns.
     if std::str::from_utf8(record.bytes()).is_err() {
@@ -199,8 +195,12 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
     }
     let mut fields: [Option<&'a str>; 8] = [None; 8];
     for column in COLUMNS {
-        let Some(raw) = map.position(column).and_then(|i| record.get(i)) else { continue };
-        let Ok(text) = std::str::from_utf8(raw) else { return RowOutcome::NotUtf8 };
+        let Some(raw) = map.position(column).and_then(|i| record.get(i)) else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return RowOutcome::NotUtf8;
+        };
         let text = text.trim();
         if !text.is_empty() {
             fields[column.index()] = Some(text);
@@ -212,10 +212,7 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
     for column in COLUMNS {
         if let Some(value) = fields[column.index()] {
             if value.len() > MAX_FIELD_BYTES {
-                return RowOutcome::Rejected(format!(
-                    "{} is longer than {MAX_FIELD_BYTES} bytes",
-                    column.name()
-                ));
+                return RowOutcome::Rejected(format!("{} is longer than {MAX_FIELD_BYTES} bytes", column.name()));
             }
         }
     }
@@ -224,9 +221,7 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
         Some(text) => match Uuid::try_parse(text) {
             Err(_) => return RowOutcome::Rejected(format!("merchant_id {text:?} is not a UUID")),
             Ok(id) if id != merchant => {
-                return RowOutcome::Rejected(format!(
-                    "merchant_id {id} is not the merchant this upload is for"
-                ))
+                return RowOutcome::Rejected(format!("merchant_id {id} is not the merchant this upload is for"))
             }
             Ok(id) => id,
         },
@@ -271,10 +266,12 @@ mod tests {
         let mut each = |r: Record<'_>| match &map {
             None => map = Some(HeaderMap::new(&r).unwrap()),
             Some(map) => out.push(match check_row(map, &r, MERCHANT) {
-                RowOutcome::Staged(row) => format!(
-                    "staged {}",
-                    COLUMNS.iter().skip(1).map(|&c| row.get(c).unwrap_or("-")).collect::<Vec<_>>().join("|")
-                ),
+                RowOutcome::Staged(row) => {
+                    format!(
+                        "staged {}",
+                        COLUMNS.iter().skip(1).map(|&c| row.get(c).unwrap_or("-")).collect::<Vec<_>>().join("|")
+                    )
+                }
                 RowOutcome::SkippedBlankCode => "skipped".to_owned(),
                 RowOutcome::Rejected(reason) => format!("rejected: {reason}"),
                 RowOutcome::NotUtf8 => "not utf-8".to_owned(),
@@ -335,7 +332,11 @@ mod tests {
         let csv = format!("code,merchant_id\nA,not-a-uuid\nB,{other}\nC,{MERCHANT}\nD,\n");
         let got = outcomes(&csv);
         assert_eq!(got[0], "rejected: merchant_id \"not-a-uuid\" is not a UUID");
-        assert!(got[1].starts_with("rejected: merchant_id 00000000-0000-0000-0000-00000000002a is not the merchant"), "{}", got[1]);
+        assert!(
+            got[1].starts_with("rejected: merchant_id 00000000-0000-0000-0000-00000000002a is not the merchant"),
+            "{}",
+            got[1]
+        );
         assert_eq!(got[2], "staged C|-|-|-|-|-|-");
         assert_eq!(got[3], "staged D|-|-|-|-|-|-", "an empty merchant_id means the upload's merchant");
     }

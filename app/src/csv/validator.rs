@@ -211,7 +211,10 @@ mod tests {
             assert_eq!(report.rows_rejected, 2);
             assert_eq!(staged, vec![(2, "A".to_owned()), (7, "D;1".to_owned())]);
             let errors: Vec<(i64, &str)> = report.first_errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
-            assert_eq!(errors, vec![(5, "points \"two\" is not a number"), (6, "the row has 5 fields, the header has 4")]);
+            assert_eq!(
+                errors,
+                vec![(5, "points \"two\" is not a number"), (6, "the row has 5 fields, the header has 4")]
+            );
             assert_eq!(report.first_errors[0].raw, "B;two;B1;x");
             assert!(report.is_valid());
         }

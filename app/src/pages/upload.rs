@@ -7,9 +7,7 @@ use crate::{
     admin::list_merchants,
     components::{error::ErrorNotice, format::format_count},
     csv::FileReport,
-    staging::{
-        cancel_upload, client, finish_upload, start_upload, unfinished_upload, FileManifest, UploadState,
-    },
+    staging::{cancel_upload, client, finish_upload, start_upload, unfinished_upload, FileManifest, UploadState},
 };
 
 /// One chosen file and what is known of it so far.
@@ -98,10 +96,14 @@ pub fn UploadPage() -> impl IntoView {
     let validate_pending = move || {
         spawn_local(async move {
             loop {
-                let Some(merchant) = merchant.get_untracked() else { return };
+                let Some(merchant) = merchant.get_untracked() else {
+                    return;
+                };
                 let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
                 let Some(name) = next else { return };
-                let Some(file) = client::chosen(&name) else { return };
+                let Some(file) = client::chosen(&name) else {
+                    return;
+                };
                 let update = |change: &dyn Fn(&mut FileEntry)| {
                     files.update(|all| {
                         if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
@@ -130,7 +132,8 @@ pub fn UploadPage() -> impl IntoView {
         let mut added = false;
         for file in picked {
             let name = file.name();
-            if !name.to_lowercase().ends_with(".csv") || files.with_untracked(|all| all.iter().any(|f| f.name == name)) {
+            if !name.to_lowercase().ends_with(".csv") || files.with_untracked(|all| all.iter().any(|f| f.name == name))
+            {
                 continue;
             }
             files.update(|all| {
@@ -191,7 +194,9 @@ pub fn UploadPage() -> impl IntoView {
     };
 
     let start = move |_| {
-        let Some(merchant) = merchant.get_untracked() else { return };
+        let Some(merchant) = merchant.get_untracked() else {
+            return;
+        };
         let chosen: Vec<FileEntry> = files.get_untracked().into_iter().filter(FileEntry::is_valid).collect();
         let manifests: Vec<FileManifest> = chosen
             .iter()
@@ -232,12 +237,20 @@ pub fn UploadPage() -> impl IntoView {
             }
             // Two files at a time: while one file's chunk is being stored, the next chunk of
             // the other is parsed here.
-            let queue: std::cell::RefCell<std::collections::VecDeque<_>> =
-                state.files.iter().filter(|p| p.rows_received < p.rows_expected).cloned().collect::<std::collections::VecDeque<_>>().into();
+            let queue: std::cell::RefCell<std::collections::VecDeque<_>> = state
+                .files
+                .iter()
+                .filter(|p| p.rows_received < p.rows_expected)
+                .cloned()
+                .collect::<std::collections::VecDeque<_>>()
+                .into();
             let failure = std::cell::RefCell::new(None::<String>);
             let stop = || cancel_requested.get_untracked() || failure.borrow().is_some();
             let worker = || async {
-                while let Some(part) = { let next = queue.borrow_mut().pop_front(); next } {
+                while let Some(part) = {
+                    let next = queue.borrow_mut().pop_front();
+                    next
+                } {
                     if stop() {
                         return;
                     }
@@ -540,7 +553,8 @@ fn file_status(entry: &FileEntry) -> String {
 fn BatchTotals(files: RwSignal<Vec<FileEntry>>) -> impl IntoView {
     let totals = move || {
         files.with(|all| {
-            let valid: Vec<&FileReport> = all.iter().filter(|f| f.is_valid()).filter_map(|f| f.report.as_ref()).collect();
+            let valid: Vec<&FileReport> =
+                all.iter().filter(|f| f.is_valid()).filter_map(|f| f.report.as_ref()).collect();
             let excluded = all.iter().filter(|f| f.is_checked() && !f.is_valid()).count();
             (
                 valid.len(),
@@ -588,7 +602,11 @@ fn ProgressView(progress: RwSignal<Progress>) -> impl IntoView {
 }
 
 fn percent(part: i64, whole: i64) -> i64 {
-    if whole <= 0 { 100 } else { (part * 100 / whole).clamp(0, 100) }
+    if whole <= 0 {
+        100
+    } else {
+        (part * 100 / whole).clamp(0, 100)
+    }
 }
 
 /// 1536 → "1.5 KB".
@@ -600,5 +618,9 @@ fn format_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

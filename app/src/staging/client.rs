@@ -3,10 +3,10 @@
 
 use gloo_file::{futures::read_as_bytes, Blob, File};
 use uuid::Uuid;
-use web_sys::wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+use web_sys::wasm_bindgen::{JsCast, JsValue};
 
-use super::{chunk_path, ChunkAck, ChunkBuilder, Checksum};
+use super::{chunk_path, Checksum, ChunkAck, ChunkBuilder};
 use crate::{
     csv::{FileReport, FileValidator, RejectedRow},
     error::AppError,
@@ -229,7 +229,10 @@ async fn send_chunk(path: &str, body: &[u8], on_retry: &mut impl FnMut(Option<St
             Ok((status, _)) => last_problem = format!("the server answered {status}"),
             Err(problem) => last_problem = problem,
         }
-        on_retry(Some(format!("Connection problem ({last_problem}); retry {attempt} of {MAX_ATTEMPTS} in {:.1} s…", delay_ms as f64 / 1000.0)));
+        on_retry(Some(format!(
+            "Connection problem ({last_problem}); retry {attempt} of {MAX_ATTEMPTS} in {:.1} s…",
+            delay_ms as f64 / 1000.0
+        )));
         sleep_ms(delay_ms).await;
         delay_ms = (delay_ms * 2).min(15_000);
     }
@@ -260,7 +263,8 @@ fn start_post(path: &str, body: &[u8]) -> Result<JsFuture, String> {
 async fn finish_post(answer: JsFuture) -> Result<(u16, String), String> {
     let response = answer.await.map_err(|_| "the connection was lost".to_owned())?;
     let response: web_sys::Response = response.dyn_into().map_err(describe)?;
-    let text = JsFuture::from(response.text().map_err(describe)?).await.map_err(|_| "the connection was lost".to_owned())?;
+    let text =
+        JsFuture::from(response.text().map_err(describe)?).await.map_err(|_| "the connection was lost".to_owned())?;
     Ok((response.status(), text.as_string().unwrap_or_default()))
 }
 

@@ -14,9 +14,7 @@ async fn signed_in_user(app: &TestApp, client: &reqwest::Client) -> Option<Curre
 }
 
 async fn login(app: &TestApp, client: &reqwest::Client, email: &str, password: &str) -> (u16, String) {
-    let response = app
-        .call(client, "login", &[("email", email.to_owned()), ("password", password.to_owned())])
-        .await;
+    let response = app.call(client, "login", &[("email", email.to_owned()), ("password", password.to_owned())]).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -83,7 +81,8 @@ async fn a_session_survives_a_server_restart_and_dies_on_logout() {
     let app = spawn_app().await;
     let ops = app.user(Role::Ops, &[]).await;
     let client = TestApp::new_client();
-    let response = app.call(&client, "login", &[("email", ops.email.clone()), ("password", ops.password.clone())]).await;
+    let response =
+        app.call(&client, "login", &[("email", ops.email.clone()), ("password", ops.password.clone())]).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
 
     // A new server process on the same database knows the session.

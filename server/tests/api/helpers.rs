@@ -1,6 +1,5 @@
 //! Test support: a fresh PostgreSQL database per test and the real router on a real socket.
 
-
 use std::net::SocketAddr;
 
 use app::auth::Role;
@@ -10,8 +9,7 @@ use uuid::Uuid;
 /// The server to create test databases on; the local PostgreSQL unless `TEST_DATABASE_URL`
 /// names another (its database part is ignored).
 fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 fn url_with_database(name: &str) -> String {
@@ -59,9 +57,7 @@ impl Drop for TestDb {
             runtime.block_on(async move {
                 let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-                    )))
+                    .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
                     .await
                     .ok()
             })
@@ -125,9 +121,8 @@ impl TestApp {
     /// A client signed in as `user`.
     pub async fn sign_in(&self, user: &TestUser) -> reqwest::Client {
         let client = Self::new_client();
-        let response = self
-            .call(&client, "login", &[("email", user.email.clone()), ("password", user.password.clone())])
-            .await;
+        let response =
+            self.call(&client, "login", &[("email", user.email.clone()), ("password", user.password.clone())]).await;
         assert!(response.status().is_success() || response.status().is_redirection(), "sign-in: {}", response.status());
         client
     }

@@ -35,7 +35,14 @@ async fn the_jobs_server_function_returns_the_jobs_in_the_database_newest_first(
     let ops = app.sign_in(&app.user(Role::Ops, &[]).await).await;
     assert!(list_jobs(&app, &ops, None).await.is_empty(), "a new database has no jobs");
 
-    let older = insert_job(&app, merchant, "completed", "2 days", Some(r#"{"files": [{"name": "a.csv", "size": 10}, {"name": "b.csv"}]}"#)).await;
+    let older = insert_job(
+        &app,
+        merchant,
+        "completed",
+        "2 days",
+        Some(r#"{"files": [{"name": "a.csv", "size": 10}, {"name": "b.csv"}]}"#),
+    )
+    .await;
     let newer = insert_job(&app, merchant, "failed", "1 hour", None).await;
     sqlx::query("UPDATE codes_import_jobs SET error_message = 'count mismatch' WHERE id = $1")
         .bind(newer)

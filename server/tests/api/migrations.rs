@@ -3,11 +3,7 @@ use sqlx::PgPool;
 use crate::helpers::TestDb;
 
 async fn exists(pool: &PgPool, sql: &str, name: &str) -> bool {
-    sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql.to_owned()))
-        .bind(name)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql.to_owned())).bind(name).fetch_one(pool).await.unwrap()
 }
 
 async fn constraint_exists(pool: &PgPool, name: &str) -> bool {
@@ -37,21 +33,48 @@ async fn the_server_creates_and_migrates_a_database_that_does_not_exist() {
     let mut codes = columns_of(&pool, "codes").await;
     codes.sort();
     for column in [
-        "activated", "batch_code", "claimed", "claimed_customer_id", "code", "created_at",
-        "deactivated", "id", "import_job_id", "merchant_id", "points", "price", "serial", "sku",
-        "sku_name", "source", "window_end", "window_start",
+        "activated",
+        "batch_code",
+        "claimed",
+        "claimed_customer_id",
+        "code",
+        "created_at",
+        "deactivated",
+        "id",
+        "import_job_id",
+        "merchant_id",
+        "points",
+        "price",
+        "serial",
+        "sku",
+        "sku_name",
+        "source",
+        "window_end",
+        "window_start",
     ] {
         assert!(codes.contains(&column.to_owned()), "codes lacks {column}: {codes:?}");
     }
     let staging = columns_of(&pool, "codes_check_temp").await;
-    for column in ["row_number", "internal_dup", "existing_dup", "created_at", "upload_id", "source_file", "source_line"] {
+    for column in
+        ["row_number", "internal_dup", "existing_dup", "created_at", "upload_id", "source_file", "source_line"]
+    {
         assert!(staging.contains(&column.to_owned()), "codes_check_temp lacks {column}");
     }
     let jobs = columns_of(&pool, "codes_import_jobs").await;
     for column in [
-        "id", "merchant_id", "status", "total_codes_to_insert", "codes_inserted",
-        "validation_passed", "validation_errors", "created_at", "created_by", "completed_at",
-        "rolled_back_at", "error_message", "source_info",
+        "id",
+        "merchant_id",
+        "status",
+        "total_codes_to_insert",
+        "codes_inserted",
+        "validation_passed",
+        "validation_errors",
+        "created_at",
+        "created_by",
+        "completed_at",
+        "rolled_back_at",
+        "error_message",
+        "source_info",
     ] {
         assert!(jobs.contains(&column.to_owned()), "codes_import_jobs lacks {column}");
     }
@@ -72,10 +95,8 @@ async fn the_server_creates_and_migrates_a_database_that_does_not_exist() {
     // A restart finds everything applied and changes nothing.
     pool.close().await;
     let pool = server::prepare_database(&db.url).await.expect("second start");
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await.unwrap();
     assert_eq!(applied, server::MIGRATOR.iter().count() as i64);
     pool.close().await;
 }
@@ -136,10 +157,8 @@ async fn migrations_adopt_an_original_codes_table_and_keep_every_row() {
 
     let after: (i64, String) = sqlx::query_as(FINGERPRINT).fetch_one(&pool).await.unwrap();
     assert_eq!(after, before, "every row and every value is still there");
-    let unstamped: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let unstamped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(unstamped, 5000, "import_job_id was added, empty, to every row");
     assert!(index_exists(&pool, "idx_codes_import_job_id").await);
     assert!(index_exists(&pool, "idx_codes_merchant_code").await, "existing indexes are kept");
@@ -155,9 +174,11 @@ async fn migrations_adopt_an_original_codes_table_and_keep_every_row() {
         .execute(&pool)
         .await
         .unwrap();
-    let duplicate = sqlx::query("INSERT INTO codes (merchant_id, code) VALUES ('7faab812-e179-48c2-9707-0d8a9b2f84ea', 'NBD-00000003')")
-        .execute(&pool)
-        .await;
+    let duplicate = sqlx::query(
+        "INSERT INTO codes (merchant_id, code) VALUES ('7faab812-e179-48c2-9707-0d8a9b2f84ea', 'NBD-00000003')",
+    )
+    .execute(&pool)
+    .await;
     assert!(duplicate.is_err(), "the unique (code, merchant_id) still holds");
     pool.close().await;
 }
@@ -167,8 +188,8 @@ async fn migrations_add_the_unique_constraint_to_an_original_table_that_lacks_it
     let db = TestDb::create().await;
     {
         let pool = db.connect().await;
-        let without_unique = ORIGINAL_CODES
-            .replace(",\n        CONSTRAINT codes_code_merchant_id_key UNIQUE (code, merchant_id)", "");
+        let without_unique =
+            ORIGINAL_CODES.replace(",\n        CONSTRAINT codes_code_merchant_id_key UNIQUE (code, merchant_id)", "");
         sqlx::raw_sql(sqlx::AssertSqlSafe(without_unique)).execute(&pool).await.unwrap();
         sqlx::raw_sql(FILL_ORIGINAL_CODES).execute(&pool).await.unwrap();
         pool.close().await;

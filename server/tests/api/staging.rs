@@ -8,12 +8,21 @@ use uuid::Uuid;
 use crate::helpers::{spawn_app, TestApp};
 
 fn manifest(name: &str, rows: i64) -> FileManifest {
-    FileManifest { name: name.to_owned(), size: rows * 20, checksum: format!("sum-{name}"), rows, report: FileReport::default() }
+    FileManifest {
+        name: name.to_owned(),
+        size: rows * 20,
+        checksum: format!("sum-{name}"),
+        rows,
+        report: FileReport::default(),
+    }
 }
 
 /// A chunk of normalised rows: (file line, code).
 fn chunk(merchant: Uuid, rows: &[(u64, &str)]) -> Vec<u8> {
-    rows.iter().map(|(line, code)| format!("{line},{merchant},{code},S{line},SKU,10,Gift,B1,1.5\n")).collect::<String>().into_bytes()
+    rows.iter()
+        .map(|(line, code)| format!("{line},{merchant},{code},S{line},SKU,10,Gift,B1,1.5\n"))
+        .collect::<String>()
+        .into_bytes()
 }
 
 async fn start(app: &TestApp, client: &reqwest::Client, merchant: Uuid, files: &[FileManifest]) -> reqwest::Response {
@@ -25,7 +34,14 @@ async fn start(app: &TestApp, client: &reqwest::Client, merchant: Uuid, files: &
         .unwrap()
 }
 
-async fn send(app: &TestApp, client: &reqwest::Client, upload: Uuid, file: i32, seq: i32, body: Vec<u8>) -> reqwest::Response {
+async fn send(
+    app: &TestApp,
+    client: &reqwest::Client,
+    upload: Uuid,
+    file: i32,
+    seq: i32,
+    body: Vec<u8>,
+) -> reqwest::Response {
     client.post(app.url(&chunk_path(upload, file, seq))).body(body).send().await.unwrap()
 }
 
@@ -89,12 +105,11 @@ async fn row_numbers_follow_the_file_order_whatever_order_chunks_arrive_in() {
             (4, "D".into(), "02.csv".into(), 4),
         ]
     );
-    let (serial, points, price): (String, String, String) = sqlx::query_as(
-        "SELECT serial, points::text, price::text FROM codes_check_temp WHERE code = 'D'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (serial, points, price): (String, String, String) =
+        sqlx::query_as("SELECT serial, points::text, price::text FROM codes_check_temp WHERE code = 'D'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!((serial.as_str(), points.as_str(), price.as_str()), ("S4", "10", "1.5"));
 
     // A second upload numbers its rows after the first's.
