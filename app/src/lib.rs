@@ -8,6 +8,7 @@ pub mod csv;
 pub mod duplicates;
 pub mod error;
 pub mod jobs;
+pub mod operations;
 pub mod pages;
 pub mod staging;
 #[cfg(feature = "ssr")]
@@ -22,8 +23,7 @@ use leptos_router::{
 
 use components::shell::Navigation;
 use pages::{
-    admin::AdminPage, home::HomePage, jobs::JobsPage, login::LoginPage, not_found::NotFound,
-    upload::UploadPage,
+    admin::AdminPage, home::HomePage, jobs::JobsPage, login::LoginPage, not_found::NotFound, upload::UploadPage,
 };
 
 /// The HTML document around the app, rendered on the server.

@@ -51,6 +51,20 @@ impl Rng {
     }
 }
 
+/// What the generator has drawn so far, across files.
+#[derive(Default)]
+struct Drawn {
+    /// New codes are numbered after the existing ones.
+    next_new: u64,
+    /// How many existing codes were drawn.
+    next_existing: u64,
+    /// Codes drawn so far (the first million), for internal repeats.
+    earlier: Vec<u64>,
+}
+
+/// A prime step through the existing codes; coprime with their count at every scale used.
+const EXISTING_STRIDE: u64 = 2_654_435_761;
+
 /// The batch's shape at a scale: how many files, rows and existing codes.
 pub struct Batch {
     pub files: usize,
@@ -74,8 +88,9 @@ impl Batch {
 
     /// File `index` as bytes: one of four column layouts, ~28 % codes that exist in
     /// production, ~2 % repeats of earlier codes of the batch, and a few blank lines and blank
-    /// codes. `next_new` numbers the batch's new codes across files.
-    fn file(&self, index: usize, merchant: Uuid, rng: &mut Rng, next_new: &mut u64, earlier: &mut Vec<u64>) -> Vec<u8> {
+    /// codes. `drawn` carries the codes drawn across files.
+    fn file(&self, index: usize, merchant: Uuid, rng: &mut Rng, drawn: &mut Drawn) -> Vec<u8> {
+        let Drawn { next_new, next_existing, earlier } = drawn;
         let rows = self.rows / self.files as u64 + u64::from((index as u64) < self.rows % self.files as u64);
         let mut out = Vec::with_capacity(rows as usize * 70);
         let layout = index % 4;
@@ -95,7 +110,10 @@ impl Batch {
             let number = if !earlier.is_empty() && rng.chance(0.02) {
                 earlier[(rng.next() % earlier.len() as u64) as usize]
             } else if self.existing > 0 && rng.chance(0.28) {
-                rng.next() % self.existing
+                // Each existing code at most once (a stride coprime with their count walks them
+                // all), so repeats within the batch come from the 2 % above alone.
+                *next_existing += 1;
+                (*next_existing * EXISTING_STRIDE) % self.existing
             } else {
                 *next_new += 1;
                 self.existing + *next_new
@@ -105,7 +123,15 @@ impl Batch {
             }
             let code = if rng.chance(0.002) { String::new() } else { Self::code(number) };
             let line = match layout {
-                0 => format!("{code},S{number},SKU-{},{},Gift card {},B{},{}.{:02}\n", number % 50, number % 500, number % 50, index, number % 90, number % 100),
+                0 => format!(
+                    "{code},S{number},SKU-{},{},Gift card {},B{},{}.{:02}\n",
+                    number % 50,
+                    number % 500,
+                    number % 50,
+                    index,
+                    number % 90,
+                    number % 100
+                ),
                 1 => format!("{merchant},{code},SKU-{},{},B{}\n", number % 50, number % 500, index),
                 2 => format!("{code};SKU-{};{};B{}\r\n", number % 50, number % 500, index),
                 _ => format!("{code}\tS{number}\t{}.50\n", number % 90),
@@ -121,7 +147,10 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -133,8 +162,13 @@ pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
     let pool = crate::prepare_database(&bench_url).await.map_err(|e| e.to_string())?;
     let result = steps(&pool, options).await;
     pool.close().await;
-    use sqlx::migrate::MigrateDatabase;
-    let _ = sqlx::Postgres::force_drop_database(&bench_url).await;
+    // BENCH_KEEP_DB=1 keeps the database for EXPLAIN (ANALYZE, BUFFERS) afterwards.
+    if std::env::var_os("BENCH_KEEP_DB").is_some() {
+        eprintln!("kept database {}", bench_url.rsplit('/').next().unwrap_or_default());
+    } else {
+        use sqlx::migrate::MigrateDatabase;
+        let _ = sqlx::Postgres::force_drop_database(&bench_url).await;
+    }
     let steps = result?;
     print(&steps, options);
     Ok(())
@@ -144,21 +178,18 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
     let fail = |e: &dyn std::fmt::Display| e.to_string();
     let batch = Batch::at(options.scale);
     let merchant = app::admin::ssr::create_merchant(pool, "Bench").await.map_err(|e| fail(&e))?.id;
-    let user = app::auth::ssr::create_user(pool, "bench@example.com", "bench password, not secret".into(), Role::Ops, &[])
-        .await
-        .map_err(|e| fail(&e))?;
-    let caller = Caller(CurrentUser { id: user, email: "bench@example.com".into(), role: Role::Ops, merchants: vec![] });
+    let user =
+        app::auth::ssr::create_user(pool, "bench@example.com", "bench password, not secret".into(), Role::Ops, &[])
+            .await
+            .map_err(|e| fail(&e))?;
+    let caller =
+        Caller(CurrentUser { id: user, email: "bench@example.com".into(), role: Role::Ops, merchants: vec![] });
     if !options.json {
-        eprintln!(
-            "generating {} files, {} rows (scale {}) …",
-            batch.files, batch.rows, options.scale
-        );
+        eprintln!("generating {} files, {} rows (scale {}) …", batch.files, batch.rows, options.scale);
     }
     let mut rng = Rng(0x5eed);
-    let mut next_new = 0;
-    let mut earlier = Vec::new();
-    let files: Vec<Vec<u8>> =
-        (0..batch.files).map(|i| batch.file(i, merchant, &mut rng, &mut next_new, &mut earlier)).collect();
+    let mut drawn = Drawn::default();
+    let files: Vec<Vec<u8>> = (0..batch.files).map(|i| batch.file(i, merchant, &mut rng, &mut drawn)).collect();
 
     // Validation as the browser does it (here natively), slice by slice.
     let started = Instant::now();
@@ -191,25 +222,32 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
     // other's chunk is being stored.
     let next_file = std::sync::atomic::AtomicUsize::new(0);
     // BENCH_CHUNK_ROWS measures other chunk sizes than the app's.
-    let chunk_rows = std::env::var("BENCH_CHUNK_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(app::staging::CHUNK_ROWS);
+    let chunk_rows =
+        std::env::var("BENCH_CHUNK_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(app::staging::CHUNK_ROWS);
     let worker = || async {
         loop {
             let index = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(file) = files.get(index) else { return Ok::<(), String>(()) };
+            let Some(file) = files.get(index) else {
+                return Ok::<(), String>(());
+            };
             let mut validator = FileValidator::new(merchant);
             let mut chunks = ChunkBuilder::with_rows(chunk_rows);
             let mut seq = 0;
             for slice in file.chunks(SLICE) {
                 validator.feed(slice, &mut |line, row| chunks.push(line, row));
                 for (chunk, _) in chunks.ready.drain(..) {
-                    staging::store_chunk(pool, &caller, upload.id, index as i32, seq, &chunk).await.map_err(|e| fail(&e))?;
+                    staging::store_chunk(pool, &caller, upload.id, index as i32, seq, &chunk)
+                        .await
+                        .map_err(|e| fail(&e))?;
                     seq += 1;
                 }
             }
             validator.finish(&mut |line, row| chunks.push(line, row));
             chunks.cut();
             for (chunk, _) in chunks.ready.drain(..) {
-                staging::store_chunk(pool, &caller, upload.id, index as i32, seq, &chunk).await.map_err(|e| fail(&e))?;
+                staging::store_chunk(pool, &caller, upload.id, index as i32, seq, &chunk)
+                    .await
+                    .map_err(|e| fail(&e))?;
                 seq += 1;
             }
         }
@@ -251,7 +289,11 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
     if !options.json {
         eprintln!(
             "check: {} rows, {} internal, {} database, {} both, {} clean",
-            figures.total_rows, figures.internal_duplicates, figures.database_duplicates, figures.both, figures.clean_count
+            figures.total_rows,
+            figures.internal_duplicates,
+            figures.database_duplicates,
+            figures.both,
+            figures.clean_count
         );
     }
 

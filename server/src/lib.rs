@@ -104,8 +104,12 @@ impl Config {
 
 /// The URL with any password replaced by `***`, safe to log.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -134,10 +138,7 @@ pub async fn prepare_database(url: &str) -> Result<PgPool, StartupError> {
         .connect(url)
         .await
         .map_err(|source| StartupError::Unreachable { url: shown.clone(), source })?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|source| StartupError::Migrate { url: shown, source })?;
+    MIGRATOR.run(&pool).await.map_err(|source| StartupError::Migrate { url: shown, source })?;
     Ok(pool)
 }
 
@@ -177,9 +178,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), require_sign_in_for_pages))
         .layer(sessions)
-        .layer(middleware::from_fn(move |request, next| {
-            same_origin_only(allowed_origin.clone(), request, next)
-        }))
+        .layer(middleware::from_fn(move |request, next| same_origin_only(allowed_origin.clone(), request, next)))
         .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -198,8 +197,7 @@ async fn same_origin_only(allowed_origin: Option<String>, request: Request, next
     let same_site = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         Some(origin) => {
             let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            origin_host.is_some() && origin_host == host
-                || allowed_origin.as_deref() == Some(origin)
+            origin_host.is_some() && origin_host == host || allowed_origin.as_deref() == Some(origin)
         }
         None => match headers.get("sec-fetch-site").and_then(|s| s.to_str().ok()) {
             Some(site) => site == "same-origin" || site == "none",
@@ -273,7 +271,9 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
             println!("created {} {email} ({id})", role.label().to_lowercase());
             Ok(())
         }
-        Command::Bench(options) => crate::bench::run(&config.database_url, &options).await.map_err(StartupError::Command),
+        Command::Bench(options) => {
+            crate::bench::run(&config.database_url, &options).await.map_err(StartupError::Command)
+        }
         Command::CreateMerchant { name } => {
             let pool = prepare_database(&config.database_url).await?;
             let merchant = app::admin::ssr::create_merchant(&pool, &name)
@@ -288,6 +288,10 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
 /// Prepares the database and serves the app until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let pool = prepare_database(&config.database_url).await?;
+    // Operations whose server died (this one, before a restart) are marked failed.
+    if let Err(error) = app::operations::ssr::reap_all(&pool).await {
+        tracing::warn!(%error, "could not mark interrupted operations failed");
+    }
     let state = AppState { pool: pool.clone(), leptos_options: leptos_options(&config) };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

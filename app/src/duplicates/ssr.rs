@@ -1,9 +1,13 @@
-//! Set-based SQL for the duplicate check.
+//! Set-based SQL for the duplicate check, its figures, the preview and the pre-flight.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::DuplicateStats;
+use super::{CheckFigures, DuplicateStats, FileStats, Preflight, PreviewPage, PreviewRow, ReviewState, RowStatus};
+use crate::{
+    error::AppError,
+    operations::{ssr as operations, Operation},
+};
 
 /// Sets `internal_dup` and `existing_dup` on every staged row of `merchant` in one statement:
 /// a window over the merchant's rows by code in `row_number` order, and a hash join against
@@ -12,22 +16,24 @@ use super::DuplicateStats;
 /// production changed. Returns how many rows changed.
 pub async fn mark_duplicates(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    // The window's sort and the joins' hash tables fit in memory instead of spilling to disk.
+    // The window's sort and the join's hash table fit in memory instead of spilling to disk.
     sqlx::query("SET LOCAL work_mem = '512MB'").execute(&mut *tx).await?;
+    // The window sorts by code in "C" collation: codes compare exactly (byte equality, as the
+    // unique constraint does), and a byte sort is ~3× faster than the database's locale sort.
     let changed = sqlx::query(
-        "WITH flags AS (
-             SELECT s.row_number,
-                    row_number() OVER (PARTITION BY s.code ORDER BY s.row_number) > 1 AS internal,
-                    c.code IS NOT NULL AS existing
-             FROM codes_check_temp s
-             LEFT JOIN (SELECT code FROM codes WHERE merchant_id = $1) c ON c.code = s.code
-             WHERE s.merchant_id = $1
-         )
-         UPDATE codes_check_temp t
-         SET internal_dup = f.internal, existing_dup = f.existing
-         FROM flags f
-         WHERE t.merchant_id = $1 AND t.row_number = f.row_number
-           AND (t.internal_dup <> f.internal OR t.existing_dup <> f.existing)",
+        r#"WITH flags AS (
+               SELECT s.row_number, s.internal_dup, s.existing_dup,
+                      row_number() OVER (PARTITION BY s.code COLLATE "C" ORDER BY s.row_number) > 1 AS internal,
+                      c.code IS NOT NULL AS existing
+               FROM codes_check_temp s
+               LEFT JOIN (SELECT code FROM codes WHERE merchant_id = $1) c ON c.code = s.code
+               WHERE s.merchant_id = $1
+           )
+           UPDATE codes_check_temp t
+           SET internal_dup = f.internal, existing_dup = f.existing
+           FROM flags f
+           WHERE (f.internal_dup <> f.internal OR f.existing_dup <> f.existing)
+             AND t.merchant_id = $1 AND t.row_number = f.row_number"#,
     )
     .bind(merchant)
     .execute(&mut *tx)
@@ -38,15 +44,228 @@ pub async fn mark_duplicates(conn: &mut PgConnection, merchant: Uuid) -> Result<
 
 /// The figures over the merchant's staged rows as they are flagged now.
 pub async fn stats(conn: &mut PgConnection, merchant: Uuid) -> Result<DuplicateStats, sqlx::Error> {
-    sqlx::query_as::<_, DuplicateStats>(
-        "SELECT count(*) AS total_rows,
-                count(*) FILTER (WHERE internal_dup) AS internal_duplicates,
-                count(*) FILTER (WHERE existing_dup) AS database_duplicates,
-                count(*) FILTER (WHERE internal_dup AND existing_dup) AS both,
-                count(*) FILTER (WHERE NOT internal_dup AND NOT existing_dup) AS clean_count
-         FROM codes_check_temp WHERE merchant_id = $1",
+    Ok(figures(conn, merchant).await?.overall)
+}
+
+/// The figures per source file (in row order) and overall, as the rows are flagged now.
+pub async fn figures(conn: &mut PgConnection, merchant: Uuid) -> Result<CheckFigures, sqlx::Error> {
+    let rows = sqlx::query_as::<_, (Option<String>, i64, i64, i64, i64, i64, i64)>(
+        "SELECT source_file,
+                count(*),
+                count(*) FILTER (WHERE internal_dup),
+                count(*) FILTER (WHERE existing_dup),
+                count(*) FILTER (WHERE internal_dup AND existing_dup),
+                count(*) FILTER (WHERE NOT internal_dup AND NOT existing_dup),
+                max(row_number)
+         FROM codes_check_temp WHERE merchant_id = $1
+         GROUP BY upload_id, source_file
+         ORDER BY min(row_number)",
     )
     .bind(merchant)
-    .fetch_one(conn)
-    .await
+    .fetch_all(conn)
+    .await?;
+    let last_row = rows.iter().map(|r| r.6).max();
+    let files = rows
+        .into_iter()
+        .map(|(file, total_rows, internal_duplicates, database_duplicates, both, clean_count, _)| FileStats {
+            source_file: file.unwrap_or_else(|| "(no file)".into()),
+            stats: DuplicateStats { total_rows, internal_duplicates, database_duplicates, both, clean_count },
+        })
+        .collect();
+    Ok(CheckFigures::from_files(files, last_row))
+}
+
+/// The highest `row_number` staged for the merchant (the primary key answers it at once).
+async fn last_row(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(row_number) FROM codes_check_temp WHERE merchant_id = $1")
+        .bind(merchant)
+        .fetch_one(db)
+        .await
+}
+
+/// `Conflict` while an upload for the merchant is unfinished: its rows are still arriving.
+async fn ensure_no_upload(pool: &PgPool, merchant: Uuid) -> Result<(), AppError> {
+    let uploading: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM uploads WHERE merchant_id = $1 AND status = 'uploading')")
+            .bind(merchant)
+            .fetch_one(pool)
+            .await?;
+    if uploading {
+        return Err(AppError::conflict(
+            "An upload for this merchant is unfinished: finish or cancel it before checking duplicates.",
+        ));
+    }
+    Ok(())
+}
+
+/// Starts the check in the background and returns its operation; `Conflict` while another
+/// operation or an upload runs for the merchant, `Invalid` when nothing is staged.
+pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Operation, AppError> {
+    ensure_no_upload(pool, merchant).await?;
+    if last_row(pool, merchant).await?.is_none() {
+        return Err(AppError::invalid("Nothing is staged for this merchant: upload files first."));
+    }
+    let running = operations::begin(pool, merchant, "check", user).await?;
+    let id = running.id;
+    let background = pool.clone();
+    tokio::spawn(async move {
+        let mut running = running;
+        let outcome = run_check(&background, &mut running).await;
+        running.finish(outcome).await;
+    });
+    operations::latest(pool, merchant, "check").await?.filter(|op| op.id == id).ok_or(AppError::Internal)
+}
+
+/// The check's work, on the connection that holds the merchant's lock.
+pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Result<serde_json::Value, AppError> {
+    running.phase(pool, "Marking internal and database duplicates").await;
+    let changed = mark_duplicates(&mut running.conn, running.merchant).await?;
+    running.phase(pool, "Counting per file").await;
+    let figures = figures(&mut running.conn, running.merchant).await?;
+    tracing::info!(merchant = %running.merchant, changed, rows = figures.overall.total_rows, "duplicate check done");
+    serde_json::to_value(&figures).map_err(|_| AppError::Internal)
+}
+
+/// The latest check and its figures, whether they still describe what is staged, and any
+/// other operation running for the merchant.
+pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, AppError> {
+    let check = operations::latest(pool, merchant, "check").await?;
+    let completed = operations::latest_result(pool, merchant, "check").await?;
+    let (figures, checked_at) = match completed {
+        Some((op, result)) => (serde_json::from_value::<CheckFigures>(result).ok(), op.finished_at),
+        None => (None, None),
+    };
+    let last_row = last_row(pool, merchant).await?;
+    // A later pre-flight over the same rows may have flagged more of them: its figures are
+    // newer. (One over rows staged after the check counted unchecked rows: ignored.)
+    let preflight = operations::latest_result(pool, merchant, "preflight").await?;
+    let (figures, checked_at) = match (preflight, figures) {
+        (Some((op, result)), Some(checked)) if op.finished_at > checked_at => {
+            match serde_json::from_value::<PreflightRecord>(result) {
+                Ok(record) if record.figures.last_row == checked.last_row => (Some(record.figures), op.finished_at),
+                _ => (Some(checked), checked_at),
+            }
+        }
+        (_, figures) => (figures, checked_at),
+    };
+    let stale = figures.as_ref().is_some_and(|f| f.last_row != last_row);
+    let running = operations::running(pool, merchant).await?.filter(|op| op.kind != "check");
+    Ok(ReviewState { check, figures, checked_at, stale, last_row, running })
+}
+
+/// `limit` staged rows of `merchant` after `after`, in row order, of one status or all:
+/// a walk along the primary key from `after`, so page 100,000 costs what page 1 does.
+pub async fn preview(
+    pool: &PgPool,
+    merchant: Uuid,
+    status: Option<RowStatus>,
+    after: i64,
+    limit: i64,
+) -> Result<PreviewPage, sqlx::Error> {
+    let (internal, existing) = status.map(RowStatus::flags).unzip();
+    let rows = sqlx::query_as::<_, PreviewRow>(
+        "SELECT row_number, code, serial, sku, points::text AS points, sku_name, batch_code, price::text AS price,
+                internal_dup, existing_dup, source_file, source_line
+         FROM codes_check_temp
+         WHERE merchant_id = $1 AND row_number > $2
+           AND ($3::boolean IS NULL OR (internal_dup = $3 AND existing_dup = $4))
+         ORDER BY row_number
+         LIMIT $5",
+    )
+    .bind(merchant)
+    .bind(after)
+    .bind(internal)
+    .bind(existing)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut rows = rows;
+    let next_after = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.row_number)
+    } else {
+        None
+    };
+    Ok(PreviewPage { rows, next_after })
+}
+
+/// What a pre-flight operation records: its answer and the figures after it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PreflightRecord {
+    preflight: Preflight,
+    figures: CheckFigures,
+}
+
+/// The pre-flight as an operation of its own (it holds the merchant's lock while it runs).
+pub async fn run_preflight(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Preflight, AppError> {
+    ensure_no_upload(pool, merchant).await?;
+    let mut running = operations::begin(pool, merchant, "preflight", user).await?;
+    running.phase(pool, "Re-checking database duplicates and fields").await;
+    let outcome = async {
+        let preflight = validate_clean_codes_for_insert(pool, &mut running.conn, merchant).await?;
+        let figures = figures(&mut running.conn, merchant).await?;
+        Ok::<_, AppError>(preflight_record(preflight, figures))
+    }
+    .await;
+    let preflight = outcome.as_ref().ok().map(|(p, _)| p.clone());
+    running.finish(outcome.map(|(_, record)| record)).await;
+    preflight.ok_or(AppError::Internal)
+}
+
+fn preflight_record(preflight: Preflight, figures: CheckFigures) -> (Preflight, serde_json::Value) {
+    let record = PreflightRecord { preflight, figures };
+    let value = serde_json::to_value(&record).unwrap_or_default();
+    (record.preflight, value)
+}
+
+/// The insert's pre-flight, on a connection that holds the merchant's lock: the check must
+/// describe every staged row; clean rows whose code reached production since are flagged
+/// database duplicates now; clean rows must have a code. Returns the clean count and why an
+/// insert cannot go ahead, if it cannot.
+pub async fn validate_clean_codes_for_insert(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    merchant: Uuid,
+) -> Result<Preflight, AppError> {
+    let mut errors = Vec::new();
+    let staged_last = last_row(&mut *conn, merchant).await?;
+    let checked_last = operations::latest_result(pool, merchant, "check")
+        .await?
+        .and_then(|(_, result)| serde_json::from_value::<CheckFigures>(result).ok())
+        .map(|f| f.last_row);
+    match (checked_last, staged_last) {
+        (_, None) => errors.push("Nothing is staged for this merchant.".to_owned()),
+        (None, _) => errors.push("Run the duplicate check first.".to_owned()),
+        (Some(checked), staged) if checked != staged => {
+            errors.push("Rows were staged or cleared after the last duplicate check: run the check again.".to_owned())
+        }
+        _ => {}
+    }
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SET LOCAL work_mem = '512MB'").execute(&mut *tx).await?;
+    let new_database_duplicates = sqlx::query(
+        "UPDATE codes_check_temp t SET existing_dup = true
+         FROM codes c
+         WHERE t.merchant_id = $1 AND NOT t.existing_dup AND c.merchant_id = $1 AND c.code = t.code",
+    )
+    .bind(merchant)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as i64;
+    let (clean_count, blank_codes): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE code IS NULL OR btrim(code) = '')
+         FROM codes_check_temp WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup",
+    )
+    .bind(merchant)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if blank_codes > 0 {
+        errors.push(format!("{blank_codes} clean rows have no code."));
+    }
+    if clean_count == 0 && staged_last.is_some() {
+        errors.push("No clean codes are left to insert.".to_owned());
+    }
+    Ok(Preflight { clean_count, new_database_duplicates, errors })
 }

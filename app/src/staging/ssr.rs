@@ -75,12 +75,20 @@ pub async fn unfinished_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<U
 fn same_files(state: &UploadState, files: &[FileManifest]) -> bool {
     state.files.len() == files.len()
         && state.files.iter().zip(files).all(|(have, want)| {
-            have.name == want.name && have.size == want.size && have.checksum == want.checksum && have.rows_expected == want.rows
+            have.name == want.name
+                && have.size == want.size
+                && have.checksum == want.checksum
+                && have.rows_expected == want.rows
         })
 }
 
 /// Starts an upload, or returns the unfinished one if it is of the same files (a resume).
-pub async fn start_upload(pool: &PgPool, merchant: Uuid, user: Uuid, files: &[FileManifest]) -> Result<UploadState, AppError> {
+pub async fn start_upload(
+    pool: &PgPool,
+    merchant: Uuid,
+    user: Uuid,
+    files: &[FileManifest],
+) -> Result<UploadState, AppError> {
     if files.is_empty() || files.len() > MAX_FILES {
         return Err(AppError::invalid(format!("An upload has 1 to {MAX_FILES} files.")));
     }
@@ -88,12 +96,10 @@ pub async fn start_upload(pool: &PgPool, merchant: Uuid, user: Uuid, files: &[Fi
         return Err(AppError::invalid(format!("The file {:?} is described wrongly.", file.name)));
     }
     if let Some(existing) = unfinished_upload(pool, merchant).await? {
-        return if same_files(&existing, files) {
-            Ok(existing)
-        } else {
-            Err(unfinished_conflict(&existing))
-        };
+        return if same_files(&existing, files) { Ok(existing) } else { Err(unfinished_conflict(&existing)) };
     }
+    // New rows must not arrive under a running check or insert.
+    crate::operations::ssr::ensure_idle(pool, merchant).await?;
     let id = Uuid::new_v4();
     let total: i64 = files.iter().map(|f| f.rows).sum();
     let mut tx = pool.begin().await?;
@@ -186,10 +192,7 @@ pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, A
 pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, AppError> {
     let mut tx = pool.begin().await?;
     // The lock waits for a chunk being stored, so the answer counts it.
-    sqlx::query("SELECT 1 FROM upload_files WHERE upload_id = $1 FOR UPDATE")
-        .bind(upload)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT 1 FROM upload_files WHERE upload_id = $1 FOR UPDATE").bind(upload).execute(&mut *tx).await?;
     sqlx::query("UPDATE uploads SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'uploading'")
         .bind(upload)
         .execute(&mut *tx)
@@ -230,7 +233,14 @@ pub async fn receive_chunk(
 }
 
 /// Checks, then stores a chunk; see [`receive_chunk`].
-pub async fn store_chunk(pool: &PgPool, caller: &Caller, upload: Uuid, file: i32, seq: i32, body: &[u8]) -> Result<ChunkAck, AppError> {
+pub async fn store_chunk(
+    pool: &PgPool,
+    caller: &Caller,
+    upload: Uuid,
+    file: i32,
+    seq: i32,
+    body: &[u8],
+) -> Result<ChunkAck, AppError> {
     let merchant = merchant_of(pool, upload).await?;
     caller.may_act_for(merchant)?;
 
@@ -294,7 +304,13 @@ pub async fn store_chunk(pool: &PgPool, caller: &Caller, upload: Uuid, file: i32
 /// Re-checks every row of a chunk for `merchant` and writes it in `COPY … FROM STDIN` text
 /// format, numbered from `first_row_number`; the text and the row count, or `Invalid` naming
 /// the first bad row (then nothing of the chunk is stored).
-fn copy_text(body: &[u8], merchant: Uuid, upload: Uuid, file_name: &str, first_row_number: i64) -> Result<(Vec<u8>, i64), AppError> {
+fn copy_text(
+    body: &[u8],
+    merchant: Uuid,
+    upload: Uuid,
+    file_name: &str,
+    first_row_number: i64,
+) -> Result<(Vec<u8>, i64), AppError> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 2);
     let merchant_text = merchant.to_string();
     let upload = upload.to_string();
@@ -321,7 +337,9 @@ fn copy_text(body: &[u8], merchant: Uuid, upload: Uuid, file_name: &str, first_r
         out.push(b'\n');
         row_number += 1;
     })
-    .map_err(|error| AppError::invalid(format!("Row {} of the chunk {}; nothing of this chunk was stored.", error.row, error.reason)))?;
+    .map_err(|error| {
+        AppError::invalid(format!("Row {} of the chunk {}; nothing of this chunk was stored.", error.row, error.reason))
+    })?;
     let count = row_number - first_row_number;
     if count == 0 {
         return Err(AppError::invalid("The chunk has no rows."));

@@ -2,7 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use app::duplicates::{ssr, DuplicateStats};
+use std::time::Duration;
+
+use app::{
+    duplicates::{ssr, CheckFigures, DuplicateStats, RowStatus},
+    error::AppError,
+    operations::{ssr as operations, Operation},
+};
 use uuid::Uuid;
 
 use crate::helpers::TestDb;
@@ -57,13 +63,15 @@ fn brute_force(staged: &[(Uuid, i64, String)], production: &[(Uuid, String)]) ->
 }
 
 async fn flags(pool: &sqlx::PgPool) -> HashMap<(Uuid, i64), (bool, bool)> {
-    sqlx::query_as::<_, (Uuid, i64, bool, bool)>("SELECT merchant_id, row_number, internal_dup, existing_dup FROM codes_check_temp")
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(m, r, i, e)| ((m, r), (i, e)))
-        .collect()
+    sqlx::query_as::<_, (Uuid, i64, bool, bool)>(
+        "SELECT merchant_id, row_number, internal_dup, existing_dup FROM codes_check_temp",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(m, r, i, e)| ((m, r), (i, e)))
+    .collect()
 }
 
 async fn insert(pool: &sqlx::PgPool, staged: &[(Uuid, i64, String)], production: &[(Uuid, String)]) {
@@ -74,20 +82,27 @@ async fn insert(pool: &sqlx::PgPool, staged: &[(Uuid, i64, String)], production:
             c.push(code);
             (a, b, c)
         });
-    sqlx::query("INSERT INTO codes_check_temp (merchant_id, row_number, code) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[])")
-        .bind(merchants)
-        .bind(rows)
-        .bind(codes)
-        .execute(pool)
-        .await
-        .unwrap();
+    // Files of 500 rows each, as uploads name them.
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, source_file, source_line)
+         SELECT m, r, c, 'file-' || ((r - 1) / 500) || '.csv', (r - 1) % 500 + 2
+         FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS t(m, r, c)",
+    )
+    .bind(merchants)
+    .bind(rows)
+    .bind(codes)
+    .execute(pool)
+    .await
+    .unwrap();
     let (merchants, codes): (Vec<Uuid>, Vec<String>) = production.iter().cloned().unzip();
-    sqlx::query("INSERT INTO codes (merchant_id, code) SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING")
-        .bind(merchants)
-        .bind(codes)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO codes (merchant_id, code) SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(merchants)
+    .bind(codes)
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 async fn check_all(pool: &sqlx::PgPool, merchants: &[Uuid]) {
@@ -141,18 +156,306 @@ async fn a_rerun_after_more_rows_and_production_changes_gives_the_right_flags() 
     check_all(&pool, &merchants).await;
 
     // More rows staged, codes added to and removed from production.
-    let more: Vec<(Uuid, i64, String)> = (1..=200).map(|i| (merchants[0], 1_500 + i, format!("CODE-{}", rng.below(2_000)))).collect();
+    let more: Vec<(Uuid, i64, String)> =
+        (1..=200).map(|i| (merchants[0], 1_500 + i, format!("CODE-{}", rng.below(2_000)))).collect();
     let added: Vec<(Uuid, String)> = (0..100).map(|_| (merchants[1], format!("CODE-{}", rng.below(2_000)))).collect();
     insert(&pool, &more, &added).await;
     let removed = production.split_off(production.len() - 50);
     for (merchant, code) in &removed {
-        sqlx::query("DELETE FROM codes WHERE merchant_id = $1 AND code = $2").bind(merchant).bind(code).execute(&pool).await.unwrap();
+        sqlx::query("DELETE FROM codes WHERE merchant_id = $1 AND code = $2")
+            .bind(merchant)
+            .bind(code)
+            .execute(&pool)
+            .await
+            .unwrap();
     }
     staged.extend(more);
-    let production: Vec<(Uuid, String)> = sqlx::query_as("SELECT merchant_id, code FROM codes").fetch_all(&pool).await.unwrap();
+    let production: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT merchant_id, code FROM codes").fetch_all(&pool).await.unwrap();
 
     check_all(&pool, &merchants).await;
 
     assert_eq!(flags(&pool).await, brute_force(&staged, &production));
     pool.close().await;
+}
+
+/// Merchants that exist (operations name them), with their staged rows and production codes.
+async fn merchants(pool: &sqlx::PgPool, n: usize) -> Vec<Uuid> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(app::admin::ssr::create_merchant(pool, &format!("Merchant {i}")).await.unwrap().id);
+    }
+    out
+}
+
+/// Waits for the merchant's latest check to stop running.
+async fn finished_check(pool: &sqlx::PgPool, merchant: Uuid) -> Operation {
+    for _ in 0..600 {
+        let op = operations::latest(pool, merchant, "check").await.unwrap().expect("a check was started");
+        if !op.is_running() {
+            return op;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the check did not finish within 30 s");
+}
+
+fn stats_of<'a>(flags: impl Iterator<Item = &'a (bool, bool)>) -> DuplicateStats {
+    let flags: Vec<&(bool, bool)> = flags.collect();
+    DuplicateStats {
+        total_rows: flags.len() as i64,
+        internal_duplicates: flags.iter().filter(|f| f.0).count() as i64,
+        database_duplicates: flags.iter().filter(|f| f.1).count() as i64,
+        both: flags.iter().filter(|f| f.0 && f.1).count() as i64,
+        clean_count: flags.iter().filter(|f| !f.0 && !f.1).count() as i64,
+    }
+}
+
+#[tokio::test]
+async fn a_background_check_stores_figures_per_file_that_add_up_and_match_brute_force() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchants = merchants(&pool, 2).await;
+    let (staged, production) = generate(&mut Rng(3), &merchants);
+    insert(&pool, &staged, &production).await;
+
+    let started = ssr::start_check(&pool, merchants[0], None).await.unwrap();
+    assert_eq!((started.kind.as_str(), started.merchant_id), ("check", merchants[0]));
+    let done = finished_check(&pool, merchants[0]).await;
+    assert_eq!((done.id, done.status.as_str()), (started.id, "completed"), "{:?}", done.error_message);
+
+    let review = ssr::review_state(&pool, merchants[0]).await.unwrap();
+    let figures = review.figures.expect("figures are stored");
+    assert!(!review.stale);
+    let expected = brute_force(&staged, &production);
+    let mine = |file: Option<i64>| {
+        stats_of(
+            expected
+                .iter()
+                .filter(|((m, row), _)| *m == merchants[0] && file.is_none_or(|f| (row - 1) / 500 == f))
+                .map(|(_, flags)| flags),
+        )
+    };
+    assert_eq!(figures.overall, mine(None));
+    let names: Vec<&str> = figures.files.iter().map(|f| f.source_file.as_str()).collect();
+    assert_eq!(names, ["file-0.csv", "file-1.csv", "file-2.csv"], "files in row order");
+    for (i, file) in figures.files.iter().enumerate() {
+        assert_eq!(file.stats, mine(Some(i as i64)), "{}", file.source_file);
+    }
+    // The other merchant was not checked.
+    assert!(ssr::review_state(&pool, merchants[1]).await.unwrap().figures.is_none());
+    assert!(flags(&pool).await.iter().all(|((m, _), f)| *m == merchants[0] || *f == (false, false)));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_second_operation_for_a_merchant_is_told_what_runs_while_another_merchant_goes_ahead() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    // A second server process: its own pool.
+    let other_process = db.connect().await;
+    let merchants = merchants(&pool, 2).await;
+    let (staged, production) = generate(&mut Rng(5), &merchants);
+    insert(&pool, &staged, &production).await;
+    let user =
+        app::auth::ssr::create_user(&pool, "ann@example.com", "a long password here".into(), app::auth::Role::Ops, &[])
+            .await
+            .unwrap();
+
+    // A check holds merchant 0 in one process …
+    let holding = operations::begin(&pool, merchants[0], "check", Some(user)).await.unwrap();
+    // … so a check from the other process is refused, naming it.
+    let refused = ssr::start_check(&other_process, merchants[0], None).await.unwrap_err();
+    let AppError::Conflict(message) = refused else { panic!("expected a conflict, got {refused:?}") };
+    assert!(message.contains("duplicate check is running") && message.contains("ann@example.com"), "{message}");
+    let refused = ssr::run_preflight(&other_process, merchants[0], None).await.unwrap_err();
+    assert!(matches!(refused, AppError::Conflict(_)), "{refused:?}");
+
+    // Merchant 1 checks meanwhile, to the end.
+    ssr::start_check(&other_process, merchants[1], None).await.unwrap();
+    assert_eq!(finished_check(&other_process, merchants[1]).await.status, "completed");
+
+    holding.finish(Ok(serde_json::json!(null))).await;
+    ssr::start_check(&other_process, merchants[0], None).await.unwrap();
+    assert_eq!(finished_check(&pool, merchants[0]).await.status, "completed");
+    assert_eq!(flags(&pool).await, brute_force(&staged, &production));
+    other_process.close().await;
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_check_whose_server_died_is_marked_failed_and_a_rerun_finishes_it() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchants = merchants(&pool, 1).await;
+    let (staged, production) = generate(&mut Rng(9), &merchants);
+    insert(&pool, &staged, &production).await;
+
+    // A check half done (some flags written), then its server's connection is killed.
+    let dying = operations::begin(&pool, merchants[0], "check", None).await.unwrap();
+    sqlx::query("UPDATE codes_check_temp SET internal_dup = true WHERE row_number % 7 = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let dead = dying.id;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    drop(dying);
+
+    // The restarted server marks it failed, with the reason.
+    let mut failed = None;
+    for _ in 0..100 {
+        operations::reap_all(&pool).await.unwrap();
+        let op = operations::latest(&pool, merchants[0], "check").await.unwrap().unwrap();
+        if !op.is_running() {
+            failed = Some(op);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed = failed.expect("the interrupted check is marked failed");
+    assert_eq!((failed.id, failed.status.as_str()), (dead, "failed"));
+    assert_eq!(failed.error_message.as_deref(), Some(operations::INTERRUPTED));
+
+    ssr::start_check(&pool, merchants[0], None).await.unwrap();
+    assert_eq!(finished_check(&pool, merchants[0]).await.status, "completed");
+    assert_eq!(flags(&pool).await, brute_force(&staged, &production));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn the_preflight_finds_codes_that_reached_production_after_the_check() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchants = merchants(&pool, 1).await;
+    let merchant = merchants[0];
+    let (staged, production) = generate(&mut Rng(11), &merchants);
+    insert(&pool, &staged, &production).await;
+
+    let before = ssr::run_preflight(&pool, merchant, None).await.unwrap();
+    assert_eq!(before.errors, ["Run the duplicate check first."]);
+
+    ssr::start_check(&pool, merchant, None).await.unwrap();
+    finished_check(&pool, merchant).await;
+    let clean_before = ssr::review_state(&pool, merchant).await.unwrap().figures.unwrap().overall.clean_count;
+
+    // Another import lands three of the clean codes after the check.
+    let landed: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT row_number, code FROM codes_check_temp
+         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup ORDER BY row_number LIMIT 3",
+    )
+    .bind(merchant)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (_, code) in &landed {
+        sqlx::query("INSERT INTO codes (merchant_id, code) VALUES ($1, $2)")
+            .bind(merchant)
+            .bind(code)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    let preflight = ssr::run_preflight(&pool, merchant, None).await.unwrap();
+    assert_eq!(preflight.errors, Vec::<String>::new());
+    // Every staged row with one of those codes is now a database duplicate, later
+    // occurrences (internal duplicates) included.
+    let rows_with_landed_codes =
+        staged.iter().filter(|(m, _, code)| *m == merchant && landed.iter().any(|(_, c)| c == code)).count() as i64;
+    assert!(rows_with_landed_codes >= 3);
+    assert_eq!(preflight.new_database_duplicates, rows_with_landed_codes);
+    assert_eq!(preflight.clean_count, clean_before - 3);
+    assert!(preflight.ready());
+    for (row, _) in &landed {
+        let existing: bool =
+            sqlx::query_scalar("SELECT existing_dup FROM codes_check_temp WHERE merchant_id = $1 AND row_number = $2")
+                .bind(merchant)
+                .bind(row)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(existing, "row {row} is flagged now");
+    }
+    // The review shows the figures after the pre-flight.
+    let review = ssr::review_state(&pool, merchant).await.unwrap();
+    assert_eq!(review.figures.unwrap().overall.clean_count, clean_before - 3);
+    // Nothing new: a second pre-flight finds nothing more.
+    assert_eq!(ssr::run_preflight(&pool, merchant, None).await.unwrap().new_database_duplicates, 0);
+
+    // Rows staged after the check: the pre-flight says to check again, the review that it is stale.
+    insert(&pool, &[(merchant, 1_501, "LATE-1".into())], &[]).await;
+    let stale = ssr::run_preflight(&pool, merchant, None).await.unwrap();
+    assert!(!stale.ready());
+    assert_eq!(stale.errors, ["Rows were staged or cleared after the last duplicate check: run the check again."]);
+    assert!(ssr::review_state(&pool, merchant).await.unwrap().stale);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn the_preview_filters_by_status_and_pages_through_every_row_once() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchants = merchants(&pool, 2).await;
+    let (staged, production) = generate(&mut Rng(13), &merchants);
+    insert(&pool, &staged, &production).await;
+    check_all(&pool, &merchants).await;
+    let expected = brute_force(&staged, &production);
+
+    for status in RowStatus::ALL.into_iter().map(Some).chain([None]) {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = ssr::preview(&pool, merchants[1], status, after, 50).await.unwrap();
+            assert!(page.rows.len() <= 50);
+            for row in &page.rows {
+                assert!(status.is_none_or(|s| row.status() == s), "{:?} in {status:?}", row.status());
+                assert_eq!(expected[&(merchants[1], row.row_number)], (row.internal_dup, row.existing_dup));
+                assert_eq!(
+                    row.source_file.as_deref(),
+                    Some(format!("file-{}.csv", (row.row_number - 1) / 500).as_str())
+                );
+            }
+            seen.extend(page.rows.iter().map(|r| r.row_number));
+            match page.next_after {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        let mut wanted: Vec<i64> = expected
+            .iter()
+            .filter(|((m, _), f)| *m == merchants[1] && status.is_none_or(|s| RowStatus::of(f.0, f.1) == s))
+            .map(|((_, row), _)| *row)
+            .collect();
+        wanted.sort();
+        assert!(!wanted.is_empty());
+        assert_eq!(seen, wanted, "{status:?}: every row once, in order");
+    }
+    pool.close().await;
+}
+
+#[test]
+fn figures_add_files_up() {
+    let file = |total_rows, internal_duplicates, database_duplicates, both| app::duplicates::FileStats {
+        source_file: "f.csv".into(),
+        stats: DuplicateStats {
+            total_rows,
+            internal_duplicates,
+            database_duplicates,
+            both,
+            clean_count: total_rows - internal_duplicates - database_duplicates + both,
+        },
+    };
+    let figures = CheckFigures::from_files(vec![file(10, 2, 3, 1), file(5, 0, 5, 0)], Some(15));
+    assert_eq!(
+        figures.overall,
+        DuplicateStats { total_rows: 15, internal_duplicates: 2, database_duplicates: 8, both: 1, clean_count: 6 }
+    );
+    assert_eq!(figures.overall.percent(6), "40.0 %");
 }

@@ -36,7 +36,9 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
     let unique = || Uuid::new_v4().simple().to_string();
     let (form, expect): (Vec<(&'static str, String)>, [u16; 4]) = match endpoint {
         // Public: anyone may try, and a wrong password is refused alike.
-        "login" => (vec![("email", "nobody@example.com".into()), ("password", "wrong password!".into())], [401, 401, 401, 401]),
+        "login" => {
+            (vec![("email", "nobody@example.com".into()), ("password", "wrong password!".into())], [401, 401, 401, 401])
+        }
         "logout" => (vec![], [200, 200, 200, 200]),
         "signed-in-user" => (vec![], [200, 200, 200, 200]),
         "list-jobs" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
@@ -56,15 +58,27 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
             vec![("user", world.spare_admin.id.to_string()), ("merchant", world.merchant_a.to_string())],
             [401, 403, 403, 200],
         ),
-        "set-user-disabled" => (
-            vec![("user", world.spare_admin.id.to_string()), ("disabled", "false".into())],
-            [401, 403, 403, 200],
-        ),
-        "start-upload" => return Some(Row { form: vec![], json: Some(serde_json::json!({
-            "merchant": world.merchant_a, "files": [manifest()] })), expect: [401, 200, 403, 200] }),
+        "set-user-disabled" => {
+            (vec![("user", world.spare_admin.id.to_string()), ("disabled", "false".into())], [401, 403, 403, 200])
+        }
+        "start-upload" => {
+            return Some(Row {
+                form: vec![],
+                json: Some(serde_json::json!({
+            "merchant": world.merchant_a, "files": [manifest()] })),
+                expect: [401, 200, 403, 200],
+            })
+        }
         "unfinished-upload" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
         "finish-upload" => (vec![("upload", world.upload_done.to_string())], [401, 200, 403, 200]),
         "cancel-upload" => (vec![("upload", world.upload_open.to_string())], [401, 200, 403, 200]),
+        // Nothing is staged for merchant A: a permitted caller gets that answer (400).
+        "start-check" => (vec![("merchant", world.merchant_a.to_string())], [401, 400, 403, 400]),
+        "load-review" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
+        "preview-rows" => {
+            (vec![("merchant", world.merchant_a.to_string()), ("after", "0".into())], [401, 200, 403, 200])
+        }
+        "preflight-insert" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
         _ => return None,
     };
     Some(Row { form, json: None, expect })
@@ -164,10 +178,8 @@ async fn every_page_needs_a_session_and_admin_needs_ops() {
     let app = spawn_app().await;
     let world = world(&app).await;
     let clients = clients(&app, &world).await;
-    let pages: Vec<String> = leptos_axum::generate_route_list(app::App)
-        .into_iter()
-        .map(|listing| listing.path().to_owned())
-        .collect();
+    let pages: Vec<String> =
+        leptos_axum::generate_route_list(app::App).into_iter().map(|listing| listing.path().to_owned()).collect();
     assert!(pages.contains(&"/jobs".to_owned()), "{pages:?}");
 
     let mut mismatches = Vec::new();
@@ -207,7 +219,8 @@ async fn the_chunk_route_answers_each_caller_exactly_as_the_matrix_says() {
     // The world's open upload expects no rows; this one takes a row from each allowed caller.
     app::staging::ssr::cancel_upload(&app.pool, world.upload_open).await.unwrap();
     let manifest = app::staging::FileManifest { rows: 2, ..manifest() };
-    let upload = app::staging::ssr::start_upload(&app.pool, world.merchant_a, world.admin_a.id, &[manifest]).await.unwrap();
+    let upload =
+        app::staging::ssr::start_upload(&app.pool, world.merchant_a, world.admin_a.id, &[manifest]).await.unwrap();
     let chunk = |code: &str| format!("2,{},{code},,,,,,\n", world.merchant_a).into_bytes();
     let post = |client: &reqwest::Client, seq: i32, code: &str| {
         client.post(app.url(&app::staging::chunk_path(upload.id, 0, seq))).body(chunk(code)).send()

@@ -1,0 +1,258 @@
+//! One operation at a time per merchant, across server processes: a session-level advisory
+//! lock held on a connection of its own for as long as the operation runs. If the server
+//! dies, PostgreSQL drops the connection and with it the lock; the row left `running` is
+//! then marked failed by the next process that looks (at start, or when asked).
+
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{kind_name, Operation};
+use crate::error::AppError;
+
+/// The advisory lock class of merchant operations ("code" in ASCII); the object is a hash of
+/// the merchant's id.
+const LOCK_CLASS: i32 = 0x636f_6465;
+
+/// What an interrupted operation says.
+pub const INTERRUPTED: &str = "The server stopped while this ran; nothing it did was kept. Run it again.";
+
+/// A running operation: its row and the connection that holds the merchant's lock. Work that
+/// must not outlive the lock runs on `conn`.
+pub struct Running {
+    pub id: Uuid,
+    pub merchant: Uuid,
+    pub conn: PgConnection,
+}
+
+/// `SELECT` of [`Operation`]s followed by `$rest` (a literal: the statement stays static).
+macro_rules! select_operations {
+    ($rest:literal) => {
+        concat!(
+            "SELECT o.id, o.merchant_id, o.kind, o.status, o.phase, u.email AS started_by_email,
+                    o.started_at, o.finished_at, o.error_message
+             FROM merchant_operations o LEFT JOIN users u ON u.id = o.started_by ",
+            $rest
+        )
+    };
+}
+
+async fn try_lock(conn: &mut PgConnection, merchant: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2::text))")
+        .bind(LOCK_CLASS)
+        .bind(merchant)
+        .fetch_one(conn)
+        .await
+}
+
+async fn unlock(conn: &mut PgConnection, merchant: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2::text))")
+        .bind(LOCK_CLASS)
+        .bind(merchant)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the merchant's `running` rows failed; only for a caller that holds the lock.
+async fn fail_orphans(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sqlx::Error> {
+    let failed = sqlx::query(
+        "UPDATE merchant_operations SET status = 'failed', error_message = $2, finished_at = now(), updated_at = now()
+         WHERE merchant_id = $1 AND status = 'running'",
+    )
+    .bind(merchant)
+    .bind(INTERRUPTED)
+    .execute(conn)
+    .await?;
+    Ok(failed.rows_affected())
+}
+
+/// A connection outside the pool: it is closed, not reused, when dropped, so a lock on it
+/// can never leak into another request.
+async fn own_connection(pool: &PgPool) -> Result<PgConnection, sqlx::Error> {
+    Ok(pool.acquire().await?.detach())
+}
+
+/// Starts an operation of `kind` for `merchant`, or says which one is running (`Conflict`).
+pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>) -> Result<Running, AppError> {
+    let mut conn = own_connection(pool).await?;
+    if !try_lock(&mut conn, merchant).await? {
+        let _ = conn.close().await;
+        return Err(busy(pool, merchant).await);
+    }
+    let started = async {
+        let orphans = fail_orphans(&mut conn, merchant).await?;
+        if orphans > 0 {
+            tracing::warn!(%merchant, orphans, "marked interrupted operations failed");
+        }
+        sqlx::query_scalar::<_, Uuid>(
+            "INSERT INTO merchant_operations (id, merchant_id, kind, started_by, phase) VALUES ($1, $2, $3, $4, 'Starting')
+             RETURNING id",
+        )
+        .bind(Uuid::new_v4())
+        .bind(merchant)
+        .bind(kind)
+        .bind(user)
+        .fetch_one(&mut conn)
+        .await
+    }
+    .await;
+    match started {
+        Ok(id) => {
+            tracing::info!(operation = %id, %merchant, kind, "operation started");
+            Ok(Running { id, merchant, conn })
+        }
+        Err(error) => {
+            let _ = conn.close().await;
+            Err(error.into())
+        }
+    }
+}
+
+/// The `Conflict` that names what is running for `merchant`.
+async fn busy(pool: &PgPool, merchant: Uuid) -> AppError {
+    match running(pool, merchant).await {
+        Ok(Some(op)) => AppError::conflict(format!(
+            "A {} is running for this merchant (started by {} at {} UTC). Wait for it to finish.",
+            op.kind_name(),
+            op.started_by_email.as_deref().unwrap_or("the system"),
+            op.started_at.format("%H:%M:%S"),
+        )),
+        _ => AppError::conflict("Another operation is starting for this merchant. Try again in a moment."),
+    }
+}
+
+impl Running {
+    /// Records what the operation is doing now (on the pool: visible at once).
+    pub async fn phase(&self, pool: &PgPool, phase: &str) {
+        if let Err(error) = sqlx::query("UPDATE merchant_operations SET phase = $2, updated_at = now() WHERE id = $1")
+            .bind(self.id)
+            .bind(phase)
+            .execute(pool)
+            .await
+        {
+            tracing::warn!(operation = %self.id, %error, "could not record the phase");
+        }
+    }
+
+    /// Records the outcome and releases the merchant. If even that fails (the database went
+    /// away), closing the connection releases the lock and the row is failed by whoever
+    /// looks next.
+    pub async fn finish(mut self, outcome: Result<serde_json::Value, AppError>) {
+        let (status, result, error) = match outcome {
+            Ok(result) => ("completed", Some(result), None),
+            Err(error) => {
+                tracing::warn!(operation = %self.id, %error, "operation failed");
+                ("failed", None, Some(error.to_string()))
+            }
+        };
+        let recorded = sqlx::query(
+            "UPDATE merchant_operations
+             SET status = $2, result = $3, error_message = $4, phase = '', finished_at = now(), updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(self.id)
+        .bind(status)
+        .bind(result)
+        .bind(error)
+        .execute(&mut self.conn)
+        .await;
+        if let Err(error) = recorded {
+            tracing::error!(operation = %self.id, %error, "could not record the outcome");
+        } else {
+            tracing::info!(operation = %self.id, status, "operation finished");
+        }
+        let _ = unlock(&mut self.conn, self.merchant).await;
+        let _ = self.conn.close().await;
+    }
+}
+
+/// The merchant's running operation, if any. A row left `running` by a server that died is
+/// marked failed here first.
+pub async fn running(pool: &PgPool, merchant: Uuid) -> Result<Option<Operation>, sqlx::Error> {
+    reap(pool, merchant).await?;
+    sqlx::query_as::<_, Operation>(select_operations!("WHERE o.merchant_id = $1 AND o.status = 'running'"))
+        .bind(merchant)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The merchant's latest operation of `kind`, reaped if its server died.
+pub async fn latest(pool: &PgPool, merchant: Uuid, kind: &str) -> Result<Option<Operation>, sqlx::Error> {
+    reap(pool, merchant).await?;
+    sqlx::query_as::<_, Operation>(select_operations!(
+        "WHERE o.merchant_id = $1 AND o.kind = $2 ORDER BY o.started_at DESC LIMIT 1"
+    ))
+    .bind(merchant)
+    .bind(kind)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The result of the merchant's latest completed operation of `kind`.
+pub async fn latest_result(
+    pool: &PgPool,
+    merchant: Uuid,
+    kind: &str,
+) -> Result<Option<(Operation, serde_json::Value)>, sqlx::Error> {
+    let row = sqlx::query_as::<_, (Uuid, serde_json::Value)>(
+        "SELECT id, result FROM merchant_operations
+         WHERE merchant_id = $1 AND kind = $2 AND status = 'completed' AND result IS NOT NULL
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(merchant)
+    .bind(kind)
+    .fetch_optional(pool)
+    .await?;
+    let Some((id, result)) = row else {
+        return Ok(None);
+    };
+    let op = sqlx::query_as::<_, Operation>(select_operations!("WHERE o.id = $1")).bind(id).fetch_one(pool).await?;
+    Ok(Some((op, result)))
+}
+
+/// Marks failed a `running` row of `merchant` whose lock nobody holds (its server died).
+async fn reap(pool: &PgPool, merchant: Uuid) -> Result<(), sqlx::Error> {
+    let listed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM merchant_operations WHERE merchant_id = $1 AND status = 'running')",
+    )
+    .bind(merchant)
+    .fetch_one(pool)
+    .await?;
+    if !listed {
+        return Ok(());
+    }
+    let mut conn = own_connection(pool).await?;
+    if try_lock(&mut conn, merchant).await? {
+        let failed = fail_orphans(&mut conn, merchant).await;
+        let _ = unlock(&mut conn, merchant).await;
+        if failed? > 0 {
+            tracing::warn!(%merchant, "marked an interrupted operation failed");
+        }
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// At server start: every operation left `running` by a server that died is marked failed.
+pub async fn reap_all(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let merchants: Vec<Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT merchant_id FROM merchant_operations WHERE status = 'running'")
+            .fetch_all(pool)
+            .await?;
+    for merchant in merchants {
+        reap(pool, merchant).await?;
+    }
+    Ok(())
+}
+
+/// `Conflict` naming the running operation if one runs for `merchant` (for steps such as
+/// starting an upload, which are not operations themselves but must not overlap one).
+pub async fn ensure_idle(pool: &PgPool, merchant: Uuid) -> Result<(), AppError> {
+    match running(pool, merchant).await? {
+        Some(op) => Err(AppError::conflict(format!(
+            "A {} is running for this merchant. Wait for it to finish.",
+            kind_name(&op.kind)
+        ))),
+        None => Ok(()),
+    }
+}
