@@ -83,25 +83,10 @@ async fn last_row(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Optio
         .await
 }
 
-/// `Conflict` while an upload for the merchant is unfinished: its rows are still arriving.
-async fn ensure_no_upload(pool: &PgPool, merchant: Uuid) -> Result<(), AppError> {
-    let uploading: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM uploads WHERE merchant_id = $1 AND status = 'uploading')")
-            .bind(merchant)
-            .fetch_one(pool)
-            .await?;
-    if uploading {
-        return Err(AppError::conflict(
-            "An upload for this merchant is unfinished: finish or cancel it before checking duplicates.",
-        ));
-    }
-    Ok(())
-}
-
 /// Starts the check in the background and returns its operation; `Conflict` while another
 /// operation or an upload runs for the merchant, `Invalid` when nothing is staged.
 pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Operation, AppError> {
-    ensure_no_upload(pool, merchant).await?;
+    operations::ensure_no_upload(pool, merchant, "checking duplicates").await?;
     if last_row(pool, merchant).await?.is_none() {
         return Err(AppError::invalid("Nothing is staged for this merchant: upload files first."));
     }
@@ -198,7 +183,7 @@ struct PreflightRecord {
 
 /// The pre-flight as an operation of its own (it holds the merchant's lock while it runs).
 pub async fn run_preflight(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Preflight, AppError> {
-    ensure_no_upload(pool, merchant).await?;
+    operations::ensure_no_upload(pool, merchant, "inserting").await?;
     let mut running = operations::begin(pool, merchant, "preflight", user).await?;
     running.phase(pool, "Re-checking database duplicates and fields").await;
     let outcome = async {

@@ -3,7 +3,7 @@
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,10 +35,53 @@ pub struct JobSummary {
 /// How many jobs one page of the history shows.
 pub const JOBS_PAGE_SIZE: i64 = 100;
 
-/// Lists the newest import jobs of `merchant`, or of every merchant the caller may see.
-/// `Forbidden` for a merchant the caller may not act for.
+/// The history's filters and its cursor: jobs older than `before` (created_at, id).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobFilter {
+    pub status: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// Every status a job can have, in the order of its life.
+pub const JOB_STATUSES: [&str; 6] = ["pending", "validating", "processing", "completed", "failed", "rolled_back"];
+
+/// A job's full audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    pub summary: JobSummary,
+    pub validation_passed: Option<bool>,
+    /// `validation_errors` and `source_info`, as indented JSON.
+    pub validation_errors: Option<String>,
+    pub source_info: Option<String>,
+}
+
+/// A job's codes counted again in production, against what the job recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobVerification {
+    pub codes_inserted: Option<i64>,
+    pub codes_found: i64,
+}
+
+impl JobVerification {
+    pub fn matches(&self) -> bool {
+        self.codes_inserted.unwrap_or(0) == self.codes_found
+    }
+}
+
+/// Lists import jobs, newest first: of `merchant`, or of every merchant the caller may see;
+/// filtered by status and by creation date (`YYYY-MM-DD`, both days included); older than
+/// the cursor `before_at`/`before_id` (the last job of the previous page).
 #[server(prefix = "/api", endpoint = "list-jobs")]
-pub async fn list_jobs(merchant: Option<Uuid>) -> Result<Vec<JobSummary>, AppError> {
+pub async fn list_jobs(
+    merchant: Option<Uuid>,
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before_at: Option<DateTime<Utc>>,
+    before_id: Option<Uuid>,
+) -> Result<Vec<JobSummary>, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         let merchants = match merchant {
@@ -48,7 +91,78 @@ pub async fn list_jobs(merchant: Option<Uuid>) -> Result<Vec<JobSummary>, AppErr
             }
             None => caller.visible_merchants(),
         };
-        Ok(ssr::list_jobs(&state.pool, merchants.as_deref(), JOBS_PAGE_SIZE).await?)
+        let date = |text: Option<String>| -> Result<Option<NaiveDate>, AppError> {
+            match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                    .map(Some)
+                    .map_err(|_| AppError::invalid(format!("{t:?} is not a date (YYYY-MM-DD)."))),
+            }
+        };
+        let status = status.filter(|s| !s.is_empty());
+        if let Some(status) = &status {
+            if !JOB_STATUSES.contains(&status.as_str()) {
+                return Err(AppError::invalid(format!("{status:?} is not a job status.")));
+            }
+        }
+        let filter = JobFilter { status, from: date(from)?, to: date(to)?, before: before_at.zip(before_id) };
+        Ok(ssr::list_jobs(&state.pool, merchants.as_deref(), &filter, JOBS_PAGE_SIZE).await?)
+    })
+    .await
+}
+
+/// A job's full record; `Forbidden` for another merchant's job.
+#[server(prefix = "/api", endpoint = "get-job")]
+pub async fn get_job(job: Uuid) -> Result<JobDetail, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(ssr::merchant_of(&state.pool, job).await?)?;
+        ssr::job_detail(&state.pool, job).await?.ok_or_else(|| AppError::invalid("There is no such job."))
+    })
+    .await
+}
+
+/// Starts inserting the merchant's clean staged codes (`confirmation` must be `YES`);
+/// returns the job's id. The job's page follows its progress.
+#[server(prefix = "/api", endpoint = "start-insert")]
+pub async fn start_insert(merchant: Uuid, confirmation: String) -> Result<Uuid, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        ssr::start_insert(&state.pool, merchant, caller.user_id(), &confirmation).await
+    })
+    .await
+}
+
+/// Recounts a job's codes in production.
+#[server(prefix = "/api", endpoint = "verify-job")]
+pub async fn verify_job(job: Uuid) -> Result<JobVerification, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(ssr::merchant_of(&state.pool, job).await?)?;
+        ssr::verify_job(&state.pool, job).await
+    })
+    .await
+}
+
+/// Rolls a completed job back (`confirmation` must be `DELETE`).
+#[server(prefix = "/api", endpoint = "rollback-job")]
+pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<(), AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(ssr::merchant_of(&state.pool, job).await?)?;
+        ssr::rollback_job(&state.pool, job, caller.user_id(), &confirmation).await
+    })
+    .await
+}
+
+/// Deletes the merchant's staged rows; returns how many.
+#[server(prefix = "/api", endpoint = "clear-staging")]
+pub async fn clear_staging(merchant: Uuid) -> Result<i64, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        ssr::clear_staging(&state.pool, merchant, caller.user_id()).await
     })
     .await
 }

@@ -1,43 +1,329 @@
 //! SQL for import jobs.
 
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::JobSummary;
+use super::{JobDetail, JobFilter, JobSummary, JobVerification};
+use crate::{error::AppError, operations::ssr as operations};
 
-/// The newest `limit` jobs of the merchants in `merchants` (every merchant if `None`).
+/// `SELECT` of [`JobSummary`]s followed by `$rest` (a literal: the statement stays static).
+macro_rules! select_jobs {
+    ($rest:literal) => {
+        concat!(
+            r#"SELECT j.id, j.merchant_id, m.name AS merchant_name, j.status, j.total_codes_to_insert,
+                      j.codes_inserted, j.created_at, j.created_by, u.email AS created_by_email,
+                      j.completed_at, j.rolled_back_at, j.error_message,
+                      COALESCE(
+                          ARRAY(
+                              SELECT f ->> 'name'
+                              FROM jsonb_array_elements(
+                                  CASE WHEN jsonb_typeof(j.source_info -> 'files') = 'array'
+                                       THEN j.source_info -> 'files' ELSE '[]'::jsonb END
+                              ) WITH ORDINALITY AS t(f, ord)
+                              WHERE f ->> 'name' IS NOT NULL
+                              ORDER BY ord
+                          ),
+                          '{}'
+                      ) AS files
+               FROM codes_import_jobs j
+               LEFT JOIN merchants m ON m.id = j.merchant_id
+               LEFT JOIN users u ON u.id = j.created_by "#,
+            $rest
+        )
+    };
+}
+
+/// One page of jobs, newest first: of the merchants in `merchants` (every merchant if
+/// `None`), filtered as `filter` says, older than its cursor.
 pub async fn list_jobs(
     db: impl PgExecutor<'_>,
     merchants: Option<&[Uuid]>,
+    filter: &JobFilter,
     limit: i64,
 ) -> Result<Vec<JobSummary>, sqlx::Error> {
-    sqlx::query_as::<_, JobSummary>(
-        r#"
-        SELECT j.id, j.merchant_id, m.name AS merchant_name, j.status, j.total_codes_to_insert,
-               j.codes_inserted, j.created_at, j.created_by, u.email AS created_by_email,
-               j.completed_at, j.rolled_back_at, j.error_message,
-               COALESCE(
-                   ARRAY(
-                       SELECT f ->> 'name'
-                       FROM jsonb_array_elements(
-                           CASE WHEN jsonb_typeof(j.source_info -> 'files') = 'array'
-                                THEN j.source_info -> 'files' ELSE '[]'::jsonb END
-                       ) WITH ORDINALITY AS t(f, ord)
-                       WHERE f ->> 'name' IS NOT NULL
-                       ORDER BY ord
-                   ),
-                   '{}'
-               ) AS files
-        FROM codes_import_jobs j
-        LEFT JOIN merchants m ON m.id = j.merchant_id
-        LEFT JOIN users u ON u.id = j.created_by
-        WHERE $1::uuid[] IS NULL OR j.merchant_id = ANY($1)
-        ORDER BY j.created_at DESC, j.id
-        LIMIT $2
-        "#,
-    )
+    let (before_at, before_id) = filter.before.unzip();
+    sqlx::query_as::<_, JobSummary>(select_jobs!(
+        "WHERE ($1::uuid[] IS NULL OR j.merchant_id = ANY($1))
+           AND ($2::text IS NULL OR j.status = $2)
+           AND ($3::date IS NULL OR j.created_at >= $3::date)
+           AND ($4::date IS NULL OR j.created_at < $4::date + 1)
+           AND ($5::timestamptz IS NULL OR (j.created_at, j.id) < ($5, $6))
+         ORDER BY j.created_at DESC, j.id DESC
+         LIMIT $7"
+    ))
     .bind(merchants)
+    .bind(&filter.status)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(before_at)
+    .bind(before_id)
     .bind(limit)
     .fetch_all(db)
     .await
+}
+
+/// The job's full record.
+pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, sqlx::Error> {
+    let Some(summary) =
+        sqlx::query_as::<_, JobSummary>(select_jobs!("WHERE j.id = $1")).bind(job).fetch_optional(pool).await?
+    else {
+        return Ok(None);
+    };
+    let (validation_passed, validation_errors, source_info): (
+        Option<bool>,
+        Option<serde_json::Value>,
+        Option<serde_json::Value>,
+    ) = sqlx::query_as("SELECT validation_passed, validation_errors, source_info FROM codes_import_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(pool)
+        .await?;
+    let pretty = |value: Option<serde_json::Value>| value.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default());
+    Ok(Some(JobDetail {
+        summary,
+        validation_passed,
+        validation_errors: pretty(validation_errors),
+        source_info: pretty(source_info),
+    }))
+}
+
+/// The merchant a job belongs to; `Invalid` for an unknown job.
+pub async fn merchant_of(pool: &PgPool, job: Uuid) -> Result<Uuid, AppError> {
+    sqlx::query_scalar("SELECT merchant_id FROM codes_import_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::invalid("There is no such job."))
+}
+
+/// What the user must type to confirm an insert, and a rollback.
+pub const INSERT_CONFIRMATION: &str = "YES";
+pub const ROLLBACK_CONFIRMATION: &str = "DELETE";
+
+/// Starts the insert of the merchant's clean staged rows in the background: a job row now,
+/// then the pre-flight and one transaction that inserts the rows, checks the count and
+/// completes the job. Returns the job's id.
+pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmation: &str) -> Result<Uuid, AppError> {
+    if confirmation.trim() != INSERT_CONFIRMATION {
+        return Err(AppError::invalid(format!("Type {INSERT_CONFIRMATION} to confirm the insert.")));
+    }
+    operations::ensure_no_upload(pool, merchant, "inserting").await?;
+    let running = operations::begin(pool, merchant, "insert", Some(user)).await?;
+    let job = Uuid::new_v4();
+    let created = sqlx::query(
+        "INSERT INTO codes_import_jobs (id, merchant_id, status, created_by, source_info)
+         VALUES ($1, $2, 'validating', $3, $4)",
+    )
+    .bind(job)
+    .bind(merchant)
+    .bind(user)
+    .bind(source_info(pool, merchant).await?)
+    .execute(pool)
+    .await;
+    if let Err(error) = created {
+        running.finish(Err(error.into())).await;
+        return Err(AppError::Internal);
+    }
+    let background = pool.clone();
+    tokio::spawn(async move {
+        let mut running = running;
+        let outcome = run_insert(&background, &mut running, job).await;
+        if let Err(error) = &outcome {
+            fail_job(&background, job, &error.to_string()).await;
+        }
+        running.finish(outcome.map(|inserted| serde_json::json!({ "job": job, "codes_inserted": inserted }))).await;
+    });
+    Ok(job)
+}
+
+/// The files whose rows are staged now: those of the merchant's uploads since staging was
+/// last cleared, with their sizes, checksums and validation reports.
+async fn source_info(pool: &PgPool, merchant: Uuid) -> Result<serde_json::Value, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('files', COALESCE(jsonb_agg(jsonb_build_object(
+                    'upload', u.id, 'name', f.name, 'size', f.size, 'checksum', f.checksum,
+                    'rows_staged', f.rows_received, 'report', f.report)
+                ORDER BY u.created_at, f.file_index), '[]'::jsonb))
+         FROM uploads u JOIN upload_files f ON f.upload_id = u.id
+         WHERE u.merchant_id = $1 AND f.rows_received > 0
+           AND u.created_at > COALESCE((SELECT max(started_at) FROM merchant_operations
+                                        WHERE merchant_id = $1 AND kind = 'clear' AND status = 'completed'),
+                                       '-infinity')",
+    )
+    .bind(merchant)
+    .fetch_one(pool)
+    .await
+}
+
+async fn fail_job(pool: &PgPool, job: Uuid, message: &str) {
+    let failed = sqlx::query(
+        "UPDATE codes_import_jobs SET status = 'failed', error_message = $2, completed_at = NULL
+         WHERE id = $1 AND status IN ('pending', 'validating', 'processing')",
+    )
+    .bind(job)
+    .bind(message)
+    .execute(pool)
+    .await;
+    if let Err(error) = failed {
+        tracing::error!(%job, %error, "could not mark the job failed");
+    }
+}
+
+/// The insert's work, on the connection that holds the merchant's lock. Any error leaves no
+/// row of the job in `codes`: everything is in one transaction.
+async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid) -> Result<i64, AppError> {
+    let merchant = running.merchant;
+    running.phase(pool, "Pre-flight: re-checking database duplicates and fields").await;
+    let preflight = crate::duplicates::ssr::validate_clean_codes_for_insert(pool, &mut running.conn, merchant).await?;
+    let report = serde_json::json!({
+        "errors": preflight.errors,
+        "clean_count": preflight.clean_count,
+        "new_database_duplicates": preflight.new_database_duplicates,
+    });
+    if !preflight.ready() {
+        sqlx::query("UPDATE codes_import_jobs SET validation_passed = false, validation_errors = $2 WHERE id = $1")
+            .bind(job)
+            .bind(&report)
+            .execute(pool)
+            .await?;
+        return Err(AppError::invalid(format!("The pre-flight failed: {}", preflight.errors.join(" "))));
+    }
+    let expected = preflight.clean_count;
+    sqlx::query(
+        "UPDATE codes_import_jobs
+         SET status = 'processing', validation_passed = true, validation_errors = $2, total_codes_to_insert = $3
+         WHERE id = $1",
+    )
+    .bind(job)
+    .bind(&report)
+    .bind(expected)
+    .execute(pool)
+    .await?;
+
+    running.phase(pool, &format!("Inserting {expected} codes")).await;
+    let mut tx = sqlx::Connection::begin(&mut running.conn).await?;
+    // The final guard: a code that reached production since the pre-flight is skipped here,
+    // and the count below then differs, which rolls everything back.
+    let inserted = sqlx::query(
+        "INSERT INTO codes (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
+         SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $2
+         FROM codes_check_temp
+         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup
+         ON CONFLICT (code, merchant_id) DO NOTHING",
+    )
+    .bind(merchant)
+    .bind(job)
+    .execute(&mut *tx)
+    .await
+    .map_err(|error| insert_failed(&error))?
+    .rows_affected() as i64;
+    if inserted != expected {
+        tx.rollback().await?;
+        return Err(AppError::conflict(format!(
+            "{} of the {expected} clean codes reached production after the pre-flight, so nothing was inserted. \
+             Run the insert again: its pre-flight will flag them.",
+            expected - inserted
+        )));
+    }
+    sqlx::query(
+        "UPDATE codes_import_jobs SET status = 'completed', codes_inserted = $2, completed_at = now() WHERE id = $1",
+    )
+    .bind(job)
+    .bind(inserted)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%job, %merchant, inserted, "import job completed");
+    Ok(inserted)
+}
+
+/// A failed `INSERT` as the job records it: the database's own words (a constraint or a
+/// trigger that refused a row), never SQL text.
+fn insert_failed(error: &sqlx::Error) -> AppError {
+    match error.as_database_error() {
+        Some(db) => AppError::invalid(format!("The insert failed and nothing was inserted: {}", db.message())),
+        None => AppError::invalid("The insert lost its database connection; nothing was inserted.".to_owned()),
+    }
+}
+
+/// Recounts a job's codes in production.
+pub async fn verify_job(pool: &PgPool, job: Uuid) -> Result<JobVerification, AppError> {
+    let codes_inserted: Option<i64> = sqlx::query_scalar("SELECT codes_inserted FROM codes_import_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::invalid("There is no such job."))?;
+    let codes_found: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1").bind(job).fetch_one(pool).await?;
+    Ok(JobVerification { codes_inserted, codes_found })
+}
+
+/// Rolls a completed job back: deletes its codes and marks it `rolled_back`, in one
+/// transaction. Refused for a job in any other state, and for one with claimed codes.
+pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &str) -> Result<(), AppError> {
+    if confirmation.trim() != ROLLBACK_CONFIRMATION {
+        return Err(AppError::invalid(format!("Type {ROLLBACK_CONFIRMATION} to confirm the rollback.")));
+    }
+    let merchant = merchant_of(pool, job).await?;
+    let mut running = operations::begin(pool, merchant, "rollback", Some(user)).await?;
+    running.phase(pool, "Deleting the job's codes").await;
+    let outcome = rollback_in(&mut running.conn, job).await;
+    let result = outcome
+        .as_ref()
+        .map(|deleted| serde_json::json!({ "job": job, "codes_deleted": deleted }))
+        .map_err(Clone::clone);
+    running.finish(result).await;
+    outcome.map(|_| ())
+}
+
+async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, AppError> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM codes_import_jobs WHERE id = $1 FOR UPDATE")
+        .bind(job)
+        .fetch_one(&mut *tx)
+        .await?;
+    match status.as_str() {
+        "completed" => {}
+        "rolled_back" => return Err(AppError::conflict("This job was rolled back already.")),
+        other => {
+            return Err(AppError::invalid(format!("Only a completed job can be rolled back; this one is {other}.")))
+        }
+    }
+    // The delete locks the rows, so a claim cannot slip in between the count and the delete.
+    let (deleted, claimed): (i64, i64) = sqlx::query_as(
+        "WITH gone AS (DELETE FROM codes WHERE import_job_id = $1 RETURNING claimed)
+         SELECT count(*), count(*) FILTER (WHERE claimed) FROM gone",
+    )
+    .bind(job)
+    .fetch_one(&mut *tx)
+    .await?;
+    if claimed > 0 {
+        tx.rollback().await?;
+        return Err(AppError::conflict(format!(
+            "{claimed} of this job's codes are claimed by customers, so it cannot be rolled back. Nothing was deleted."
+        )));
+    }
+    sqlx::query("UPDATE codes_import_jobs SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1")
+        .bind(job)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(%job, deleted, "import job rolled back");
+    Ok(deleted)
+}
+
+/// Deletes the merchant's staged rows; refused while an upload is unfinished or another
+/// operation runs. Returns how many rows were deleted.
+pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<i64, AppError> {
+    operations::ensure_no_upload(pool, merchant, "clearing staging").await?;
+    let mut running = operations::begin(pool, merchant, "clear", Some(user)).await?;
+    running.phase(pool, "Deleting the staged rows").await;
+    let outcome = sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1")
+        .bind(merchant)
+        .execute(&mut running.conn)
+        .await
+        .map(|done| done.rows_affected() as i64)
+        .map_err(AppError::from);
+    let result = outcome.as_ref().map(|deleted| serde_json::json!({ "rows_deleted": deleted })).map_err(Clone::clone);
+    running.finish(result).await;
+    outcome
 }

@@ -47,3 +47,9 @@ pub fn kind_name(kind: &str) -> &'static str {
         _ => "operation",
     }
 }
+
+/// "A duplicate check", "An insert".
+pub fn with_article(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "An" } else { "A" };
+    format!("{article} {name}")
+}

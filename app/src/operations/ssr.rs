@@ -6,7 +6,7 @@
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{kind_name, Operation};
+use super::{kind_name, with_article, Operation};
 use crate::error::AppError;
 
 /// The advisory lock class of merchant operations ("code" in ASCII); the object is a hash of
@@ -15,6 +15,9 @@ const LOCK_CLASS: i32 = 0x636f_6465;
 
 /// What an interrupted operation says.
 pub const INTERRUPTED: &str = "The server stopped while this ran; nothing it did was kept. Run it again.";
+
+/// What a job interrupted by its server's death says.
+pub const INTERRUPTED_INSERT: &str = "The server stopped during the insert; nothing was inserted. Run it again.";
 
 /// A running operation: its row and the connection that holds the merchant's lock. Work that
 /// must not outlive the lock runs on `conn`.
@@ -61,6 +64,15 @@ async fn fail_orphans(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sq
     )
     .bind(merchant)
     .bind(INTERRUPTED)
+    .execute(&mut *conn)
+    .await?;
+    // An insert that died with its server rolled back with its connection: its job failed.
+    sqlx::query(
+        "UPDATE codes_import_jobs SET status = 'failed', error_message = $2
+         WHERE merchant_id = $1 AND status IN ('pending', 'validating', 'processing')",
+    )
+    .bind(merchant)
+    .bind(INTERRUPTED_INSERT)
     .execute(conn)
     .await?;
     Ok(failed.rows_affected())
@@ -112,8 +124,8 @@ pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>
 async fn busy(pool: &PgPool, merchant: Uuid) -> AppError {
     match running(pool, merchant).await {
         Ok(Some(op)) => AppError::conflict(format!(
-            "A {} is running for this merchant (started by {} at {} UTC). Wait for it to finish.",
-            op.kind_name(),
+            "{} is running for this merchant (started by {} at {} UTC). Wait for it to finish.",
+            with_article(op.kind_name()),
             op.started_by_email.as_deref().unwrap_or("the system"),
             op.started_at.format("%H:%M:%S"),
         )),
@@ -250,9 +262,25 @@ pub async fn reap_all(pool: &PgPool) -> Result<(), sqlx::Error> {
 pub async fn ensure_idle(pool: &PgPool, merchant: Uuid) -> Result<(), AppError> {
     match running(pool, merchant).await? {
         Some(op) => Err(AppError::conflict(format!(
-            "A {} is running for this merchant. Wait for it to finish.",
-            kind_name(&op.kind)
+            "{} is running for this merchant. Wait for it to finish.",
+            with_article(kind_name(&op.kind))
         ))),
         None => Ok(()),
     }
+}
+
+/// `Conflict` while an upload for the merchant is unfinished (its rows are still arriving);
+/// `doing` says what waits for it ("checking duplicates").
+pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Result<(), AppError> {
+    let uploading: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM uploads WHERE merchant_id = $1 AND status = 'uploading')")
+            .bind(merchant)
+            .fetch_one(pool)
+            .await?;
+    if uploading {
+        return Err(AppError::conflict(format!(
+            "An upload for this merchant is unfinished: finish or cancel it before {doing}."
+        )));
+    }
+    Ok(())
 }

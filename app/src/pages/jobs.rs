@@ -9,7 +9,7 @@ use crate::jobs::{list_jobs, JobSummary};
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let reloads = RwSignal::new(0_u32);
-    let jobs = Resource::new(move || reloads.get(), |_| list_jobs(None));
+    let jobs = Resource::new(move || reloads.get(), |_| list_jobs(None, None, None, None, None, None));
 
     view! {
         <div class="page-head">

@@ -11,7 +11,7 @@ use app::{
 };
 use uuid::Uuid;
 
-use crate::helpers::TestDb;
+use crate::helpers::{kill_operation_connections, TestDb};
 
 /// A deterministic generator, so a failure can be replayed.
 struct Rng(u64);
@@ -267,7 +267,7 @@ async fn a_second_operation_for_a_merchant_is_told_what_runs_while_another_merch
     // … so a check from the other process is refused, naming it.
     let refused = ssr::start_check(&other_process, merchants[0], None).await.unwrap_err();
     let AppError::Conflict(message) = refused else { panic!("expected a conflict, got {refused:?}") };
-    assert!(message.contains("duplicate check is running") && message.contains("ann@example.com"), "{message}");
+    assert!(message.starts_with("A duplicate check is running") && message.contains("ann@example.com"), "{message}");
     let refused = ssr::run_preflight(&other_process, merchants[0], None).await.unwrap_err();
     assert!(matches!(refused, AppError::Conflict(_)), "{refused:?}");
 
@@ -298,14 +298,7 @@ async fn a_check_whose_server_died_is_marked_failed_and_a_rerun_finishes_it() {
         .await
         .unwrap();
     let dead = dying.id;
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks
-         WHERE locktype = 'advisory' AND granted
-           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    kill_operation_connections(&pool).await;
     drop(dying);
 
     // The restarted server marks it failed, with the reason.

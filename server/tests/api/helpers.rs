@@ -153,3 +153,16 @@ pub async fn serve(db: &TestDb, pool: PgPool) -> SocketAddr {
     tokio::spawn(async move { server::serve(listener, router).await.expect("serve") });
     addr
 }
+
+/// Kills the connections that hold operation locks in this test's database, as a server
+/// process dying mid-operation would (its connections drop, its locks go).
+pub async fn kill_operation_connections(pool: &PgPool) {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}

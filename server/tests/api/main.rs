@@ -4,6 +4,7 @@ mod auth;
 mod duplicates;
 mod health;
 mod helpers;
+mod insert;
 mod jobs;
 mod matrix;
 mod migrations;

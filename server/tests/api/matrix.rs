@@ -22,6 +22,8 @@ struct World {
     /// Merchant A's unfinished upload, and a finished one.
     upload_open: Uuid,
     upload_done: Uuid,
+    /// A completed import job of merchant A.
+    job_a: Uuid,
 }
 
 /// The arguments for one call of a server function, and the status each caller gets.
@@ -79,6 +81,14 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
             (vec![("merchant", world.merchant_a.to_string()), ("after", "0".into())], [401, 200, 403, 200])
         }
         "preflight-insert" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
+        "get-job" => (vec![("job", world.job_a.to_string())], [401, 200, 403, 200]),
+        "verify-job" => (vec![("job", world.job_a.to_string())], [401, 200, 403, 200]),
+        // A permitted caller gets past the check of the caller to the confirmation (400).
+        "start-insert" => {
+            (vec![("merchant", world.merchant_a.to_string()), ("confirmation", "no".into())], [401, 400, 403, 400])
+        }
+        "rollback-job" => (vec![("job", world.job_a.to_string()), ("confirmation", "no".into())], [401, 400, 403, 400]),
+        "clear-staging" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
         _ => return None,
     };
     Some(Row { form, json: None, expect })
@@ -101,7 +111,17 @@ async fn world(app: &TestApp) -> World {
     let done = app::staging::ssr::start_upload(&app.pool, merchant_a, admin_a.id, &[manifest()]).await.unwrap();
     app::staging::ssr::finish_upload(&app.pool, done.id).await.unwrap();
     let open = app::staging::ssr::start_upload(&app.pool, merchant_a, admin_a.id, &[manifest()]).await.unwrap();
+    let job_a = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO codes_import_jobs (id, merchant_id, status, codes_inserted) VALUES ($1, $2, 'completed', 0)",
+    )
+    .bind(job_a)
+    .bind(merchant_a)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     World {
+        job_a,
         merchant_a,
         merchant_b,
         upload_open: open.id,

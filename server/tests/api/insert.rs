@@ -1,0 +1,331 @@
+//! Insert, verify, roll back and clear, against the real database: what reaches `codes`, what
+//! the job records, and what is refused.
+
+use std::time::Duration;
+
+use app::{
+    duplicates::ssr as duplicates,
+    error::AppError,
+    jobs::{ssr as jobs, JobDetail},
+    operations::ssr as operations,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{kill_operation_connections, TestDb};
+
+/// A merchant with a user, `rows` staged rows in two files (every 10th code repeats an
+/// earlier one, every 7th is already in production), and the duplicate check done.
+struct World {
+    pool: PgPool,
+    merchant: Uuid,
+    user: Uuid,
+    _db: TestDb,
+}
+
+async fn world(rows: i64) -> World {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchant = app::admin::ssr::create_merchant(&pool, "Insert").await.unwrap().id;
+    let user =
+        app::auth::ssr::create_user(&pool, "ins@example.com", "a long password here".into(), app::auth::Role::Ops, &[])
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, points, source_file, source_line)
+         SELECT $1, n, 'C-' || CASE WHEN n % 10 = 0 THEN n - 5 ELSE n END, n % 100,
+                CASE WHEN n <= $2 / 2 THEN 'a.csv' ELSE 'b.csv' END, n + 1
+         FROM generate_series(1, $2) AS n",
+    )
+    .bind(merchant)
+    .bind(rows)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO codes (merchant_id, code) SELECT $1, 'C-' || n FROM generate_series(7, $2, 7) AS n")
+        .bind(merchant)
+        .bind(rows)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let world = World { pool, merchant, user, _db: db };
+    world.check().await;
+    world
+}
+
+impl World {
+    async fn check(&self) {
+        duplicates::start_check(&self.pool, self.merchant, None).await.unwrap();
+        for _ in 0..600 {
+            let op = operations::latest(&self.pool, self.merchant, "check").await.unwrap().unwrap();
+            if !op.is_running() {
+                assert_eq!(op.status, "completed", "{:?}", op.error_message);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the check did not finish");
+    }
+
+    async fn clean(&self) -> i64 {
+        duplicates::review_state(&self.pool, self.merchant).await.unwrap().figures.unwrap().overall.clean_count
+    }
+
+    /// Inserts and waits for the job to finish.
+    async fn insert(&self) -> JobDetail {
+        let job = jobs::start_insert(&self.pool, self.merchant, self.user, "YES").await.unwrap();
+        self.finished(job).await
+    }
+
+    async fn finished(&self, job: Uuid) -> JobDetail {
+        for _ in 0..600 {
+            let detail = jobs::job_detail(&self.pool, job).await.unwrap().expect("the job exists");
+            let running = operations::running(&self.pool, self.merchant).await.unwrap();
+            if !["pending", "validating", "processing"].contains(&detail.summary.status.as_str()) && running.is_none() {
+                return detail;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the job did not finish");
+    }
+
+    async fn codes_of(&self, job: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1")
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn codes(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_recounts_them() {
+    let w = world(2_000).await;
+    let clean = w.clean().await;
+    let before = w.codes().await;
+    assert!(clean > 1_000);
+
+    let refused = jobs::start_insert(&w.pool, w.merchant, w.user, "yes please").await.unwrap_err();
+    assert_eq!(refused, AppError::invalid("Type YES to confirm the insert."));
+
+    let job = w.insert().await;
+    let summary = &job.summary;
+    assert_eq!(summary.status, "completed", "{:?}", summary.error_message);
+    assert_eq!((summary.total_codes_to_insert, summary.codes_inserted), (Some(clean), Some(clean)));
+    assert!(summary.completed_at.is_some());
+    assert_eq!(summary.created_by, Some(w.user));
+    assert_eq!(job.validation_passed, Some(true));
+    assert_eq!(w.codes_of(summary.id).await, clean);
+    assert_eq!(w.codes().await, before + clean);
+    // Exactly the clean rows, with their fields: the two sets differ in nothing.
+    let wrong: i64 = sqlx::query_scalar(
+        "WITH clean AS (SELECT code, points FROM codes_check_temp
+                        WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup),
+              job AS (SELECT code, points FROM codes WHERE import_job_id = $2)
+         SELECT (SELECT count(*) FROM (SELECT * FROM clean EXCEPT ALL SELECT * FROM job) a)
+              + (SELECT count(*) FROM (SELECT * FROM job EXCEPT ALL SELECT * FROM clean) b)",
+    )
+    .bind(w.merchant)
+    .bind(summary.id)
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(wrong, 0);
+    let verification = jobs::verify_job(&w.pool, summary.id).await.unwrap();
+    assert_eq!((verification.codes_inserted, verification.codes_found), (Some(clean), clean));
+    assert!(verification.matches());
+
+    // Checked again, every staged row is now in production.
+    w.check().await;
+    assert_eq!(w.clean().await, 0);
+    let again = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
+    let again = w.finished(again).await;
+    assert_eq!(again.summary.status, "failed");
+    assert_eq!(again.validation_passed, Some(false));
+    assert!(again.summary.error_message.unwrap().contains("No clean codes are left to insert."));
+}
+
+#[tokio::test]
+async fn an_insert_that_fails_midway_leaves_no_code_of_the_job_and_says_why() {
+    let w = world(3_000).await;
+    let before = w.codes().await;
+    // A trigger refuses one row deep into the insert.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.code = 'C-2801' THEN RAISE EXCEPTION 'code % is on the block list', NEW.code; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_one BEFORE INSERT ON codes FOR EACH ROW EXECUTE FUNCTION refuse_one();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+
+    let job = w.insert().await;
+    assert_eq!(job.summary.status, "failed");
+    let message = job.summary.error_message.clone().unwrap();
+    assert!(
+        message.contains("nothing was inserted") && message.contains("code C-2801 is on the block list"),
+        "{message}"
+    );
+    assert_eq!(w.codes_of(job.summary.id).await, 0);
+    assert_eq!(w.codes().await, before);
+    assert_eq!(job.summary.codes_inserted, None);
+    let op = operations::latest(&w.pool, w.merchant, "insert").await.unwrap().unwrap();
+    assert_eq!(op.status, "failed");
+}
+
+#[tokio::test]
+async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_twice() {
+    let w = world(2_000).await;
+    // Another import lands two clean codes the moment this job passes its pre-flight.
+    sqlx::raw_sql(
+        "CREATE FUNCTION land_two() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.status = 'processing' THEN
+                 INSERT INTO codes (merchant_id, code) VALUES (NEW.merchant_id, 'C-1'), (NEW.merchant_id, 'C-2');
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER land_two AFTER UPDATE ON codes_import_jobs FOR EACH ROW EXECUTE FUNCTION land_two();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+
+    let job = w.insert().await;
+    assert_eq!(job.summary.status, "failed");
+    let message = job.summary.error_message.clone().unwrap();
+    assert!(message.starts_with("2 of the") && message.contains("nothing was inserted"), "{message}");
+    assert_eq!(w.codes_of(job.summary.id).await, 0);
+    let copies: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM codes WHERE code IN ('C-1', 'C-2')").fetch_one(&w.pool).await.unwrap();
+    assert_eq!(copies, 2, "each code once");
+
+    // The next insert's pre-flight flags them, and it goes through.
+    sqlx::raw_sql("DROP TRIGGER land_two ON codes_import_jobs").execute(&w.pool).await.unwrap();
+    let clean_before = w.clean().await;
+    let retry = w.insert().await;
+    assert_eq!(retry.summary.status, "completed", "{:?}", retry.summary.error_message);
+    assert_eq!(retry.summary.codes_inserted, Some(clean_before - 2));
+    assert!(retry.validation_errors.unwrap().contains("\"new_database_duplicates\": 2"));
+}
+
+#[tokio::test]
+async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_without_claims() {
+    let w = world(1_000).await;
+    let before = w.codes().await;
+    let job = w.insert().await.summary;
+    assert_eq!(job.status, "completed");
+
+    // A claimed code blocks the rollback, and nothing is deleted.
+    sqlx::query("UPDATE codes SET claimed = true WHERE id IN (SELECT id FROM codes WHERE import_job_id = $1 LIMIT 3)")
+        .bind(job.id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let refused = jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err();
+    assert_eq!(
+        refused,
+        AppError::conflict(
+            "3 of this job's codes are claimed by customers, so it cannot be rolled back. Nothing was deleted."
+        )
+    );
+    assert_eq!(w.codes_of(job.id).await, job.codes_inserted.unwrap());
+    sqlx::query("UPDATE codes SET claimed = false WHERE import_job_id = $1")
+        .bind(job.id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+
+    let refused = jobs::rollback_job(&w.pool, job.id, w.user, "delete it").await.unwrap_err();
+    assert_eq!(refused, AppError::invalid("Type DELETE to confirm the rollback."));
+
+    jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap();
+    let after = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap().summary;
+    assert_eq!(after.status, "rolled_back");
+    assert!(after.rolled_back_at.is_some());
+    assert_eq!(w.codes().await, before);
+    let verification = jobs::verify_job(&w.pool, job.id).await.unwrap();
+    assert_eq!((verification.codes_inserted, verification.codes_found), (job.codes_inserted, 0));
+
+    let twice = jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err();
+    assert_eq!(twice, AppError::conflict("This job was rolled back already."));
+
+    // A failed job cannot be rolled back.
+    sqlx::query("INSERT INTO codes (merchant_id, code) VALUES ($1, 'C-1')")
+        .bind(w.merchant)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
+    sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1 AND row_number > 500")
+        .bind(w.merchant)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let failed = w.finished(failed).await.summary;
+    assert_eq!(failed.status, "failed", "rows were removed after the check");
+    let refused = jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err();
+    assert_eq!(refused, AppError::invalid("Only a completed job can be rolled back; this one is failed."));
+}
+
+#[tokio::test]
+async fn one_insert_per_merchant_at_a_time_and_an_insert_killed_with_its_server_fails_its_job() {
+    let w = world(1_000).await;
+    let holding = operations::begin(&w.pool, w.merchant, "insert", Some(w.user)).await.unwrap();
+    let busy = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap_err();
+    let AppError::Conflict(message) = busy else { panic!("{busy:?}") };
+    assert!(message.starts_with("An insert is running for this merchant (started by ins@example.com"), "{message}");
+    let busy = jobs::clear_staging(&w.pool, w.merchant, w.user).await.unwrap_err();
+    assert!(matches!(busy, AppError::Conflict(_)));
+
+    // The holder's server dies mid-insert, its job still `processing`.
+    let job = Uuid::new_v4();
+    sqlx::query("INSERT INTO codes_import_jobs (id, merchant_id, status) VALUES ($1, $2, 'processing')")
+        .bind(job)
+        .bind(w.merchant)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    kill_operation_connections(&w.pool).await;
+    drop(holding);
+    let mut detail = None;
+    for _ in 0..100 {
+        operations::reap_all(&w.pool).await.unwrap();
+        let now = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
+        if now.summary.status != "processing" {
+            detail = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let detail = detail.expect("the interrupted job is marked failed");
+    assert_eq!(detail.summary.status, "failed");
+    assert_eq!(detail.summary.error_message.as_deref(), Some(operations::INTERRUPTED_INSERT));
+
+    // Now the merchant is free again.
+    assert_eq!(w.insert().await.summary.status, "completed");
+}
+
+#[tokio::test]
+async fn clearing_staging_deletes_the_merchants_rows_only() {
+    let w = world(500).await;
+    let other = app::admin::ssr::create_merchant(&w.pool, "Other").await.unwrap().id;
+    sqlx::query("INSERT INTO codes_check_temp (merchant_id, row_number, code) VALUES ($1, 1, 'X')")
+        .bind(other)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs::clear_staging(&w.pool, w.merchant, w.user).await.unwrap(), 500);
+    let left: Vec<Uuid> =
+        sqlx::query_scalar("SELECT merchant_id FROM codes_check_temp").fetch_all(&w.pool).await.unwrap();
+    assert_eq!(left, [other]);
+    let review = duplicates::review_state(&w.pool, w.merchant).await.unwrap();
+    assert!(review.stale && review.last_row.is_none(), "the old figures no longer describe staging");
+}
