@@ -23,7 +23,13 @@ use leptos_router::{
 
 use components::shell::Navigation;
 use pages::{
-    admin::AdminPage, home::HomePage, jobs::JobsPage, login::LoginPage, not_found::NotFound, upload::UploadPage,
+    admin::AdminPage,
+    home::HomePage,
+    jobs::{JobPage, JobsPage},
+    login::LoginPage,
+    not_found::NotFound,
+    review::ReviewPage,
+    upload::UploadPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -62,7 +68,9 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=HomePage/>
                     <Route path=path!("/upload") view=UploadPage/>
+                    <Route path=path!("/review") view=ReviewPage/>
                     <Route path=path!("/jobs") view=JobsPage/>
+                    <Route path=path!("/jobs/:id") view=JobPage/>
                     <Route path=path!("/admin") view=AdminPage/>
                     <Route path=path!("/login") view=LoginPage/>
                 </Routes>

@@ -30,6 +30,7 @@ fn MainLinks(user: CurrentUser) -> impl IntoView {
     view! {
         <nav aria-label="Main">
             <A href="/upload">"Upload"</A>
+            <A href="/review">"Review"</A>
             <A href="/jobs">"Jobs"</A>
             {(user.role == Role::Ops).then(|| view! { <A href="/admin">"Admin"</A> })}
         </nav>

@@ -87,6 +87,7 @@ impl CheckFigures {
 /// What the review page shows for a merchant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewState {
+    pub merchant_id: Uuid,
     /// The latest check (running, completed or failed).
     pub check: Option<Operation>,
     /// The figures of the latest completed check, and when it ran.

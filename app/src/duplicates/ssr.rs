@@ -135,7 +135,7 @@ pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, 
     };
     let stale = figures.as_ref().is_some_and(|f| f.last_row != last_row);
     let running = operations::running(pool, merchant).await?.filter(|op| op.kind != "check");
-    Ok(ReviewState { check, figures, checked_at, stale, last_row, running })
+    Ok(ReviewState { merchant_id: merchant, check, figures, checked_at, stale, last_row, running })
 }
 
 /// `limit` staged rows of `merchant` after `after`, in row order, of one status or all:

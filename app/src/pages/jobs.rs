@@ -1,15 +1,47 @@
-//! `/jobs`: the import job history.
+//! `/jobs`: the import job history, filtered and paged; `/jobs/:id`: one job's audit record,
+//! with verify and rollback.
 
-use leptos::prelude::*;
+use chrono::{DateTime, Utc};
+use leptos::{ev, prelude::*, task::spawn_local};
+use leptos_router::{components::A, hooks::use_params_map};
+use uuid::Uuid;
 
-use crate::components::{error::ErrorNotice, format::format_count};
-use crate::jobs::{list_jobs, JobSummary};
+use crate::{
+    admin::list_merchants,
+    components::{error::ErrorNotice, format::format_count},
+    jobs::{get_job, list_jobs, rollback_job, verify_job, JobDetail, JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES},
+    staging::client::sleep_ms,
+};
 
-/// Lists the import jobs, newest first, with a button that reloads the list in place.
+/// The history's filters as the form holds them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Filters {
+    merchant: Option<Uuid>,
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Lists the import jobs, newest first, filtered by merchant, status and dates, a page at a
+/// time; Refresh reloads in place.
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let reloads = RwSignal::new(0_u32);
-    let jobs = Resource::new(move || reloads.get(), |_| list_jobs(None, None, None, None, None, None));
+    let filters = RwSignal::new(Filters::default());
+    // The cursor of each page shown so far (the last job of the page before).
+    let pages = RwSignal::new(vec![None::<(DateTime<Utc>, Uuid)>]);
+    let merchants = Resource::new(|| (), |_| list_merchants());
+    let jobs = Resource::new(
+        move || (reloads.get(), filters.get(), pages.with(|p| p.last().cloned().flatten())),
+        |(_, f, before)| list_jobs(f.merchant, f.status, f.from, f.to, before.map(|b| b.0), before.map(|b| b.1)),
+    );
+    let set = move |change: fn(&mut Filters, String)| {
+        move |event: ev::Event| {
+            let value = event_target_value(&event);
+            filters.update(|f| change(f, value));
+            pages.set(vec![None]);
+        }
+    };
 
     view! {
         <div class="page-head">
@@ -18,14 +50,49 @@ pub fn JobsPage() -> impl IntoView {
                 "Refresh"
             </button>
         </div>
+        <div class="inline-form filters">
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let list = merchants.await.unwrap_or_default();
+                    view! {
+                        <label>"Merchant"
+                            <select data-testid="filter-merchant" on:change=set(|f, v| f.merchant = v.parse().ok())>
+                                <option value="">"All"</option>
+                                {list.into_iter().map(|m| view! { <option value=m.id.to_string()>{m.name}</option> }).collect_view()}
+                            </select>
+                        </label>
+                    }
+                })}
+            </Transition>
+            <label>"Status"
+                <select data-testid="filter-status" on:change=set(|f, v| f.status = Some(v).filter(|v| !v.is_empty()))>
+                    <option value="">"All"</option>
+                    {JOB_STATUSES.iter().map(|s| view! { <option value=*s>{*s}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>"From" <input type="date" data-testid="filter-from" on:change=set(|f, v| f.from = Some(v).filter(|v| !v.is_empty()))/></label>
+            <label>"To" <input type="date" data-testid="filter-to" on:change=set(|f, v| f.to = Some(v).filter(|v| !v.is_empty()))/></label>
+        </div>
         <Transition fallback=|| view! { <p class="muted">"Loading jobs…"</p> }>
             {move || Suspend::new(async move {
                 match jobs.await {
-                    Ok(jobs) if jobs.is_empty() => {
-                        view! { <p class="empty" data-testid="jobs-empty">"No imports yet"</p> }
-                            .into_any()
+                    Ok(jobs) if jobs.is_empty() && pages.with(|p| p.len() == 1) && filters.with(|f| *f == Filters::default()) => {
+                        view! { <p class="empty" data-testid="jobs-empty">"No imports yet"</p> }.into_any()
                     }
-                    Ok(jobs) => view! { <JobsTable jobs/> }.into_any(),
+                    Ok(jobs) if jobs.is_empty() => view! { <p class="empty">"No jobs match."</p> }.into_any(),
+                    Ok(jobs) => {
+                        let full = jobs.len() as i64 == JOBS_PAGE_SIZE;
+                        let cursor = jobs.last().map(|j| (j.created_at, j.id));
+                        view! {
+                            <JobsTable jobs/>
+                            <div class="actions pager">
+                                <button prop:disabled=move || pages.with(|p| p.len() <= 1)
+                                    on:click=move |_| pages.update(|p| { p.pop(); })>"Newer jobs"</button>
+                                <button prop:disabled=!full
+                                    on:click=move |_| pages.update(|p| p.push(cursor))>"Older jobs"</button>
+                            </div>
+                        }.into_any()
+                    }
                     Err(error) => view! { <ErrorNotice error/> }.into_any(),
                 }
             })}
@@ -56,24 +123,151 @@ fn JobsTable(jobs: Vec<JobSummary>) -> impl IntoView {
     }
 }
 
-/// One job in the history table.
-#[component]
-fn JobRow(job: JobSummary) -> impl IntoView {
-    let inserted = match (job.codes_inserted, job.total_codes_to_insert) {
+fn inserted_text(job: &JobSummary) -> String {
+    match (job.codes_inserted, job.total_codes_to_insert) {
         (Some(inserted), _) => format_count(inserted),
         (None, Some(expected)) => format!("– of {}", format_count(expected)),
         (None, None) => "–".to_owned(),
-    };
+    }
+}
+
+/// One job in the history table.
+#[component]
+fn JobRow(job: JobSummary) -> impl IntoView {
     let status_class = format!("status status-{}", job.status);
     view! {
         <tr data-testid="job-row" data-job-id=job.id.to_string()>
             <td>{job.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
             <td>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</td>
-            <td><span class=status_class>{job.status.clone()}</span></td>
-            <td class="num">{inserted}</td>
+            <td><span class=status_class data-testid="job-status">{job.status.clone()}</span></td>
+            <td class="num">{inserted_text(&job)}</td>
             <td>{job.created_by_email.clone().unwrap_or_default()}</td>
             <td>{job.files.join(", ")}</td>
-            <td class="mono">{job.id.to_string()}</td>
+            <td class="mono"><A href=format!("/jobs/{}", job.id)>{job.id.to_string()}</A></td>
         </tr>
+    }
+}
+
+/// `/jobs/:id`: the audit record, verify, and rollback; follows a job in progress.
+#[component]
+pub fn JobPage() -> impl IntoView {
+    let params = use_params_map();
+    let job = Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::parse_str(&id).ok()));
+    let polls = RwSignal::new(0_u32);
+    let detail = Resource::new(
+        move || (job.get(), polls.get()),
+        |(job, _)| async move {
+            match job {
+                Some(job) => get_job(job).await,
+                None => Err(crate::error::AppError::invalid("There is no such job.")),
+            }
+        },
+    );
+    Effect::new(move |_| {
+        let in_progress = detail
+            .get()
+            .and_then(Result::ok)
+            .is_some_and(|d| ["pending", "validating", "processing"].contains(&d.summary.status.as_str()));
+        if in_progress {
+            spawn_local(async move {
+                sleep_ms(1_000).await;
+                polls.update(|n| *n += 1);
+            });
+        }
+    });
+    view! {
+        <p><A href="/jobs">"← All jobs"</A></p>
+        <Transition fallback=|| view! { <p class="muted">"Loading the job…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(detail) => view! { <JobRecord detail polls/> }.into_any(),
+                    Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
+    let job = detail.summary.clone();
+    let id = job.id;
+    let time =
+        |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or("–".into());
+    let verify = Action::new(move |_: &()| verify_job(id));
+    let completed = job.status == "completed";
+    view! {
+        <h1>"Import job"</h1>
+        <section class="card">
+            <dl class="record" data-testid="job-record">
+                <dt>"Job"</dt><dd class="mono">{id.to_string()}</dd>
+                <dt>"Merchant"</dt><dd>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</dd>
+                <dt>"Status"</dt>
+                <dd><span class=format!("status status-{}", job.status) data-testid="job-status">{job.status.clone()}</span></dd>
+                <dt>"Codes to insert"</dt><dd>{job.total_codes_to_insert.map(format_count).unwrap_or("–".into())}</dd>
+                <dt>"Codes inserted"</dt><dd data-testid="job-inserted">{inserted_text(&job)}</dd>
+                <dt>"Started by"</dt><dd>{job.created_by_email.clone().unwrap_or_default()}</dd>
+                <dt>"Created"</dt><dd>{time(Some(job.created_at))}</dd>
+                <dt>"Completed"</dt><dd>{time(job.completed_at)}</dd>
+                <dt>"Rolled back"</dt><dd>{time(job.rolled_back_at)}</dd>
+                <dt>"Files"</dt><dd>{job.files.join(", ")}</dd>
+                <dt>"Pre-flight passed"</dt><dd>{detail.validation_passed.map(|p| if p { "yes" } else { "no" }).unwrap_or("–")}</dd>
+            </dl>
+            {job.error_message.clone().map(|message| view! { <p class="error" role="alert" data-testid="job-error">{message}</p> })}
+            <details>
+                <summary>"Pre-flight record"</summary>
+                <pre>{detail.validation_errors.clone().unwrap_or_default()}</pre>
+            </details>
+            <details>
+                <summary>"Source files"</summary>
+                <pre>{detail.source_info.clone().unwrap_or_default()}</pre>
+            </details>
+        </section>
+        <section class="card">
+            <h2>"Verify"</h2>
+            <button on:click=move |_| { verify.dispatch(()); } data-testid="verify">"Recount the job's codes"</button>
+            {move || verify.value().get().map(|result| match result {
+                Ok(v) => view! {
+                    <p data-testid="verification" class=if v.matches() { "success" } else { "warning" }>
+                        "Recorded " {v.codes_inserted.map(format_count).unwrap_or("–".into())} " · found in production "
+                        {format_count(v.codes_found)} {if v.matches() { " · they match." } else { " · they differ." }}
+                    </p>
+                }.into_any(),
+                Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+            })}
+        </section>
+        {completed.then(|| view! { <RollbackCard job=id polls/> })}
+    }
+}
+
+/// Rollback of a completed job, once the user types DELETE.
+#[component]
+fn RollbackCard(job: Uuid, polls: RwSignal<u32>) -> impl IntoView {
+    let typed = RwSignal::new(String::new());
+    let rollback = Action::new(move |typed: &String| rollback_job(job, typed.clone()));
+    Effect::new(move |_| {
+        if let Some(Ok(())) = rollback.value().get() {
+            polls.update(|n| *n += 1);
+        }
+    });
+    view! {
+        <section class="card">
+            <h2>"Roll back"</h2>
+            <p class="muted">"Deletes every code this job inserted, in one transaction. Refused if any of them is claimed."</p>
+            <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
+                event.prevent_default();
+                rollback.dispatch(typed.get_untracked());
+            }>
+                <label>"Type DELETE to roll back"
+                    <input data-testid="rollback-confirmation" autocomplete="off"
+                        prop:value=move || typed.get() on:input=move |event| typed.set(event_target_value(&event))/>
+                </label>
+                <button type="submit" class="danger" data-testid="rollback"
+                    prop:disabled=move || typed.get().trim() != "DELETE" || rollback.pending().get()>"Roll back"</button>
+            </form>
+            {move || rollback.value().get().and_then(Result::err).map(|error| view! {
+                <p class="error" role="alert">{error.to_string()}</p>
+            })}
+        </section>
     }
 }

@@ -5,4 +5,5 @@ pub mod home;
 pub mod jobs;
 pub mod login;
 pub mod not_found;
+pub mod review;
 pub mod upload;

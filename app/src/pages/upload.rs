@@ -1,12 +1,15 @@
 //! `/upload`: choose files, validate them in the browser, and stage them, resumably.
 
 use leptos::{ev, prelude::*, task::spawn_local};
+use leptos_router::components::A;
 use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
     components::{error::ErrorNotice, format::format_count},
     csv::FileReport,
+    duplicates::start_check,
+    pages::review::MerchantReview,
     staging::{cancel_upload, client, finish_upload, start_upload, unfinished_upload, FileManifest, UploadState},
 };
 
@@ -193,6 +196,8 @@ pub fn UploadPage() -> impl IntoView {
         validate_pending();
     };
 
+    // Once staging completes, the merchant whose check and review show below.
+    let review = RwSignal::new(None::<Uuid>);
     let start = move |_| {
         let Some(merchant) = merchant.get_untracked() else {
             return;
@@ -298,7 +303,13 @@ pub fn UploadPage() -> impl IntoView {
                 };
             }
             match finish_upload(state.id).await {
-                Ok(state) => phase.set(Phase::Done(state)),
+                Ok(state) => {
+                    phase.set(Phase::Done(state));
+                    // The journey goes on: the duplicate check starts, and the review shows
+                    // below (a check refused as busy shows there too, with what runs).
+                    let _ = start_check(merchant).await;
+                    review.set(Some(merchant));
+                }
                 Err(error) => phase.set(Phase::Failed(error.to_string())),
             }
         });
@@ -407,6 +418,11 @@ pub fn UploadPage() -> impl IntoView {
                 }}
             </section>
         </Show>
+        {move || review.get().map(|merchant| view! {
+            <h2 class="step">"4. Review"</h2>
+            <p class="muted">"Also at " <A href=format!("/review?merchant={merchant}")>"Review"</A> ", any time later."</p>
+            <MerchantReview merchant/>
+        })}
     }
 }
 

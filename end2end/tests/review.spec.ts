@@ -1,0 +1,84 @@
+import { expect, test } from '@playwright/test';
+import { AppShell } from '../pages/AppShell';
+import { openAs } from '../pages/LoginPage';
+import { ReviewSection } from '../pages/ReviewSection';
+import { UploadPage } from '../pages/UploadPage';
+import { createMerchant, createUser, unique } from '../support/accounts';
+import { writeFiles } from '../support/csv';
+import { withDb } from '../support/db';
+
+const count = (text: string) => Number(text.replace(/,/g, ''));
+
+test('after an upload the check runs, and its figures, chart, per-file table and filter agree', async ({ page }, testInfo) => {
+  test.setTimeout(90_000);
+  const merchant = createMerchant('Review');
+  const p = `V${unique()}`;
+  // Production already holds codes 1 and 2.
+  await withDb((db) =>
+    db.query(`INSERT INTO codes (merchant_id, code) VALUES ($1, $2), ($1, $3)`, [merchant.id, `${p}-1`, `${p}-2`]),
+  );
+  const paths = writeFiles(testInfo.outputPath('files'), {
+    // 6 rows: 1 and 2 are database duplicates.
+    'a.csv': ['code', 1, 2, 3, 4, 5, 6].map((n) => (n === 'code' ? n : `${p}-${n}`)).join('\n') + '\n',
+    // 4 rows: 3 repeats a.csv (internal); 1 repeats a.csv and is in production (both).
+    'b.csv': `code\n${p}-3\n${p}-7\n${p}-1\n${p}-8\n`,
+    // 3 rows: 9 twice (the second is internal).
+    'c.csv': `code\n${p}-9\n${p}-9\n${p}-10\n`,
+  });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['a.csv', 'b.csv', 'c.csv']);
+  await upload.uploadButton().click();
+  await expect(upload.done()).toHaveText('Staged 13 rows from 3 file(s).', { timeout: 20_000 });
+
+  const review = new ReviewSection(page);
+  await review.waitForFigures();
+  await expect(review.figure('total')).toContainText('13');
+  await expect(review.figure('clean')).toContainText('8');
+  await expect(review.figure('clean')).toContainText('61.5 %');
+  await expect(review.figure('internal')).toContainText('3');
+  await expect(review.figure('database')).toContainText('3');
+  await expect(review.figure('both')).toContainText('1');
+
+  // One bar for the batch and one per file.
+  await expect(page.getByTestId('chart').getByRole('img')).toHaveCount(4);
+  await expect(page.getByTestId('chart').getByRole('img').first()).toHaveAttribute('aria-label', /Clean 61\.5 %/);
+
+  // Columns: rows, internal, database, both, clean, clean %.
+  const table = await review.fileTable();
+  expect(table.files).toEqual([
+    ['a.csv', '6', '0', '2', '0', '4', '66.7 %'],
+    ['b.csv', '4', '2', '1', '1', '2', '50.0 %'],
+    ['c.csv', '3', '1', '0', '0', '2', '66.7 %'],
+  ]);
+  for (let column = 1; column <= 5; column++) {
+    const sum = table.files.reduce((total, file) => total + count(file[column]), 0);
+    expect(sum, `column ${column} adds up`).toBe(count(table.total[column]));
+  }
+  expect(table.total.slice(1, 6)).toEqual(['13', '3', '3', '1', '8']);
+
+  // The filter shows only the chosen status.
+  const expected: Record<string, string[]> = {
+    INTERNAL_DUPLICATE: [`${p}-3`, `${p}-9`],
+    DATABASE_DUPLICATE: [`${p}-1`, `${p}-2`],
+    BOTH_DUPLICATE: [`${p}-1`],
+  };
+  for (const [status, codes] of Object.entries(expected)) {
+    await review.filter(status);
+    await expect(review.previewRows()).toHaveCount(codes.length);
+    for (const row of await review.previewRows().all()) {
+      await expect(row).toHaveAttribute('data-status', status);
+    }
+    expect(await review.previewRows().locator('td.mono').first().innerText()).toBe(codes[0]);
+  }
+  await review.filter('CLEAN');
+  await expect(review.previewRows()).toHaveCount(8);
+
+  // The figures are stored: the review page shows them after the upload page is gone.
+  await page.goto(`/review?merchant=${merchant.id}`);
+  await new AppShell(page).waitForHydration();
+  await review.waitForFigures();
+  await expect(review.figure('clean')).toContainText('8');
+  expect((await review.fileTable()).total.slice(1, 6)).toEqual(['13', '3', '3', '1', '8']);
+});
