@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod operations;
 pub mod pages;
+pub mod reports;
 pub mod staging;
 #[cfg(feature = "ssr")]
 pub mod state;

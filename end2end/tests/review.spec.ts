@@ -1,4 +1,5 @@
 import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { AppShell } from '../pages/AppShell';
 import { openAs } from '../pages/LoginPage';
 import { ReviewSection } from '../pages/ReviewSection';
@@ -74,6 +75,24 @@ test('after an upload the check runs, and its figures, chart, per-file table and
   }
   await review.filter('CLEAN');
   await expect(review.previewRows()).toHaveCount(8);
+
+  // The reports: their rows and statuses match the figures on the page.
+  for (const [report, rows] of [['duplicates', 5], ['full-report', 13]] as const) {
+    const downloading = page.waitForEvent('download');
+    await page.getByTestId(`report-${report}`).click();
+    const download = await downloading;
+    expect(download.suggestedFilename()).toMatch(new RegExp(`^code-import_review-[0-9a-f]+_${report}_\\d{4}-\\d{2}-\\d{2}\\.csv$`));
+    const lines = readFileSync(await download.path(), 'utf8').replace(/^\ufeff/, '').trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'merchant_id,code,serial,sku,points,sku_name,batch_code,price,internal_dup,existing_dup,status,source_file,source_line,row_number',
+    );
+    expect(lines.length - 1).toBe(rows);
+    const statuses = lines.slice(1).map((line) => line.split(',')[10]);
+    const tally = (status: string) => statuses.filter((s) => s === status).length;
+    expect([tally('CLEAN'), tally('INTERNAL_DUPLICATE'), tally('DATABASE_DUPLICATE'), tally('BOTH_DUPLICATE')]).toEqual(
+      report === 'full-report' ? [8, 2, 2, 1] : [0, 2, 2, 1],
+    );
+  }
 
   // The figures are stored: the review page shows them after the upload page is gone.
   await page.goto(`/review?merchant=${merchant.id}`);

@@ -170,6 +170,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let allowed_origin = config.public_origin.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/merchants/{merchant}/reports/{file}", get(app::reports::ssr::download))
         .route(
             "/api/uploads/{upload}/files/{file}/chunks/{seq}",
             post(app::staging::ssr::receive_chunk).layer(DefaultBodyLimit::max(app::staging::MAX_CHUNK_BYTES)),

@@ -13,5 +13,8 @@ mod rules;
 mod validator;
 
 pub use reader::{detect_delimiter, Record, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
-pub use rules::{check_row, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, MAX_FIELD_BYTES};
+pub use rules::{
+    check_row, protect, unprotect, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, FORMULA_STARTS,
+    MAX_FIELD_BYTES,
+};
 pub use validator::{FileReport, FileValidator, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS};

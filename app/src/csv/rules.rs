@@ -201,7 +201,7 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
         let Ok(text) = std::str::from_utf8(raw) else {
             return RowOutcome::NotUtf8;
         };
-        let text = text.trim();
+        let text = unprotect(text.trim());
         if !text.is_empty() {
             fields[column.index()] = Some(text);
         }
@@ -234,6 +234,28 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
         }
     }
     RowOutcome::Staged(StagedRow { merchant_id, fields })
+}
+
+/// The characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as this app's reports write it: prefixed with `'` when it starts like a formula.
+/// Codes can start with `-` or `+`, so the upload takes exactly that prefix off again
+/// ([`unprotect`]): a report uploaded again stages the same codes.
+pub fn protect(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(FORMULA_STARTS) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The inverse of [`protect`]: `'` followed by a formula character loses the `'`.
+pub fn unprotect(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
+    }
 }
 
 /// A plain decimal number: optional sign, digits with at most one point, at most 40 chars.
@@ -374,5 +396,20 @@ mod tests {
         reader.feed(b"code,notes\nA,caf\xe9\n\xff\xfe,x\n", &mut each);
         reader.finish(&mut each);
         assert_eq!(got, vec![true, true]);
+    }
+
+    #[test]
+    fn a_formula_prefix_from_a_report_comes_off_and_nothing_else_does() {
+        for code in ["-5OFF", "+SALE", "=SUM(A1)", "@home", "\tTAB", "plain", "'quoted", "'", "a'-b"] {
+            assert_eq!(unprotect(&protect(code)), code, "{code:?}");
+        }
+        assert_eq!(protect("-5OFF"), "'-5OFF");
+        assert_eq!(protect("plain"), "plain");
+        assert_eq!(protect("'quoted"), "'quoted");
+        // A report uploaded again: its cells lose exactly the prefix the report added.
+        assert_eq!(
+            outcomes("code,points,status\n'-5OFF,-3,CLEAN\n'=1+1,2,CLEAN\n'plain,1,CLEAN\n"),
+            ["staged -5OFF|-|-|-3|-|-|-", "staged =1+1|-|-|2|-|-|-", "staged 'plain|-|-|1|-|-|-"]
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::{
     },
     jobs::{clear_staging, start_insert},
     operations::with_article,
+    reports::{report_path, ReportKind},
     staging::client::sleep_ms,
 };
 
@@ -167,7 +168,7 @@ fn ReviewBody(
             </div>
             {move || problem.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
         </section>
-        {state.figures.map(|figures| view! { <Figures figures/> })}
+        {state.figures.map(|figures| view! { <Figures merchant=state.merchant_id figures/> })}
         {(!nothing_staged).then(|| view! { <InsertCard merchant=state.merchant_id ready=!running && !state.stale/> })}
         {(!nothing_staged).then(|| view! { <ClearCard merchant=state.merchant_id polls=state_polls/> })}
     }
@@ -297,7 +298,7 @@ fn segment_count(stats: &DuplicateStats, status: RowStatus) -> i64 {
 
 /// The totals, a stacked bar per file, and the per-file table with a totals row.
 #[component]
-fn Figures(figures: CheckFigures) -> impl IntoView {
+fn Figures(merchant: Uuid, figures: CheckFigures) -> impl IntoView {
     let overall = figures.overall.clone();
     let card = |label: &'static str, id: &'static str, count: i64, stats: &DuplicateStats| {
         view! {
@@ -320,6 +321,20 @@ fn Figures(figures: CheckFigures) -> impl IntoView {
             </div>
             <Chart figures=figures.clone()/>
             <FileTable figures/>
+        </section>
+        <section class="card">
+            <h2>"Reports"</h2>
+            <p class="muted">
+                "CSV with every column, the flags, the status, and the source file and line of each row. Cells that \
+                 a spreadsheet would run as formulas start with ' (uploading the file again removes it)."
+            </p>
+            <div class="actions">
+                {ReportKind::ALL.into_iter().map(|kind| view! {
+                    <a class="button" href=report_path(merchant, kind) download data-testid=format!("report-{}", kind.slug())>
+                        {kind.label()}
+                    </a>
+                }).collect_view()}
+            </div>
         </section>
     }
 }

@@ -8,5 +8,6 @@ mod insert;
 mod jobs;
 mod matrix;
 mod migrations;
+mod reports;
 mod staging;
 mod startup;
