@@ -7,8 +7,10 @@ use std::time::Instant;
 use app::{
     auth::{ssr::Caller, CurrentUser, Role},
     csv::{FileReport, FileValidator},
+    reports::ReportKind,
     staging::{ssr as staging, ChunkBuilder, FileManifest},
 };
+use futures_util::StreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -31,6 +33,27 @@ struct Step {
     rows: i64,
     seconds: f64,
     floor_seconds: Option<f64>,
+    /// This process' peak resident memory during the step.
+    peak_rss_mb: f64,
+}
+
+/// What the generator put in the batch, to check every step's counts against.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Truth {
+    pub staged: i64,
+    pub internal: i64,
+    pub database: i64,
+    pub both: i64,
+}
+
+impl Truth {
+    pub fn clean(&self) -> i64 {
+        self.staged - self.internal - self.database + self.both
+    }
+
+    pub fn duplicates(&self) -> i64 {
+        self.internal + self.database - self.both
+    }
 }
 
 /// A deterministic generator (SplitMix64), so every run stages the same batch.
@@ -60,6 +83,9 @@ struct Drawn {
     next_existing: u64,
     /// Codes drawn so far (the first million), for internal repeats.
     earlier: Vec<u64>,
+    /// Codes staged so far, and what that makes of the batch.
+    staged: std::collections::HashSet<u64>,
+    truth: Truth,
 }
 
 /// A prime step through the existing codes; coprime with their count at every scale used.
@@ -90,7 +116,7 @@ impl Batch {
     /// production, ~2 % repeats of earlier codes of the batch, and a few blank lines and blank
     /// codes. `drawn` carries the codes drawn across files.
     fn file(&self, index: usize, merchant: Uuid, rng: &mut Rng, drawn: &mut Drawn) -> Vec<u8> {
-        let Drawn { next_new, next_existing, earlier } = drawn;
+        let Drawn { next_new, next_existing, earlier, staged, truth } = drawn;
         let rows = self.rows / self.files as u64 + u64::from((index as u64) < self.rows % self.files as u64);
         let mut out = Vec::with_capacity(rows as usize * 70);
         let layout = index % 4;
@@ -122,6 +148,14 @@ impl Batch {
                 earlier.push(number);
             }
             let code = if rng.chance(0.002) { String::new() } else { Self::code(number) };
+            if !code.is_empty() {
+                let internal = !staged.insert(number);
+                let database = number < self.existing;
+                truth.staged += 1;
+                truth.internal += i64::from(internal);
+                truth.database += i64::from(database);
+                truth.both += i64::from(internal && database);
+            }
             let line = match layout {
                 0 => format!(
                     "{code},S{number},SKU-{},{},Gift card {},B{},{}.{:02}\n",
@@ -155,6 +189,11 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Starts a new peak: the kernel resets `VmHWM` to the current size (Linux 4.0+).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Runs the benchmark against a fresh database next to `database_url`'s, then drops it.
 pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
     let base = database_url.rsplit_once('/').map_or(database_url, |(base, _)| base);
@@ -169,12 +208,17 @@ pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
         use sqlx::migrate::MigrateDatabase;
         let _ = sqlx::Postgres::force_drop_database(&bench_url).await;
     }
-    let steps = result?;
-    print(&steps, options);
-    Ok(())
+    let (steps, counts_match) = result?;
+    print(&steps, counts_match, options);
+    if counts_match {
+        Ok(())
+    } else {
+        Err("the counts differ from the generator's (see above)".to_owned())
+    }
 }
 
-async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
+/// Runs every step; the figures, and whether every count matched the generator's truth.
+async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), String> {
     let fail = |e: &dyn std::fmt::Display| e.to_string();
     let batch = Batch::at(options.scale);
     let merchant = app::admin::ssr::create_merchant(pool, "Bench").await.map_err(|e| fail(&e))?.id;
@@ -192,6 +236,10 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
     let files: Vec<Vec<u8>> = (0..batch.files).map(|i| batch.file(i, merchant, &mut rng, &mut drawn)).collect();
 
     // Validation as the browser does it (here natively), slice by slice.
+    let truth = drawn.truth.clone();
+    drop(drawn);
+    let mut steps = Vec::new();
+    reset_peak_rss();
     let started = Instant::now();
     let mut reports: Vec<FileReport> = Vec::new();
     for file in &files {
@@ -201,8 +249,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
         }
         reports.push(validator.finish(&mut |_, _| {}).0);
     }
-    let parse_seconds = started.elapsed().as_secs_f64();
     let staged_rows: i64 = reports.iter().map(|r| r.rows_staged).sum();
+    steps.push(Step::done("validate (native)", staged_rows, started, None));
 
     // Staging through the server's chunk path, file by file, chunk by chunk.
     let manifests: Vec<FileManifest> = reports
@@ -216,6 +264,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
             report: report.clone(),
         })
         .collect();
+    reset_peak_rss();
     let started = Instant::now();
     let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
     // Two files at a time, as the page sends them: one file's rows are parsed while the
@@ -256,7 +305,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
     first?;
     second?;
     let done = staging::finish_upload(pool, upload.id).await.map_err(|e| fail(&e))?;
-    let stage_seconds = started.elapsed().as_secs_f64();
+    let mut stage = Step::done("stage", staged_rows, started, None);
+    drop(files);
     let staged_in_db: i64 = sqlx::query_scalar("SELECT count(*) FROM codes_check_temp WHERE merchant_id = $1")
         .bind(merchant)
         .fetch_one(pool)
@@ -266,38 +316,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
         return Err(format!("staged {staged_in_db} rows, validation counted {staged_rows}"));
     }
 
-    // Production as it stood before the batch: the merchant's existing codes (not timed).
-    sqlx::query(
-        "INSERT INTO codes (merchant_id, code, source)
-         SELECT $1, 'NBD-' || lpad(n::text, 10, '0'), 'bench' FROM generate_series(0, $2 - 1) AS n",
-    )
-    .bind(merchant)
-    .bind(batch.existing as i64)
-    .execute(pool)
-    .await
-    .map_err(|e| fail(&e))?;
-    sqlx::query("ANALYZE codes").execute(pool).await.map_err(|e| fail(&e))?;
-    sqlx::query("ANALYZE codes_check_temp").execute(pool).await.map_err(|e| fail(&e))?;
-
-    // The duplicate check, as the app runs it.
-    let started = Instant::now();
-    let mut conn = pool.acquire().await.map_err(|e| fail(&e))?;
-    app::duplicates::ssr::mark_duplicates(&mut conn, merchant).await.map_err(|e| fail(&e))?;
-    let check_seconds = started.elapsed().as_secs_f64();
-    let figures = app::duplicates::ssr::stats(&mut conn, merchant).await.map_err(|e| fail(&e))?;
-    drop(conn);
-    if !options.json {
-        eprintln!(
-            "check: {} rows, {} internal, {} database, {} both, {} clean",
-            figures.total_rows,
-            figures.internal_duplicates,
-            figures.database_duplicates,
-            figures.both,
-            figures.clean_count
-        );
-    }
-
-    // The floor: the same rows in one bare COPY into an unlogged table without indexes.
+    // The floor of staging: the same rows in one bare COPY into an unlogged table without
+    // indexes.
     let copy_text = floor_copy_text(pool, merchant).await.map_err(|e| fail(&e))?;
     sqlx::raw_sql(
         "CREATE UNLOGGED TABLE bench_floor (merchant_id uuid, row_number bigint, code text, serial text,
@@ -314,13 +334,175 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<Vec<Step>, String> {
         copy.send(part).await.map_err(|e| fail(&e))?;
     }
     copy.finish().await.map_err(|e| fail(&e))?;
-    let floor_seconds = started.elapsed().as_secs_f64();
+    stage.floor_seconds = Some(started.elapsed().as_secs_f64());
+    drop(conn);
+    drop(copy_text);
+    sqlx::query("DROP TABLE bench_floor").execute(pool).await.map_err(|e| fail(&e))?;
+    steps.push(stage);
 
-    Ok(vec![
-        Step { name: "validate (native)", rows: staged_rows, seconds: parse_seconds, floor_seconds: None },
-        Step { name: "stage", rows: staged_rows, seconds: stage_seconds, floor_seconds: Some(floor_seconds) },
-        Step { name: "check duplicates", rows: staged_rows, seconds: check_seconds, floor_seconds: None },
-    ])
+    // Production as it stood before the batch: the merchant's existing codes (not timed).
+    sqlx::query(
+        "INSERT INTO codes (merchant_id, code, source)
+         SELECT $1, 'NBD-' || lpad(n::text, 10, '0'), 'bench' FROM generate_series(0, $2 - 1) AS n",
+    )
+    .bind(merchant)
+    .bind(batch.existing as i64)
+    .execute(pool)
+    .await
+    .map_err(|e| fail(&e))?;
+    for table in ["VACUUM ANALYZE codes", "VACUUM ANALYZE codes_check_temp"] {
+        sqlx::query(table).execute(pool).await.map_err(|e| fail(&e))?;
+    }
+
+    let mut mismatches = Vec::new();
+    let mut expect = |what: &str, got: i64, want: i64| {
+        if got != want {
+            mismatches.push(format!("{what}: {got}, the generator made {want}"));
+        }
+    };
+
+    // The duplicate check, as the page starts it: in the background, polled until done.
+    reset_peak_rss();
+    let started = Instant::now();
+    app::duplicates::ssr::start_check(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
+    let check = finished(pool, merchant, "check").await?;
+    steps.push(Step::done("check duplicates", staged_rows, started, None));
+    let figures: app::duplicates::CheckFigures = serde_json::from_value(check).map_err(|e| fail(&e))?;
+    let overall = &figures.overall;
+    expect("staged rows", overall.total_rows, truth.staged);
+    expect("internal duplicates", overall.internal_duplicates, truth.internal);
+    expect("database duplicates", overall.database_duplicates, truth.database);
+    expect("both", overall.both, truth.both);
+    expect("clean", overall.clean_count, truth.clean());
+    if !options.json {
+        eprintln!(
+            "check: {} rows, {} internal ({:.1} %), {} database ({:.1} %), {} both, {} clean",
+            overall.total_rows,
+            overall.internal_duplicates,
+            overall.internal_duplicates as f64 * 100.0 / overall.total_rows.max(1) as f64,
+            overall.database_duplicates,
+            overall.database_duplicates as f64 * 100.0 / overall.total_rows.max(1) as f64,
+            overall.both,
+            overall.clean_count
+        );
+    }
+
+    // The pre-flight, as the page runs it before asking for YES.
+    reset_peak_rss();
+    let started = Instant::now();
+    let preflight = app::duplicates::ssr::run_preflight(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
+    steps.push(Step::done("pre-flight", staged_rows, started, None));
+    expect("pre-flight clean codes", preflight.clean_count, truth.clean());
+    if !preflight.errors.is_empty() {
+        return Err(format!("the pre-flight refused: {:?}", preflight.errors));
+    }
+
+    // The reports, streamed as the browser downloads them.
+    for (name, kind, rows) in [
+        ("export duplicates", ReportKind::Duplicates, truth.duplicates()),
+        ("export full report", ReportKind::Full, truth.staged),
+    ] {
+        reset_peak_rss();
+        let started = Instant::now();
+        let mut stream = std::pin::pin!(app::reports::ssr::export(pool, merchant, kind).await.map_err(|e| fail(&e))?);
+        let mut lines = 0_i64;
+        while let Some(piece) = stream.next().await {
+            lines += piece.map_err(|e| fail(&e))?.iter().filter(|b| **b == b'\n').count() as i64;
+        }
+        steps.push(Step::done(name, lines - 1, started, None));
+        expect(name, lines - 1, rows);
+    }
+
+    // The insert, as the page starts it after YES: its own pre-flight, then the transaction.
+    reset_peak_rss();
+    let started = Instant::now();
+    let job = app::jobs::ssr::start_insert(pool, merchant, user, "YES").await.map_err(|e| fail(&e))?;
+    let inserted = finished(pool, merchant, "insert").await?;
+    let mut insert = Step::done("insert (with pre-flight)", truth.clean(), started, None);
+    let seconds = |key: &str| inserted.get(key).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let insert_only = seconds("insert_seconds");
+    expect(
+        "codes inserted",
+        inserted.get("codes_inserted").and_then(serde_json::Value::as_i64).unwrap_or(-1),
+        truth.clean(),
+    );
+
+    // The floor of the insert: a plain INSERT … SELECT of the same rows into an empty copy of
+    // codes with its indexes.
+    sqlx::query("CREATE TABLE bench_codes_floor (LIKE codes INCLUDING ALL)")
+        .execute(pool)
+        .await
+        .map_err(|e| fail(&e))?;
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO bench_codes_floor (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
+         SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $2
+         FROM codes_check_temp WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup",
+    )
+    .bind(merchant)
+    .bind(job)
+    .execute(pool)
+    .await
+    .map_err(|e| fail(&e))?;
+    insert.floor_seconds = Some(started.elapsed().as_secs_f64());
+    sqlx::query("DROP TABLE bench_codes_floor").execute(pool).await.map_err(|e| fail(&e))?;
+    let floor = insert.floor_seconds;
+    let peak = insert.peak_rss_mb;
+    steps.push(insert);
+    steps.push(Step {
+        name: "  of which INSERT",
+        rows: truth.clean(),
+        seconds: insert_only,
+        floor_seconds: floor,
+        peak_rss_mb: peak,
+    });
+
+    reset_peak_rss();
+    let started = Instant::now();
+    let verified = app::jobs::ssr::verify_job(pool, job).await.map_err(|e| fail(&e))?;
+    steps.push(Step::done("verify", verified.codes_found, started, None));
+    expect("codes verified", verified.codes_found, truth.clean());
+
+    reset_peak_rss();
+    let started = Instant::now();
+    app::jobs::ssr::rollback_job(pool, job, user, "DELETE").await.map_err(|e| fail(&e))?;
+    steps.push(Step::done("rollback", truth.clean(), started, None));
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(pool).await.map_err(|e| fail(&e))?;
+    expect("codes after the rollback", left, batch.existing as i64);
+
+    reset_peak_rss();
+    let started = Instant::now();
+    let cleared = app::jobs::ssr::clear_staging(pool, merchant, user).await.map_err(|e| fail(&e))?;
+    steps.push(Step::done("clear staging", cleared, started, None));
+    expect("rows cleared", cleared, truth.staged);
+
+    for mismatch in &mismatches {
+        eprintln!("COUNT MISMATCH: {mismatch}");
+    }
+    Ok((steps, mismatches.is_empty()))
+}
+
+impl Step {
+    fn done(name: &'static str, rows: i64, started: Instant, floor_seconds: Option<f64>) -> Self {
+        Step { name, rows, seconds: started.elapsed().as_secs_f64(), floor_seconds, peak_rss_mb: peak_rss_mb() }
+    }
+}
+
+/// Waits for the merchant's latest operation of `kind` and returns its result.
+async fn finished(pool: &PgPool, merchant: Uuid, kind: &str) -> Result<serde_json::Value, String> {
+    loop {
+        let op = app::operations::ssr::latest(pool, merchant, kind).await.map_err(|e| e.to_string())?;
+        match op {
+            Some(op) if op.status == "completed" => break,
+            Some(op) if op.status == "failed" => return Err(format!("the {kind} failed: {:?}", op.error_message)),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    let (_, result) = app::operations::ssr::latest_result(pool, merchant, kind)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the {kind} left no result"))?;
+    Ok(result)
 }
 
 /// The staged rows as `COPY` text, read back from the table (not timed).
@@ -341,26 +523,41 @@ async fn floor_copy_text(pool: &PgPool, merchant: Uuid) -> Result<Vec<u8>, sqlx:
     Ok(out)
 }
 
-fn print(steps: &[Step], options: &Options) {
-    let peak = peak_rss_mb();
+fn print(steps: &[Step], counts_match: bool, options: &Options) {
     if options.json {
         for step in steps {
             let floor = step.floor_seconds.map_or("null".to_owned(), |f| format!("{f:.3}"));
             println!(
-                r#"{{"step": "{}", "rows": {}, "seconds": {:.3}, "floor_seconds": {floor}, "peak_rss_mb": {peak:.0}}}"#,
-                step.name, step.rows, step.seconds
+                r#"{{"step": "{}", "rows": {}, "seconds": {:.3}, "floor_seconds": {floor}, "peak_rss_mb": {:.0}}}"#,
+                step.name.trim(),
+                step.rows,
+                step.seconds,
+                step.peak_rss_mb
             );
         }
+        println!(r#"{{"counts_match": {counts_match}}}"#);
         return;
     }
-    println!("{:<20} {:>12} {:>9} {:>12} {:>9} {:>8}", "step", "rows", "seconds", "rows/s", "floor s", "ratio");
+    println!(
+        "{:<26} {:>11} {:>9} {:>11} {:>9} {:>7} {:>9}",
+        "step", "rows", "seconds", "rows/s", "floor s", "ratio", "peak MiB"
+    );
     for step in steps {
         let rate = step.rows as f64 / step.seconds.max(1e-9);
         let (floor, ratio) = match step.floor_seconds {
             Some(f) => (format!("{f:.2}"), format!("{:.2}", step.seconds / f)),
             None => ("-".into(), "-".into()),
         };
-        println!("{:<20} {:>12} {:>9.2} {:>12.0} {:>9} {:>8}", step.name, step.rows, step.seconds, rate, floor, ratio);
+        println!(
+            "{:<26} {:>11} {:>9.2} {:>11.0} {:>9} {:>7} {:>9.0}",
+            step.name, step.rows, step.seconds, rate, floor, ratio, step.peak_rss_mb
+        );
     }
-    println!("peak server memory: {peak:.0} MiB");
+    let journey: f64 = steps
+        .iter()
+        .filter(|s| ["stage", "check duplicates", "pre-flight", "insert (with pre-flight)"].contains(&s.name))
+        .map(|s| s.seconds)
+        .sum();
+    println!("journey (stage, check, pre-flight, insert): {journey:.1} s");
+    println!("counts match the generator: {}", if counts_match { "yes" } else { "NO" });
 }

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The Code Import server: configuration, database start-up and the HTTP router.
 
 use std::{net::SocketAddr, time::Duration};

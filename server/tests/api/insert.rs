@@ -201,7 +201,11 @@ async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_
     let job = w.insert().await;
     assert_eq!(job.summary.status, "failed");
     let message = job.summary.error_message.clone().unwrap();
-    assert!(message.starts_with("2 of the") && message.contains("nothing was inserted"), "{message}");
+    assert!(
+        message.starts_with("A code reached production after the pre-flight (Key (code, merchant_id)=(C-")
+            && message.contains("already exists), so nothing was inserted"),
+        "{message}"
+    );
     assert_eq!(w.codes_of(job.summary.id).await, 0);
     let copies: i64 =
         sqlx::query_scalar("SELECT count(*) FROM codes WHERE code IN ('C-1', 'C-2')").fetch_one(&w.pool).await.unwrap();
