@@ -28,13 +28,16 @@ pub struct Options {
 }
 
 /// One step's figures.
+#[derive(Clone, Copy)]
 struct Step {
     name: &'static str,
     rows: i64,
     seconds: f64,
     floor_seconds: Option<f64>,
-    /// This process' peak resident memory during the step.
+    /// This process' peak resident memory during the step, and how far above the memory
+    /// at its start that peak went (what the step itself needed).
     peak_rss_mb: f64,
+    rss_growth_mb: f64,
 }
 
 /// What the generator put in the batch, to check every step's counts against.
@@ -176,22 +179,37 @@ impl Batch {
     }
 }
 
-/// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
+/// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB.
 pub fn peak_rss_mb() -> f64 {
+    memory_status("VmHWM:")
+}
+
+/// Resident memory of this process now, in MiB.
+fn rss_mb() -> f64 {
+    memory_status("VmRSS:")
+}
+
+/// A `kB` line of `/proc/self/status` in MiB (0 where there is none).
+fn memory_status(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Starts a new peak: the kernel resets `VmHWM` to the current size (Linux 4.0+).
-fn reset_peak_rss() {
+/// Starts a new peak: the kernel resets `VmHWM` to the current size (Linux 4.0+). Returns the
+/// resident memory now, from which the step's growth is measured.
+fn reset_peak_rss() -> f64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    rss_mb()
+}
+
+/// A step's start: the time and the memory then (with the peak reset).
+fn start_step() -> (Instant, f64) {
+    let base = reset_peak_rss();
+    (Instant::now(), base)
 }
 
 /// Runs the benchmark against a fresh database next to `database_url`'s, then drops it.
@@ -239,8 +257,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     let truth = drawn.truth.clone();
     drop(drawn);
     let mut steps = Vec::new();
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     let mut reports: Vec<FileReport> = Vec::new();
     for file in &files {
         let mut validator = FileValidator::new(merchant);
@@ -264,8 +281,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
             report: report.clone(),
         })
         .collect();
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
     // Two files at a time, as the page sends them: one file's rows are parsed while the
     // other's chunk is being stored.
@@ -362,8 +378,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     };
 
     // The duplicate check, as the page starts it: in the background, polled until done.
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     app::duplicates::ssr::start_check(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
     let check = finished(pool, merchant, "check").await?;
     steps.push(Step::done("check duplicates", staged_rows, started, None));
@@ -388,8 +403,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     }
 
     // The pre-flight, as the page runs it before asking for YES.
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     let preflight = app::duplicates::ssr::run_preflight(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
     steps.push(Step::done("pre-flight", staged_rows, started, None));
     expect("pre-flight clean codes", preflight.clean_count, truth.clean());
@@ -402,8 +416,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
         ("export duplicates", ReportKind::Duplicates, truth.duplicates()),
         ("export full report", ReportKind::Full, truth.staged),
     ] {
-        reset_peak_rss();
-        let started = Instant::now();
+        let started = start_step();
         let mut stream = std::pin::pin!(app::reports::ssr::export(pool, merchant, kind).await.map_err(|e| fail(&e))?);
         let mut lines = 0_i64;
         while let Some(piece) = stream.next().await {
@@ -414,8 +427,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     }
 
     // The insert, as the page starts it after YES: its own pre-flight, then the transaction.
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     let job = app::jobs::ssr::start_insert(pool, merchant, user, "YES").await.map_err(|e| fail(&e))?;
     let inserted = finished(pool, merchant, "insert").await?;
     let mut insert = Step::done("insert (with pre-flight)", truth.clean(), started, None);
@@ -446,32 +458,22 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     .map_err(|e| fail(&e))?;
     insert.floor_seconds = Some(started.elapsed().as_secs_f64());
     sqlx::query("DROP TABLE bench_codes_floor").execute(pool).await.map_err(|e| fail(&e))?;
-    let floor = insert.floor_seconds;
-    let peak = insert.peak_rss_mb;
+    let of_which = Step { name: "  of which INSERT", rows: truth.clean(), seconds: insert_only, ..insert };
     steps.push(insert);
-    steps.push(Step {
-        name: "  of which INSERT",
-        rows: truth.clean(),
-        seconds: insert_only,
-        floor_seconds: floor,
-        peak_rss_mb: peak,
-    });
+    steps.push(of_which);
 
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     let verified = app::jobs::ssr::verify_job(pool, job).await.map_err(|e| fail(&e))?;
     steps.push(Step::done("verify", verified.codes_found, started, None));
     expect("codes verified", verified.codes_found, truth.clean());
 
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     app::jobs::ssr::rollback_job(pool, job, user, "DELETE").await.map_err(|e| fail(&e))?;
     steps.push(Step::done("rollback", truth.clean(), started, None));
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(pool).await.map_err(|e| fail(&e))?;
     expect("codes after the rollback", left, batch.existing as i64);
 
-    reset_peak_rss();
-    let started = Instant::now();
+    let started = start_step();
     let cleared = app::jobs::ssr::clear_staging(pool, merchant, user).await.map_err(|e| fail(&e))?;
     steps.push(Step::done("clear staging", cleared, started, None));
     expect("rows cleared", cleared, truth.staged);
@@ -483,8 +485,16 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
 }
 
 impl Step {
-    fn done(name: &'static str, rows: i64, started: Instant, floor_seconds: Option<f64>) -> Self {
-        Step { name, rows, seconds: started.elapsed().as_secs_f64(), floor_seconds, peak_rss_mb: peak_rss_mb() }
+    fn done(name: &'static str, rows: i64, (started, base_mb): (Instant, f64), floor_seconds: Option<f64>) -> Self {
+        let peak = peak_rss_mb();
+        Step {
+            name,
+            rows,
+            seconds: started.elapsed().as_secs_f64(),
+            floor_seconds,
+            peak_rss_mb: peak,
+            rss_growth_mb: (peak - base_mb).max(0.0),
+        }
     }
 }
 
@@ -528,19 +538,20 @@ fn print(steps: &[Step], counts_match: bool, options: &Options) {
         for step in steps {
             let floor = step.floor_seconds.map_or("null".to_owned(), |f| format!("{f:.3}"));
             println!(
-                r#"{{"step": "{}", "rows": {}, "seconds": {:.3}, "floor_seconds": {floor}, "peak_rss_mb": {:.0}}}"#,
+                r#"{{"step": "{}", "rows": {}, "seconds": {:.3}, "floor_seconds": {floor}, "peak_rss_mb": {:.0}, "rss_growth_mb": {:.0}}}"#,
                 step.name.trim(),
                 step.rows,
                 step.seconds,
-                step.peak_rss_mb
+                step.peak_rss_mb,
+                step.rss_growth_mb
             );
         }
         println!(r#"{{"counts_match": {counts_match}}}"#);
         return;
     }
     println!(
-        "{:<26} {:>11} {:>9} {:>11} {:>9} {:>7} {:>9}",
-        "step", "rows", "seconds", "rows/s", "floor s", "ratio", "peak MiB"
+        "{:<26} {:>11} {:>9} {:>11} {:>9} {:>7} {:>9} {:>7}",
+        "step", "rows", "seconds", "rows/s", "floor s", "ratio", "peak MiB", "+MiB"
     );
     for step in steps {
         let rate = step.rows as f64 / step.seconds.max(1e-9);
@@ -549,8 +560,8 @@ fn print(steps: &[Step], counts_match: bool, options: &Options) {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<26} {:>11} {:>9.2} {:>11.0} {:>9} {:>7} {:>9.0}",
-            step.name, step.rows, step.seconds, rate, floor, ratio, step.peak_rss_mb
+            "{:<26} {:>11} {:>9.2} {:>11.0} {:>9} {:>7} {:>9.0} {:>7.0}",
+            step.name, step.rows, step.seconds, rate, floor, ratio, step.peak_rss_mb, step.rss_growth_mb
         );
     }
     let journey: f64 = steps
@@ -559,5 +570,6 @@ fn print(steps: &[Step], counts_match: bool, options: &Options) {
         .map(|s| s.seconds)
         .sum();
     println!("journey (stage, check, pre-flight, insert): {journey:.1} s");
+    println!("peak MiB: this process' peak during the step; +MiB: how far above its memory at the step's start");
     println!("counts match the generator: {}", if counts_match { "yes" } else { "NO" });
 }

@@ -333,3 +333,86 @@ async fn clearing_staging_deletes_the_merchants_rows_only() {
     let review = duplicates::review_state(&w.pool, w.merchant).await.unwrap();
     assert!(review.stale && review.last_row.is_none(), "the old figures no longer describe staging");
 }
+
+#[tokio::test]
+async fn an_insert_whose_count_differs_from_the_preflight_rolls_back() {
+    let w = world(1_000).await;
+    let before = w.codes().await;
+    // A trigger silently drops one row: the statement succeeds with one row fewer.
+    sqlx::raw_sql(
+        "CREATE FUNCTION drop_one() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.code = 'C-801' THEN RETURN NULL; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER drop_one BEFORE INSERT ON codes FOR EACH ROW EXECUTE FUNCTION drop_one();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let clean = w.clean().await;
+
+    let job = w.insert().await.summary;
+    assert_eq!(job.status, "failed");
+    assert_eq!(
+        job.error_message.as_deref(),
+        Some(
+            format!(
+                "The insert added {} codes where the pre-flight counted {clean}, so nothing was inserted. \
+                 Run the duplicate check and the insert again.",
+                clean - 1
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(w.codes_of(job.id).await, 0);
+    assert_eq!(w.codes().await, before);
+}
+
+#[tokio::test]
+async fn claims_on_other_codes_go_ahead_while_an_insert_runs() {
+    let w = world(2_000).await;
+    // The insert slows down on one row, so it is surely still running below.
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_one() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.code = 'C-1003' THEN PERFORM pg_sleep(3); END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER slow_one BEFORE INSERT ON codes FOR EACH ROW EXECUTE FUNCTION slow_one();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let job = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
+    for _ in 0..200 {
+        let status = jobs::job_detail(&w.pool, job).await.unwrap().unwrap().summary.status;
+        if status == "processing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A customer claims an existing code and production reads it, each within half a second.
+    let mut tx = w.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '500ms'").execute(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL statement_timeout = '500ms'").execute(&mut *tx).await.unwrap();
+    let claimed = sqlx::query("UPDATE codes SET claimed = true WHERE merchant_id = $1 AND code = 'C-7'")
+        .bind(w.merchant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(claimed.rows_affected(), 1);
+    let read: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE merchant_id = $1")
+        .bind(w.merchant)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let running = jobs::job_detail(&w.pool, job).await.unwrap().unwrap().summary.status;
+    assert_eq!(running, "processing", "the insert was still running during the claim");
+    assert!(read > 0);
+
+    assert_eq!(w.finished(job).await.summary.status, "completed");
+}
