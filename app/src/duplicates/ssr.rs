@@ -247,23 +247,39 @@ pub async fn validate_clean_codes_for_insert(
     }
 
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query("SET LOCAL work_mem = '512MB'").execute(&mut *tx).await?;
-    let new_database_duplicates = sqlx::query(
-        "UPDATE codes_check_temp t SET existing_dup = true
-         FROM codes c
-         WHERE t.merchant_id = $1 AND NOT t.existing_dup AND c.merchant_id = $1 AND c.code = t.code",
-    )
-    .bind(merchant)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
-    let (clean_count, blank_codes): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE code IS NULL OR btrim(code) = '')
-         FROM codes_check_temp WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup",
-    )
-    .bind(merchant)
-    .fetch_one(&mut *tx)
-    .await?;
+    // One read-only pass, in parallel (see `mark_duplicates`), counts the clean rows and finds
+    // whether any row not yet flagged has its code in production now; only then are those
+    // rows flagged (an UPDATE cannot run in parallel, and usually has nothing to do).
+    for setting in
+        ["SET LOCAL work_mem = '256MB'", "SET LOCAL parallel_setup_cost = 0", "SET LOCAL parallel_tuple_cost = 0"]
+    {
+        sqlx::query(setting).execute(&mut *tx).await?;
+    }
+    let count = || {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT count(*) FILTER (WHERE c.code IS NULL AND NOT s.internal_dup),
+                    count(c.code),
+                    count(*) FILTER (WHERE c.code IS NULL AND NOT s.internal_dup AND btrim(s.code) = '')
+             FROM codes_check_temp s
+             LEFT JOIN (SELECT code FROM codes WHERE merchant_id = $1) c ON c.code = s.code
+             WHERE s.merchant_id = $1 AND NOT s.existing_dup",
+        )
+        .bind(merchant)
+    };
+    let (mut clean_count, landed, mut blank_codes) = count().fetch_one(&mut *tx).await?;
+    let mut new_database_duplicates = 0;
+    if landed > 0 {
+        new_database_duplicates = sqlx::query(
+            "UPDATE codes_check_temp t SET existing_dup = true
+             FROM codes c
+             WHERE t.merchant_id = $1 AND NOT t.existing_dup AND c.merchant_id = $1 AND c.code = t.code",
+        )
+        .bind(merchant)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        (clean_count, _, blank_codes) = count().fetch_one(&mut *tx).await?;
+    }
     tx.commit().await?;
     if blank_codes > 0 {
         errors.push(format!("{blank_codes} clean rows have no code."));
