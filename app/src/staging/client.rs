@@ -1,7 +1,7 @@
 //! The browser side of an upload: reading files in slices, validating them, and posting their
 //! rows in chunks with retries. Called only in the browser (from event handlers and tasks).
 
-use gloo_file::{futures::read_as_bytes, Blob, File};
+use gloo_file::{Blob, File};
 use uuid::Uuid;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::wasm_bindgen::{JsCast, JsValue};
@@ -74,26 +74,43 @@ pub const SLICE_BYTES: u64 = 4 * 1024 * 1024;
 /// How often a chunk is retried after a dropped connection or a server error.
 const MAX_ATTEMPTS: u32 = 12;
 
-/// Reads a file slice by slice.
+/// Reads a file slice by slice, the next slice's read already under way while the caller
+/// parses the current one (the browser reads it off the page's thread).
 struct Slices<'a> {
     file: &'a File,
     position: u64,
+    ahead: Option<JsFuture>,
 }
 
 impl<'a> Slices<'a> {
     fn new(file: &'a File) -> Self {
-        Self { file, position: 0 }
+        Self { file, position: 0, ahead: None }
     }
 
-    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+    /// Starts reading the slice at `position`, if there is one, and moves past it.
+    fn start_next(&mut self) -> Option<JsFuture> {
         let size = self.file.size();
         if self.position >= size {
             return None;
         }
         let end = (self.position + SLICE_BYTES).min(size);
-        let slice = Blob::from(self.file.slice(self.position, end));
+        let blob: &web_sys::Blob = self.file.as_ref();
+        let slice = blob.slice_with_f64_and_f64(self.position as f64, end as f64).ok()?;
         self.position = end;
-        Some(read_as_bytes(&slice).await.map_err(|e| format!("{} could not be read: {e}", self.file.name())))
+        Some(JsFuture::from(slice.array_buffer()))
+    }
+
+    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+        let reading = match self.ahead.take() {
+            Some(reading) => reading,
+            None => self.start_next()?,
+        };
+        let read = reading.await;
+        self.ahead = self.start_next();
+        Some(
+            read.map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
+                .map_err(|e| format!("{} could not be read: {}", self.file.name(), describe(e))),
+        )
     }
 }
 
