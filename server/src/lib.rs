@@ -294,6 +294,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     if let Err(error) = app::operations::ssr::reap_all(&pool).await {
         tracing::warn!(%error, "could not mark interrupted operations failed");
     }
+    if let Err(error) = app::staging::ssr::recover_lost_staging(&pool).await {
+        tracing::warn!(%error, "could not check whether staging survived the database");
+    }
     let state = AppState { pool: pool.clone(), leptos_options: leptos_options(&config) };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

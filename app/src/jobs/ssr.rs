@@ -153,7 +153,7 @@ async fn source_info(pool: &PgPool, merchant: Uuid) -> Result<serde_json::Value,
                     'rows_staged', f.rows_received, 'report', f.report)
                 ORDER BY u.created_at, f.file_index), '[]'::jsonb))
          FROM uploads u JOIN upload_files f ON f.upload_id = u.id
-         WHERE u.merchant_id = $1 AND f.rows_received > 0
+         WHERE u.merchant_id = $1 AND f.rows_received > 0 AND u.status <> 'lost'
            AND u.created_at > COALESCE((SELECT max(started_at) FROM merchant_operations
                                         WHERE merchant_id = $1 AND kind = 'clear' AND status = 'completed'),
                                        '-infinity')",

@@ -441,6 +441,15 @@ fn UnfinishedNotice(
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 match unfinished.await {
+                    Ok(Some(state)) if state.status == "lost" && phase.get_untracked() == Phase::Choosing => {
+                        let names = state.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+                        view! {
+                            <div class="notice" data-testid="lost-upload">
+                                <p><strong>{crate::staging::STAGING_LOST}</strong></p>
+                                <p>"The last upload was of " {names} "."</p>
+                            </div>
+                        }.into_any()
+                    }
                     Ok(Some(state)) if phase.get_untracked() == Phase::Choosing => {
                         let names = state.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
                         let id = state.id;

@@ -149,7 +149,7 @@ pub struct FileProgress {
 pub struct UploadState {
     pub id: Uuid,
     pub merchant_id: Uuid,
-    /// `uploading`, `complete` or `cancelled`.
+    /// `uploading`, `complete`, `cancelled`, or `lost` (its staged rows, in a crash of the database).
     pub status: String,
     pub total_rows: i64,
     pub files: Vec<FileProgress>,
@@ -169,6 +169,11 @@ pub struct ChunkAck {
     pub rows_received: i64,
     pub next_seq: i32,
 }
+
+/// What the user is told when a crash of the database emptied the staging table.
+pub const STAGING_LOST: &str = "The database restarted after a crash, and staged rows do not survive that \
+     (staging is kept out of the database's write-ahead log for speed): the rows of this merchant's \
+     uploads until then are gone. Nothing in production was touched. Upload the files again.";
 
 #[cfg(test)]
 mod tests {
@@ -214,13 +219,17 @@ pub async fn start_upload(merchant: Uuid, files: Vec<FileManifest>) -> Result<Up
     .await
 }
 
-/// The merchant's unfinished upload, if there is one.
+/// The merchant's unfinished upload, if there is one; otherwise its latest upload if a crash
+/// of the database lost its staged rows (status `lost`), so the page can say so.
 #[server(prefix = "/api", endpoint = "unfinished-upload")]
 pub async fn unfinished_upload(merchant: Uuid) -> Result<Option<UploadState>, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        Ok(ssr::unfinished_upload(&state.pool, merchant).await?)
+        match ssr::unfinished_upload(&state.pool, merchant).await? {
+            Some(unfinished) => Ok(Some(unfinished)),
+            None => Ok(ssr::lost_upload(&state.pool, merchant).await?),
+        }
     })
     .await
 }

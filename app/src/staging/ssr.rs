@@ -11,13 +11,48 @@ use axum::{
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES};
+use super::{ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES, STAGING_LOST};
 use crate::{
     auth::ssr::{constraint_of, Caller},
     csv::{normalised, COLUMNS},
     error::AppError,
     state::AppState,
 };
+
+/// After a crash of the database, which empties the unlogged staging table and
+/// `staging_intact` with it: marks every upload whose rows were staged as `lost` and puts the
+/// sentinel row back, once (concurrent callers wait on the table lock). Returns how many
+/// uploads were marked; 0 when staging is intact, which costs one index probe.
+pub async fn recover_lost_staging(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    if staging_intact(pool).await? {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("LOCK TABLE staging_intact IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+    if staging_intact(&mut *tx).await? {
+        return Ok(0);
+    }
+    let lost = sqlx::query(
+        "UPDATE uploads SET status = 'lost', finished_at = COALESCE(finished_at, now()), updated_at = now()
+         WHERE status <> 'lost'
+           AND created_at > COALESCE((SELECT max(o.started_at) FROM merchant_operations o
+                                      WHERE o.merchant_id = uploads.merchant_id AND o.kind = 'clear'
+                                        AND o.status = 'completed'), '-infinity')",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("INSERT INTO staging_intact VALUES (true)").execute(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::warn!(uploads = lost, "staging was emptied by a crash of the database; its uploads are marked lost");
+    Ok(lost)
+}
+
+/// Whether the staging table still holds what was staged: `staging_intact` keeps its row
+/// unless a crash of the database emptied the unlogged tables.
+async fn staging_intact(db: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT FROM staging_intact)").fetch_one(db).await
+}
 
 /// The merchant an upload is for; `Invalid` for an unknown upload.
 pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, AppError> {
@@ -62,6 +97,7 @@ pub async fn load_upload(conn: &mut PgConnection, upload: Uuid) -> Result<Option
 
 /// The merchant's upload in progress, if any.
 pub async fn unfinished_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<UploadState>, sqlx::Error> {
+    recover_lost_staging(pool).await?;
     let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM uploads WHERE merchant_id = $1 AND status = 'uploading'")
         .bind(merchant)
         .fetch_optional(pool)
@@ -69,6 +105,19 @@ pub async fn unfinished_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<U
     match id {
         Some(id) => load_upload(&mut *pool.acquire().await?, id).await,
         None => Ok(None),
+    }
+}
+
+/// The merchant's latest upload if its staged rows were lost in a crash of the database.
+pub async fn lost_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<UploadState>, sqlx::Error> {
+    let latest: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, status FROM uploads WHERE merchant_id = $1 ORDER BY created_at DESC LIMIT 1")
+            .bind(merchant)
+            .fetch_optional(pool)
+            .await?;
+    match latest {
+        Some((id, status)) if status == "lost" => load_upload(&mut *pool.acquire().await?, id).await,
+        _ => Ok(None),
     }
 }
 
@@ -262,6 +311,13 @@ pub async fn store_chunk(
     };
     if seq < next_seq {
         return Ok(ChunkAck { duplicate: true, rows_received, next_seq });
+    }
+    // Checked in the chunk's own transaction: rows must not be added to a staging table that
+    // a crash of the database emptied since the upload's earlier chunks.
+    if status == "lost" || !staging_intact(&mut *tx).await? {
+        drop(tx);
+        recover_lost_staging(pool).await?;
+        return Err(AppError::conflict(STAGING_LOST));
     }
     if status != "uploading" {
         return Err(AppError::conflict(format!("This upload is {status}; it takes no more rows.")));

@@ -217,3 +217,48 @@ async fn cancelling_stops_the_upload_and_says_what_is_staged() {
     assert_eq!(unfinished, None);
     assert_eq!(staged(&app, merchant).await.len(), 1);
 }
+
+#[tokio::test]
+async fn staging_emptied_by_a_crash_of_the_database_marks_the_upload_lost_and_a_new_one_starts_clean() {
+    let Setup { app, merchant, admin } = setup().await;
+    // Staging is unlogged (a crash of the database empties it); production is not.
+    let persistence: Vec<(String, String)> = sqlx::query_as(
+        "SELECT relname::text, relpersistence::text FROM pg_class
+         WHERE relname IN ('codes', 'codes_import_jobs', 'uploads', 'codes_check_temp', 'staging_intact')
+         ORDER BY relname",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let logged = |name: &str| persistence.iter().find(|(n, _)| n == name).map(|(_, p)| p == "p");
+    assert_eq!(
+        ["codes", "codes_import_jobs", "uploads", "codes_check_temp", "staging_intact"].map(logged),
+        [Some(true), Some(true), Some(true), Some(false), Some(false)]
+    );
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await;
+
+    // What crash recovery does to unlogged tables: resets them to empty.
+    sqlx::query("TRUNCATE codes_check_temp, staging_intact").execute(&app.pool).await.unwrap();
+
+    let late = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(4, "C")])).await;
+    assert_eq!(late.status(), 409);
+    assert!(late.text().await.unwrap().contains("restarted after a crash"));
+    let shown: Option<UploadState> =
+        app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
+    assert_eq!(shown.map(|s| (s.id, s.status)), Some((upload.id, "lost".to_owned())));
+    let sentinel: i64 = sqlx::query_scalar("SELECT count(*) FROM staging_intact").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(sentinel, 1);
+
+    // The same file again is a new upload, numbered from the first row.
+    let again: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+    assert_ne!(again.id, upload.id);
+    send(&app, &admin, again.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B"), (4, "C")])).await;
+    let done = app.call(&admin, "finish-upload", &[("upload", again.id.to_string())]).await;
+    assert_eq!(done.json::<UploadState>().await.unwrap().status, "complete");
+    let rows: Vec<(i64, String)> = staged(&app, merchant).await.into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(rows, vec![(1, "A".into()), (2, "B".into()), (3, "C".into())]);
+    let shown: Option<UploadState> =
+        app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
+    assert_eq!(shown, None);
+}
