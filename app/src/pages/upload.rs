@@ -114,7 +114,8 @@ pub fn UploadPage() -> impl IntoView {
                         }
                     })
                 };
-                let result = client::validate(&file, merchant, |bytes| update(&|e| e.checked_bytes = bytes)).await;
+                let result =
+                    client::validate(&name, &file, merchant, |bytes| update(&|e| e.checked_bytes = bytes)).await;
                 if merchant_changed(merchant, merchant.into()) {
                     return;
                 }
@@ -131,10 +132,9 @@ pub fn UploadPage() -> impl IntoView {
         });
     };
 
-    let add_files = move |picked: Vec<gloo_file::File>| {
+    let add_files = move |picked: Vec<(String, gloo_file::File)>| {
         let mut added = false;
-        for file in picked {
-            let name = file.name();
+        for (name, file) in picked {
             if !name.to_lowercase().ends_with(".csv") || files.with_untracked(|all| all.iter().any(|f| f.name == name))
             {
                 continue;
@@ -151,7 +151,7 @@ pub fn UploadPage() -> impl IntoView {
                 });
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
-            client::remember(file);
+            client::remember(name, file);
             added = true;
         }
         if added {
@@ -163,7 +163,7 @@ pub fn UploadPage() -> impl IntoView {
     let on_pick = move |event: ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&event);
         if let Some(list) = input.files() {
-            add_files((0..list.length()).filter_map(|i| list.get(i)).map(gloo_file::File::from).collect());
+            add_files((0..list.length()).filter_map(|i| list.get(i)).map(client::picked).collect());
         }
         input.set_value("");
     };

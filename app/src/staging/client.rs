@@ -20,11 +20,33 @@ thread_local! {
         Default::default();
 }
 
-/// Keeps a chosen file (replacing one of the same name).
-pub fn remember(file: File) {
+/// Keeps a chosen file under `name` (replacing one of the same name).
+pub fn remember(name: String, file: File) {
     CHOSEN.with_borrow_mut(|chosen| {
-        chosen.insert(file.name(), (file, Vec::new()));
+        chosen.insert(name, (file, Vec::new()));
     });
+}
+
+/// The name a file is listed, staged and resumed under: its path inside the folder the user
+/// chose or dropped (`a/codes.csv` and `b/codes.csv` are two files), without that folder's own
+/// name, so that a flat folder's files are named as when picked one by one. `path` is the
+/// browser's `webkitRelativePath` or entry path; empty for a file picked on its own.
+pub fn name_in_folder(path: &str, file_name: &str) -> String {
+    let path = path.trim_start_matches('/');
+    match path.split_once('/') {
+        Some((_folder, inside)) if !inside.is_empty() => inside.to_owned(),
+        _ => file_name.to_owned(),
+    }
+}
+
+/// A picked file with its name (see [`name_in_folder`]).
+pub fn picked(file: web_sys::File) -> (String, File) {
+    let path = js_sys::Reflect::get(&file, &JsValue::from_str("webkitRelativePath"))
+        .ok()
+        .and_then(|p| p.as_string())
+        .unwrap_or_default();
+    let name = name_in_folder(&path, &file.name());
+    (name, File::from(file))
 }
 
 /// The chosen file named `name`.
@@ -122,7 +144,12 @@ pub struct Validated {
 }
 
 /// Validates every row of `file` for an upload to `merchant`; `on_bytes` hears how far it is.
-pub async fn validate(file: &File, merchant: Uuid, mut on_bytes: impl FnMut(u64)) -> Result<Validated, String> {
+pub async fn validate(
+    name: &str,
+    file: &File,
+    merchant: Uuid,
+    mut on_bytes: impl FnMut(u64),
+) -> Result<Validated, String> {
     let mut validator = FileValidator::new(merchant);
     let mut checksum = Checksum::default();
     let mut slices = Slices::new(file);
@@ -134,7 +161,7 @@ pub async fn validate(file: &File, merchant: Uuid, mut on_bytes: impl FnMut(u64)
         on_bytes(slices.position);
     }
     let (report, rejects) = validator.finish(&mut ignore);
-    keep_rejects(&file.name(), rejects);
+    keep_rejects(name, rejects);
     Ok(Validated { report, checksum: checksum.hex() })
 }
 
@@ -295,8 +322,9 @@ pub fn dropped_entries(transfer: &web_sys::DataTransfer) -> Vec<web_sys::FileSys
         .collect()
 }
 
-/// Every file among `entries`, reading dropped folders (and their sub-folders) to the end.
-pub async fn files_of(entries: Vec<web_sys::FileSystemEntry>) -> Vec<File> {
+/// Every file among `entries` with its name (see [`name_in_folder`]), reading dropped folders
+/// (and their sub-folders) to the end.
+pub async fn files_of(entries: Vec<web_sys::FileSystemEntry>) -> Vec<(String, File)> {
     let mut pending = entries;
     let mut files = Vec::new();
     while let Some(entry) = pending.pop() {
@@ -308,7 +336,8 @@ pub async fn files_of(entries: Vec<web_sys::FileSystemEntry>) -> Vec<File> {
             })
             .await;
             if let Ok(file) = file {
-                files.push(File::from(file.unchecked_into::<web_sys::File>()));
+                let file = file.unchecked_into::<web_sys::File>();
+                files.push((name_in_folder(&entry.full_path(), &file.name()), File::from(file)));
             }
         } else if entry.is_directory() {
             let reader = entry.unchecked_into::<web_sys::FileSystemDirectoryEntry>().create_reader();

@@ -200,6 +200,21 @@ mod tests {
         third.update(&changed);
         assert_ne!(whole.hex(), third.hex(), "one changed bit differs");
     }
+
+    #[test]
+    fn files_are_named_by_their_path_inside_the_chosen_folder() {
+        use super::client::name_in_folder;
+        // Picked one by one: no path.
+        assert_eq!(name_in_folder("", "codes.csv"), "codes.csv");
+        // A dropped file: its entry path is just its name.
+        assert_eq!(name_in_folder("/codes.csv", "codes.csv"), "codes.csv");
+        // A flat folder, picked or dropped: the names are those of its files.
+        assert_eq!(name_in_folder("batch/NBD_01.csv", "NBD_01.csv"), "NBD_01.csv");
+        assert_eq!(name_in_folder("/batch/NBD_01.csv", "NBD_01.csv"), "NBD_01.csv");
+        // Files of the same name in two sub-folders stay two files.
+        assert_eq!(name_in_folder("batch/a/codes.csv", "codes.csv"), "a/codes.csv");
+        assert_eq!(name_in_folder("/batch/b/codes.csv", "codes.csv"), "b/codes.csv");
+    }
 }
 
 /// Where the browser posts chunk `seq` of file `file` of upload `upload`.
