@@ -8,10 +8,10 @@ export function unique(): string {
   return randomBytes(4).toString('hex');
 }
 
-function server(args: string[], input?: string): string {
+function server(args: string[], input: string | undefined, database: string): string {
   return execFileSync(process.env.SERVER_BIN!, args, {
     input,
-    env: { ...process.env, DATABASE_URL: process.env.E2E_DATABASE_URL, RUST_LOG: 'off' },
+    env: { ...process.env, DATABASE_URL: database, RUST_LOG: 'off' },
     encoding: 'utf8',
   });
 }
@@ -21,10 +21,11 @@ export interface Merchant {
   name: string;
 }
 
-/** Creates a merchant with the server's own `create-merchant` command. */
-export function createMerchant(prefix = 'Merchant'): Merchant {
+/** Creates a merchant with the server's own `create-merchant` command (in the run's database
+ * unless told another). */
+export function createMerchant(prefix = 'Merchant', database = process.env.E2E_DATABASE_URL!): Merchant {
   const name = `${prefix} ${unique()}`;
-  const out = server(['create-merchant', '--name', name]);
+  const out = server(['create-merchant', '--name', name], undefined, database);
   const id = /\(([0-9a-f-]{36})\)/.exec(out)?.[1];
   if (!id) throw new Error(`no merchant id in: ${out}`);
   return { id, name };
@@ -36,10 +37,14 @@ export interface User {
 }
 
 /** Creates an account with `server create-user`, the password on stdin as an operator would. */
-export function createUser(role: 'ops' | 'merchant_admin', merchants: Merchant[] = []): User {
+export function createUser(
+  role: 'ops' | 'merchant_admin',
+  merchants: Merchant[] = [],
+  database = process.env.E2E_DATABASE_URL!,
+): User {
   const email = `${role}-${unique()}@example.com`;
   const args = ['create-user', '--email', email, '--role', role];
   for (const m of merchants) args.push('--merchant', m.id);
-  server(args, `${PASSWORD}\n`);
+  server(args, `${PASSWORD}\n`, database);
   return { email, password: PASSWORD };
 }

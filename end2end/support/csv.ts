@@ -1,13 +1,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-/** Writes `files` (name → content) into `dir` and returns their paths in name order. */
+/** Writes `files` (name → content; a name may go through sub-folders) into `dir` and returns their paths in name order. */
 export function writeFiles(dir: string, files: Record<string, string | Buffer>): string[] {
   mkdirSync(dir, { recursive: true });
   return Object.keys(files)
     .sort()
     .map((name) => {
       const path = join(dir, name);
+      mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, files[name]);
       return path;
     });

@@ -12,11 +12,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A server process of its own on the test database, that a test may kill and restart. */
+/** A server process of its own on the run's database (or another one, which it creates), that a
+ * test may kill and restart. */
 export class ServerProcess {
   private child?: ChildProcess;
 
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    readonly database = process.env.E2E_DATABASE_URL!,
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -27,7 +31,7 @@ export class ServerProcess {
       cwd: '..',
       env: {
         ...process.env,
-        DATABASE_URL: process.env.E2E_DATABASE_URL,
+        DATABASE_URL: this.database,
         APP_ADDR: `127.0.0.1:${this.port}`,
         RUST_LOG: 'warn',
       },

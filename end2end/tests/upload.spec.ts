@@ -6,7 +6,7 @@ import { UploadPage } from '../pages/UploadPage';
 import { createMerchant, createUser, unique } from '../support/accounts';
 import { bigFile, writeFiles } from '../support/csv';
 import { freePort, ServerProcess } from '../support/server';
-import { withDb } from '../support/db';
+import { sideDatabase, withDb } from '../support/db';
 
 test('three files are validated in the browser, the invalid one is excluded, the rest staged', async ({ page }, testInfo) => {
   const merchant = createMerchant('Upload');
@@ -153,21 +153,90 @@ test('after a reload the page shows the unfinished upload and the same file resu
   expect(counts.rows[0]).toEqual({ rows, codes: rows, last: rows });
 });
 
-test('choosing a folder lists its CSV files in name order and leaves other files out', async ({ page }, testInfo) => {
+test('choosing a folder lists its CSV files, sub-folders included, by their path in name order', async ({ page }, testInfo) => {
   const merchant = createMerchant('Folder');
   const folder = testInfo.outputPath('batch');
   writeFiles(folder, {
     'b_second.csv': 'code\nF-2\n',
     'a_first.CSV': 'code\nF-1\n',
     'notes.txt': 'not a code file\n',
+    // Two files of one name in different sub-folders are two files.
+    'east/codes.csv': 'code\nF-3\n',
+    'west/codes.csv': 'code\nF-4\nF-5\n',
   });
   await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
   const upload = new UploadPage(page);
 
   await page.getByTestId('pick-folder').setInputFiles(folder);
 
-  await upload.waitUntilChecked(['a_first.CSV', 'b_second.csv']);
+  const expected = ['a_first.CSV', 'b_second.csv', 'east/codes.csv', 'west/codes.csv'];
+  await upload.waitUntilChecked(expected);
   const names = await page.locator('[data-testid="file-row"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-file')));
-  expect(names).toEqual(['a_first.CSV', 'b_second.csv']);
-  await expect(page.getByTestId('batch-totals')).toHaveText('2 file(s) to upload, 0 excluded: 2 rows to stage, 0 skipped, 0 rejected.');
+  expect(names).toEqual(expected);
+  await expect(page.getByTestId('batch-totals')).toHaveText('4 file(s) to upload, 0 excluded: 5 rows to stage, 0 skipped, 0 rejected.');
+
+  await upload.uploadButton().click();
+
+  await expect(upload.done()).toHaveText('Staged 5 rows from 4 file(s).', { timeout: 20_000 });
+  const staged = await withDb((db) =>
+    db.query('SELECT code, source_file FROM codes_check_temp WHERE merchant_id = $1 ORDER BY row_number', [merchant.id]),
+  );
+  expect(staged.rows).toEqual([
+    { code: 'F-1', source_file: 'a_first.CSV' },
+    { code: 'F-2', source_file: 'b_second.csv' },
+    { code: 'F-3', source_file: 'east/codes.csv' },
+    { code: 'F-4', source_file: 'west/codes.csv' },
+    { code: 'F-5', source_file: 'west/codes.csv' },
+  ]);
+});
+
+test('after a crash of the database the page says the staged rows were lost, and the files go again from row 1', async ({ page }, testInfo) => {
+  test.setTimeout(90_000);
+  // A database of its own: emptying staging, as PostgreSQL's crash recovery does, touches
+  // every merchant's uploads, and other tests run beside this one.
+  const database = sideDatabase('crash');
+  const server = new ServerProcess(await freePort(), database);
+  await server.start();
+  try {
+    const merchant = createMerchant('Crash', database);
+    const paths = writeFiles(testInfo.outputPath('files'), { 'codes.csv': 'code\nC-1\nC-2\nC-3\n' });
+    await openAs(page, createUser('merchant_admin', [merchant], database), `${server.url}/upload`);
+    const upload = new UploadPage(page);
+    await upload.pick(paths);
+    await upload.waitUntilChecked(['codes.csv']);
+    await upload.uploadButton().click();
+    await expect(upload.done()).toHaveText('Staged 3 rows from 1 file(s).', { timeout: 20_000 });
+    await expect(page.getByTestId('chart')).toBeVisible({ timeout: 20_000 });
+
+    // Crash recovery empties the unlogged tables: staging and its sentinel.
+    await withDb((db) => db.query('TRUNCATE codes_check_temp, staging_intact'), database);
+    await page.goto(`${server.url}/upload`);
+    await new AppShell(page).waitForHydration();
+
+    const notice = page.getByTestId('lost-upload');
+    await expect(notice).toContainText('The database restarted after a crash');
+    await expect(notice).toContainText('Nothing in production was touched. Upload the files again.');
+    await expect(notice).toContainText('The last upload was of codes.csv.');
+    await expect(page.getByTestId('unfinished-upload')).toHaveCount(0);
+
+    await upload.pick(paths);
+    await upload.waitUntilChecked(['codes.csv']);
+    await upload.uploadButton().click();
+    await expect(upload.done()).toHaveText('Staged 3 rows from 1 file(s).', { timeout: 20_000 });
+    const after = await withDb(
+      (db) =>
+        db.query(
+          `SELECT (SELECT array_agg(row_number::int ORDER BY row_number) FROM codes_check_temp WHERE merchant_id = $1) AS rows,
+                  (SELECT array_agg(status ORDER BY created_at) FROM uploads WHERE merchant_id = $1) AS uploads`,
+          [merchant.id],
+        ),
+      database,
+    );
+    expect(after.rows[0]).toEqual({ rows: [1, 2, 3], uploads: ['lost', 'complete'] });
+    await page.goto(`${server.url}/upload`);
+    await new AppShell(page).waitForHydration();
+    await expect(page.getByTestId('lost-upload')).toHaveCount(0);
+  } finally {
+    await server.kill();
+  }
 });
