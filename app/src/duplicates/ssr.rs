@@ -27,8 +27,18 @@ use crate::{
 ///
 /// Steps 1 and 2 write to unlogged tables made and dropped inside the transaction, so that
 /// PostgreSQL's parallel workers can read them (they cannot read a temporary table); a failed
-/// or killed check leaves none behind.
-pub async fn mark_duplicates(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sqlx::Error> {
+/// or killed check leaves none behind. With `operation` (the pool and the operation's id), each
+/// part records itself as the operation's phase, for the page.
+pub async fn mark_duplicates(
+    conn: &mut PgConnection,
+    merchant: Uuid,
+    operation: Option<(&PgPool, Uuid)>,
+) -> Result<u64, sqlx::Error> {
+    let on_phase = async |phase: &str| {
+        if let Some((pool, id)) = operation {
+            operations::record_phase(pool, id, phase).await;
+        }
+    };
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // The sorts and hash tables stay in memory (256 MB for each of the two parallel workers
     // and the leader); the default parallel costs kept the planner from choosing the workers
@@ -42,7 +52,7 @@ pub async fn mark_duplicates(conn: &mut PgConnection, merchant: Uuid) -> Result<
     let repeats = format!("check_repeated_codes_{}", merchant.simple());
     // Sent as plain SQL: a CREATE TABLE AS takes no parameters, and the names differ per
     // merchant (no point preparing them). Only a `Uuid` is spliced in.
-    let scratch = [
+    let repeated = vec![
         format!(
             "CREATE UNLOGGED TABLE {hashes} AS
              SELECT hashtextextended(code, 0) AS hash FROM codes_check_temp WHERE merchant_id = '{merchant}'
@@ -56,6 +66,8 @@ pub async fn mark_duplicates(conn: &mut PgConnection, merchant: Uuid) -> Result<
              GROUP BY code HAVING count(*) > 1"
         ),
         format!("ANALYZE {repeats}"),
+    ];
+    let changes = vec![
         format!(
             "CREATE TEMP TABLE check_changes ON COMMIT DROP AS
              SELECT tid, internal, existing
@@ -71,12 +83,19 @@ pub async fn mark_duplicates(conn: &mut PgConnection, merchant: Uuid) -> Result<
         ),
         format!("DROP TABLE {hashes}, {repeats}"),
     ];
-    for statement in scratch {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
+    for (phase, statements) in [
+        ("Finding the codes that repeat within the batch", repeated),
+        ("Comparing with the codes in production", changes),
+    ] {
+        on_phase(phase).await;
+        for statement in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
+        }
     }
     // Rewriting the changed rows in physical order, each found by its ctid, dirties each page
     // once while it is in memory; a hash join would visit them in hash order, and with stock
     // shared_buffers every page was written out and read again (measured: twice as slow).
+    on_phase("Writing the flags").await;
     sqlx::query("SET LOCAL enable_hashjoin = off").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL enable_mergejoin = off").execute(&mut *tx).await?;
     let changed = sqlx::query(
@@ -152,8 +171,7 @@ pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> R
 
 /// The check's work, on the connection that holds the merchant's lock.
 pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Result<serde_json::Value, AppError> {
-    running.phase(pool, "Marking internal and database duplicates").await;
-    let changed = mark_duplicates(&mut running.conn, running.merchant).await?;
+    let changed = mark_duplicates(&mut running.conn, running.merchant, Some((pool, running.id))).await?;
     running.phase(pool, "Counting per file").await;
     let figures = figures(&mut running.conn, running.merchant).await?;
     tracing::info!(merchant = %running.merchant, changed, rows = figures.overall.total_rows, "duplicate check done");

@@ -133,17 +133,23 @@ async fn busy(pool: &PgPool, merchant: Uuid) -> AppError {
     }
 }
 
+/// Records what operation `id` is doing now (on the pool: visible at once); a failure to
+/// record it is logged, not the operation's failure.
+pub async fn record_phase(pool: &PgPool, id: Uuid, phase: &str) {
+    if let Err(error) = sqlx::query("UPDATE merchant_operations SET phase = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(phase)
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(operation = %id, %error, "could not record the phase");
+    }
+}
+
 impl Running {
     /// Records what the operation is doing now (on the pool: visible at once).
     pub async fn phase(&self, pool: &PgPool, phase: &str) {
-        if let Err(error) = sqlx::query("UPDATE merchant_operations SET phase = $2, updated_at = now() WHERE id = $1")
-            .bind(self.id)
-            .bind(phase)
-            .execute(pool)
-            .await
-        {
-            tracing::warn!(operation = %self.id, %error, "could not record the phase");
-        }
+        record_phase(pool, self.id, phase).await;
     }
 
     /// Records the outcome and releases the merchant. If even that fails (the database went

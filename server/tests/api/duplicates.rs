@@ -108,7 +108,7 @@ async fn insert(pool: &sqlx::PgPool, staged: &[(Uuid, i64, String)], production:
 async fn check_all(pool: &sqlx::PgPool, merchants: &[Uuid]) {
     let mut conn = pool.acquire().await.unwrap();
     for &merchant in merchants {
-        ssr::mark_duplicates(&mut conn, merchant).await.unwrap();
+        ssr::mark_duplicates(&mut conn, merchant, None).await.unwrap();
     }
 }
 
@@ -139,7 +139,7 @@ async fn every_rows_flags_equal_a_brute_force_computation_and_a_rerun_changes_no
             clean_count: mine.iter().filter(|f| !f.0 && !f.1).count() as i64,
         }
     );
-    assert_eq!(ssr::mark_duplicates(&mut conn, merchants[0]).await.unwrap(), 0, "a rerun writes nothing");
+    assert_eq!(ssr::mark_duplicates(&mut conn, merchants[0], None).await.unwrap(), 0, "a rerun writes nothing");
     assert_eq!(flags(&pool).await, expected);
     drop(conn);
     pool.close().await;

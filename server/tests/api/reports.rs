@@ -52,7 +52,7 @@ async fn staged_and_checked(app: &TestApp) -> Uuid {
         .await
         .unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
-    duplicates::mark_duplicates(&mut conn, merchant).await.unwrap();
+    duplicates::mark_duplicates(&mut conn, merchant, None).await.unwrap();
     merchant
 }
 
