@@ -6,6 +6,8 @@
 //! in the transaction that counts it, so a chunk sent twice is stored once and an interrupted
 //! upload resumes from the last acknowledged chunk.
 
+#[cfg(feature = "ssr")]
+mod binary_copy;
 pub mod client;
 #[cfg(feature = "ssr")]
 pub mod ssr;

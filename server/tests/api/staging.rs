@@ -262,3 +262,67 @@ async fn staging_emptied_by_a_crash_of_the_database_marks_the_upload_lost_and_a_
         app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
     assert_eq!(shown, None);
 }
+
+#[tokio::test]
+async fn staged_values_read_back_as_the_database_reads_the_same_text() {
+    let Setup { app, merchant, admin } = setup().await;
+    // Numbers in every form the row checks accept, and text the COPY text format would
+    // have to escape.
+    let values = [
+        ("10", "1.50"),
+        ("-3", "+.5"),
+        ("0", "-0.00"),
+        ("0007.", "0.00001"),
+        ("12345678901234567890.123456789", "100000000"),
+        ("-9999.9999", "10000"),
+    ];
+    let mut body = String::new();
+    for (i, (points, price)) in values.iter().enumerate() {
+        body.push_str(&format!(
+            "{},{merchant},C{i},\"tab\there\",\"back\\slash\",{points},\"line\nbreak\",,{price}\n",
+            i + 2
+        ));
+    }
+    let upload: UploadState =
+        start(&app, &admin, merchant, &[manifest("odd\tname.csv", values.len() as i64)]).await.json().await.unwrap();
+    let sent = send(&app, &admin, upload.id, 0, 0, body.into_bytes()).await;
+    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+
+    let rows: Vec<(String, String, String, Option<String>, String, String, String, bool, bool)> = sqlx::query_as(
+        "SELECT s.code, s.serial, s.sku, s.batch_code, s.sku_name, s.source_file,
+                s.points::text || '|' || s.price::text || '|' || s.source_line || '|' || s.row_number,
+                s.points = v.points::numeric AND s.price = v.price::numeric
+                    AND s.points::text = v.points::numeric::text AND s.price::text = v.price::numeric::text,
+                s.upload_id = $2
+         FROM codes_check_temp s
+         JOIN unnest($3::text[], $4::text[]) WITH ORDINALITY AS v(points, price, n) ON s.row_number = v.n
+         WHERE s.merchant_id = $1 ORDER BY s.row_number",
+    )
+    .bind(merchant)
+    .bind(upload.id)
+    .bind(values.iter().map(|v| v.0).collect::<Vec<_>>())
+    .bind(values.iter().map(|v| v.1).collect::<Vec<_>>())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), values.len());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(&row.0, &format!("C{i}"));
+        assert_eq!((row.1.as_str(), row.2.as_str(), row.3.as_deref()), ("tab\there", "back\\slash", None));
+        assert_eq!((row.4.as_str(), row.5.as_str()), ("line\nbreak", "odd\tname.csv"));
+        assert!(row.7, "row {i}: {} differs from how the database reads {:?}", row.6, values[i]);
+        assert!(row.8, "row {i} names its upload");
+    }
+    let shown: Vec<&str> = rows.iter().map(|r| r.6.as_str()).collect();
+    assert_eq!(
+        shown,
+        [
+            "10|1.50|2|1",
+            "-3|0.5|3|2",
+            "0|0.00|4|3",
+            "7|0.00001|5|4",
+            "12345678901234567890.123456789|100000000|6|5",
+            "-9999.9999|10000|7|6"
+        ]
+    );
+}
