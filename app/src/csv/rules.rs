@@ -214,6 +214,11 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
             if value.len() > MAX_FIELD_BYTES {
                 return RowOutcome::Rejected(format!("{} is longer than {MAX_FIELD_BYTES} bytes", column.name()));
             }
+            // Valid UTF-8, but PostgreSQL's text cannot hold it: the database would refuse the
+            // whole chunk with an encoding error.
+            if value.contains('\0') {
+                return RowOutcome::Rejected(format!("{} contains a NUL character (0x00)", column.name()));
+            }
         }
     }
     let merchant_id = match fields[Column::MerchantId.index()].take() {
@@ -371,6 +376,12 @@ mod tests {
         assert_eq!(got[2], "rejected: the row has 4 fields, the header has 3");
         assert_eq!(got[3], "rejected: points \"1e5\" is not a number");
         assert_eq!(got[4], "staged E|-|-|-3|-|-|+.5");
+    }
+
+    #[test]
+    fn a_nul_character_in_a_kept_column_is_rejected_and_in_an_ignored_one_is_not() {
+        let got = outcomes("code,sku,note\nA,x\0y,fine\nB,ok,x\0y\n");
+        assert_eq!(got, vec!["rejected: sku contains a NUL character (0x00)", "staged B|-|ok|-|-|-|-"]);
     }
 
     #[test]

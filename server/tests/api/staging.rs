@@ -187,6 +187,11 @@ async fn a_bad_or_out_of_order_chunk_leaves_earlier_chunks_as_they_were() {
     let refused = send(&app, &admin, upload.id, 0, 1, bad_points).await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("points \\\"lots\\\" is not a number"));
+    // Valid UTF-8 that PostgreSQL's text cannot hold: refused with the reason, not a 500.
+    let nul = format!("4,{merchant},C\0D,,,,,,\n").into_bytes();
+    let refused = send(&app, &admin, upload.id, 0, 1, nul).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("code contains a NUL character (0x00)"));
     let skipped_ahead = send(&app, &admin, upload.id, 0, 2, chunk(merchant, &[(4, "C")])).await;
     assert_eq!(skipped_ahead.status(), 409);
     let too_many = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(4, "C"), (5, "D")])).await;
