@@ -50,10 +50,15 @@ setup_test_tools() {
     fi
     pg_isready -q -h 127.0.0.1 -p 5432 || { echo "error: PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
   fi
-  if ! command -v chromium >/dev/null; then
-    say "installing Debian's chromium"
+  # Debian packages the tests start themselves: the browser, and PgBouncer in front of
+  # PostgreSQL (the users' databases sit behind a pooler).
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v pgbouncer >/dev/null || missing+=(pgbouncer)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian's ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   if [ ! -d "$repo_root/end2end/node_modules/@playwright/test" ] \
      || [ "$repo_root/end2end/package-lock.json" -nt "$repo_root/end2end/node_modules/.package-lock.json" ]; then

@@ -21,6 +21,11 @@ pub enum Command {
     CreateMerchant {
         name: String,
     },
+    /// `rename-merchant --id ID --name N`
+    RenameMerchant {
+        id: Uuid,
+        name: String,
+    },
     /// `bench [--scale S] [--json]`
     Bench(crate::bench::Options),
     Help,
@@ -33,6 +38,9 @@ usage:
                                            create an account; the password is read from the
                                            terminal (asked twice) or from one line of stdin
   server create-merchant --name NAME       create a merchant and print its id
+  server rename-merchant --id MERCHANT_ID --name NAME
+                                           rename a merchant (those adopted from an original
+                                           database are named after their id)
   server bench [--scale S] [--json]        run the benchmark on a scratch database next to
                                            DATABASE_URL's (scale 1.0 = 63 files, 15.5 M rows)";
 
@@ -45,6 +53,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut role = None;
     let mut name = None;
     let mut merchants = Vec::new();
+    let mut id = None;
     let mut scale = 0.1;
     let mut json = false;
     let mut flags = rest.iter();
@@ -67,6 +76,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                     .filter(|s: &f64| *s > 0.0 && *s <= 10.0)
                     .ok_or_else(|| format!("--scale takes a number from 0 to 10, not {given:?}"))?;
             }
+            "--id" => {
+                let given = value()?;
+                id = Some(given.parse().map_err(|_| format!("--id {given:?} is not a merchant id (uuid)"))?);
+            }
             "--merchant" => {
                 let given = value()?;
                 merchants.push(given.parse().map_err(|_| format!("--merchant {given:?} is not a merchant id (uuid)"))?);
@@ -81,6 +94,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             merchants,
         }),
         "create-merchant" => Ok(Command::CreateMerchant { name: name.ok_or("create-merchant needs --name")? }),
+        "rename-merchant" => Ok(Command::RenameMerchant {
+            id: id.ok_or("rename-merchant needs --id")?,
+            name: name.ok_or("rename-merchant needs --name")?,
+        }),
         "bench" => Ok(Command::Bench(crate::bench::Options { scale, json })),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!("unknown command {other:?}")),
@@ -127,5 +144,16 @@ mod tests {
         assert!(parse(&args("create-user --role ops")).unwrap_err().contains("--email"));
         assert!(parse(&args("create-user --email")).unwrap_err().contains("needs a value"));
         assert!(parse(&args("frobnicate")).is_err());
+    }
+
+    #[test]
+    fn rename_merchant_takes_an_id_and_a_name() {
+        let merchant = Uuid::from_u128(9);
+        assert_eq!(
+            parse(&args(&format!("rename-merchant --id {merchant} --name Acme"))),
+            Ok(Command::RenameMerchant { id: merchant, name: "Acme".into() })
+        );
+        assert!(parse(&args("rename-merchant --id nope --name Acme")).unwrap_err().contains("--id"));
+        assert!(parse(&args("rename-merchant --name Acme")).unwrap_err().contains("--id"));
     }
 }

@@ -19,16 +19,15 @@ use axum::{
 };
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use sqlx::{
-    migrate::{MigrateDatabase, Migrator},
-    postgres::PgPoolOptions,
-    PgPool, Postgres,
-};
+use sqlx::migrate::Migrator;
 use tower_http::trace::TraceLayer;
 use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
 
 pub mod bench;
 pub mod cli;
+pub mod database;
+
+pub use database::prepare_database;
 
 /// The schema, embedded in the binary and applied at start-up.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -78,6 +77,17 @@ pub enum StartupError {
     Unreachable { url: String, source: sqlx::Error },
     #[error("cannot create the database at {url}: {source}")]
     CreateDatabase { url: String, source: sqlx::Error },
+    #[error(
+        "DATABASE_URL ({url}) goes through a pooler in transaction or statement mode: Code Import keeps one \
+         lock per merchant for the whole of a check or an insert, which needs a database session per \
+         connection; use the pooler's session mode (PgBouncer: pool_mode = session; Supabase: the session pooler)"
+    )]
+    SharedSessions { url: String },
+    #[error(
+        "row-level security applies to role {role} on table {table}: its policies would hide codes from the \
+         duplicate check and refuse the insert; connect as the table's owner or as a role with BYPASSRLS"
+    )]
+    RowSecurity { table: String, role: String },
     #[error("cannot migrate the database at {url}: {source}")]
     Migrate { url: String, source: sqlx::migrate::MigrateError },
     #[error("cannot listen on {addr}: {source}")]
@@ -115,32 +125,6 @@ pub fn redact(url: &str) -> String {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
     }
-}
-
-/// Creates the database if it does not exist, connects a pool and applies the migrations.
-/// Fails with a one-line reason when PostgreSQL is unreachable or a migration fails.
-pub async fn prepare_database(url: &str) -> Result<PgPool, StartupError> {
-    let shown = redact(url);
-    let exists = Postgres::database_exists(url)
-        .await
-        .map_err(|source| StartupError::Unreachable { url: shown.clone(), source })?;
-    if !exists {
-        if let Err(source) = Postgres::create_database(url).await {
-            // Another server process may have created it at the same moment.
-            if !Postgres::database_exists(url).await.unwrap_or(false) {
-                return Err(StartupError::CreateDatabase { url: shown, source });
-            }
-        }
-        tracing::info!(database = %shown, "created the database");
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .map_err(|source| StartupError::Unreachable { url: shown.clone(), source })?;
-    MIGRATOR.run(&pool).await.map_err(|source| StartupError::Migrate { url: shown, source })?;
-    Ok(pool)
 }
 
 /// Leptos' options for this deployment: the bundle is `pkg/frontend.js` + `pkg/frontend_bg.wasm`.
@@ -276,6 +260,14 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
         Command::Bench(options) => {
             crate::bench::run(&config.database_url, &options).await.map_err(StartupError::Command)
         }
+        Command::RenameMerchant { id, name } => {
+            let pool = prepare_database(&config.database_url).await?;
+            let merchant = app::admin::ssr::rename_merchant(&pool, id, &name)
+                .await
+                .map_err(|error| StartupError::Command(error.to_string()))?;
+            println!("renamed merchant {} to {}", merchant.id, merchant.name);
+            Ok(())
+        }
         Command::CreateMerchant { name } => {
             let pool = prepare_database(&config.database_url).await?;
             let merchant = app::admin::ssr::create_merchant(&pool, &name)
@@ -290,6 +282,11 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
 /// Prepares the database and serves the app until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let pool = prepare_database(&config.database_url).await?;
+    match database::original_staging_note(&pool).await {
+        Ok(Some(note)) => tracing::info!("{note}"),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "could not read what the adoption of the original staging carried"),
+    }
     // Operations whose server died (this one, before a restart) are marked failed.
     if let Err(error) = app::operations::ssr::reap_all(&pool).await {
         tracing::warn!(%error, "could not mark interrupted operations failed");

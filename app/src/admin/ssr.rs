@@ -19,12 +19,32 @@ pub async fn list_merchants(pool: &PgPool, only: Option<&[Uuid]>) -> Result<Vec<
     .await
 }
 
-/// Creates a merchant named `name` (trimmed); `Invalid` if blank, `Conflict` if taken.
-pub async fn create_merchant(pool: &PgPool, name: &str) -> Result<Merchant, AppError> {
+fn merchant_name(name: &str) -> Result<&str, AppError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(AppError::invalid("Give the merchant a name of 1 to 200 characters."));
     }
+    Ok(name)
+}
+
+/// Renames merchant `id` (e.g. one adopted from an original database, named after its id);
+/// `Invalid` for a blank name or an unknown merchant, `Conflict` if the name is taken.
+pub async fn rename_merchant(pool: &PgPool, id: Uuid, name: &str) -> Result<Merchant, AppError> {
+    let name = merchant_name(name)?;
+    let renamed = sqlx::query("UPDATE merchants SET name = $2 WHERE id = $1").bind(id).bind(name).execute(pool).await;
+    match renamed {
+        Err(error) if constraint_of(&error) == Some("merchants_name_unique") => {
+            Err(AppError::conflict(format!("A merchant named {name} exists already.")))
+        }
+        Err(error) => Err(error.into()),
+        Ok(done) if done.rows_affected() == 0 => Err(AppError::invalid("There is no such merchant.")),
+        Ok(_) => Ok(Merchant { id, name: name.to_owned() }),
+    }
+}
+
+/// Creates a merchant named `name` (trimmed); `Invalid` if blank, `Conflict` if taken.
+pub async fn create_merchant(pool: &PgPool, name: &str) -> Result<Merchant, AppError> {
+    let name = merchant_name(name)?;
     let merchant = Merchant { id: Uuid::new_v4(), name: name.to_owned() };
     let inserted = sqlx::query("INSERT INTO merchants (id, name) VALUES ($1, $2)")
         .bind(merchant.id)

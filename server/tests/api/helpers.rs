@@ -12,6 +12,17 @@ fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The host and port of the test PostgreSQL (for a pooler put in front of it).
+pub fn postgres_host_port() -> (String, u16) {
+    let admin = admin_url();
+    let after_at = admin.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(&admin);
+    let authority = after_at.split('/').next().unwrap_or("127.0.0.1:5432");
+    match authority.rsplit_once(':') {
+        Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(5432)),
+        None => (authority.to_owned(), 5432),
+    }
+}
+
 fn url_with_database(name: &str) -> String {
     let admin = admin_url();
     let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
@@ -165,4 +176,15 @@ pub async fn kill_operation_connections(pool: &PgPool) {
     .execute(pool)
     .await
     .unwrap();
+}
+
+/// Waits until no operation runs for `merchant` (30 s at most).
+pub async fn wait_idle(pool: &PgPool, merchant: Uuid) {
+    for _ in 0..600 {
+        if app::operations::ssr::running(pool, merchant).await.unwrap().is_none() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the operation did not finish");
 }

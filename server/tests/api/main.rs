@@ -1,5 +1,6 @@
 //! Integration tests: the real router, against the real PostgreSQL, a fresh database each.
 
+mod adoption;
 mod auth;
 mod duplicates;
 mod health;
@@ -8,6 +9,7 @@ mod insert;
 mod jobs;
 mod matrix;
 mod migrations;
+mod poolers;
 mod reports;
 mod staging;
 mod startup;
