@@ -23,6 +23,8 @@ struct FileEntry {
     checksum: Option<String>,
     read_error: Option<String>,
     rows_sent: i64,
+    /// Why this file's upload stopped (the server refused a chunk); the other files go on.
+    upload_error: Option<String>,
 }
 
 impl FileEntry {
@@ -148,6 +150,7 @@ pub fn UploadPage() -> impl IntoView {
                     checksum: None,
                     read_error: None,
                     rows_sent: 0,
+                    upload_error: None,
                 });
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
@@ -237,6 +240,7 @@ pub fn UploadPage() -> impl IntoView {
                 files.update(|all| {
                     if let Some(entry) = all.iter_mut().find(|f| f.name == part.name) {
                         entry.rows_sent = part.rows_received;
+                        entry.upload_error = None;
                     }
                 });
             }
@@ -249,8 +253,9 @@ pub fn UploadPage() -> impl IntoView {
                 .cloned()
                 .collect::<std::collections::VecDeque<_>>()
                 .into();
-            let failure = std::cell::RefCell::new(None::<String>);
-            let stop = || cancel_requested.get_untracked() || failure.borrow().is_some();
+            // A file whose chunk the server refuses stops; the others go on.
+            let failures = std::cell::RefCell::new(Vec::<(String, String)>::new());
+            let stop = || cancel_requested.get_untracked();
             let worker = || async {
                 while let Some(part) = {
                     let next = queue.borrow_mut().pop_front();
@@ -259,11 +264,11 @@ pub fn UploadPage() -> impl IntoView {
                     if stop() {
                         return;
                     }
-                    let Some(file) = client::chosen(&part.name) else {
-                        *failure.borrow_mut() = Some(format!("{} is no longer chosen.", part.name));
-                        return;
-                    };
                     let name = part.name.clone();
+                    let Some(file) = client::chosen(&part.name) else {
+                        failures.borrow_mut().push((name, "the file is no longer chosen".to_owned()));
+                        continue;
+                    };
                     let sent = client::upload_file(
                         &file,
                         merchant,
@@ -287,14 +292,29 @@ pub fn UploadPage() -> impl IntoView {
                     )
                     .await;
                     if let Err(problem) = sent {
-                        failure.borrow_mut().get_or_insert(problem);
-                        return;
+                        files.update(|all| {
+                            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                                entry.upload_error = Some(problem.clone());
+                            }
+                        });
+                        failures.borrow_mut().push((name, problem));
                     }
                 }
             };
             futures_util::future::join(worker(), worker()).await;
-            if let Some(problem) = failure.take() {
-                return phase.set(Phase::Failed(problem));
+            let failures = failures.take();
+            if !failures.is_empty() {
+                let staged = progress.get_untracked().rows_done;
+                let total = progress.get_untracked().total_rows;
+                let stopped =
+                    failures.iter().map(|(name, problem)| format!("{name} stopped: {problem}")).collect::<Vec<_>>();
+                return phase.set(Phase::Failed(format!(
+                    "{} {} of {} rows are staged and kept; the other files are complete. \
+                     Choose Upload again to resume, or cancel the upload.",
+                    stopped.join(" "),
+                    format_count(staged),
+                    format_count(total)
+                )));
             }
             if cancel_requested.get_untracked() {
                 return match cancel_upload(state.id).await {
@@ -563,6 +583,9 @@ fn FilesTable(
 fn file_status(entry: &FileEntry) -> String {
     if let Some(problem) = &entry.read_error {
         return format!("Unreadable: {problem}");
+    }
+    if let Some(problem) = &entry.upload_error {
+        return format!("Stopped: {problem}");
     }
     match &entry.report {
         None => format!("Checking… {}%", percent(entry.checked_bytes as i64, entry.size as i64)),
