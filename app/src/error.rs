@@ -29,6 +29,10 @@ pub enum AppError {
     /// The request clashes with what exists, e.g. an email already registered (HTTP 409).
     #[error("{0}")]
     Conflict(String),
+    /// The server is at its bound for this kind of work (e.g. password hashes running at once);
+    /// try again in a moment (HTTP 503 with `Retry-After`).
+    #[error("{0}")]
+    Overloaded(String),
     /// The database failed or something unexpected happened; details are in the server log.
     #[error("The server could not complete the request; try again, and tell ops if it persists.")]
     Internal,
@@ -46,6 +50,7 @@ impl AppError {
             AppError::Throttled(_) => 429,
             AppError::Invalid(_) => 400,
             AppError::Conflict(_) => 409,
+            AppError::Overloaded(_) => 503,
             AppError::Internal | AppError::Transport(_) => 500,
         }
     }
@@ -62,13 +67,25 @@ impl AppError {
         AppError::Conflict(message.into())
     }
 
-    /// Sets this error's status on the server function's response (a no-op outside a
-    /// request). Server functions return errors through [`crate::auth::ssr::respond`].
+    /// Seconds a client should wait before trying again, for the answers that mean "later".
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            AppError::Overloaded(_) => Some(1),
+            AppError::Throttled(_) => Some(60),
+            _ => None,
+        }
+    }
+
+    /// Sets this error's status (and `Retry-After`) on the server function's response (a no-op
+    /// outside a request). Server functions return errors through [`crate::auth::ssr::respond`].
     #[cfg(feature = "ssr")]
     pub fn set_response_status(&self) {
         if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             if let Ok(status) = axum::http::StatusCode::from_u16(self.status()) {
                 response.set_status(status);
+            }
+            if let Some(seconds) = self.retry_after_seconds() {
+                response.insert_header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
             }
         }
     }

@@ -24,6 +24,10 @@ use crate::{csv::FileReport, error::AppError};
 pub const MAX_CHUNK_BYTES: usize = 32 * 1024 * 1024;
 /// The most files one upload may have.
 pub const MAX_FILES: usize = 1000;
+/// The most rows one upload may stage (the real batches are ~15 M).
+pub const MAX_UPLOAD_ROWS: i64 = 100_000_000;
+/// The most bytes of CSV one upload may declare: 20 GiB.
+pub const MAX_UPLOAD_BYTES: i64 = 20 << 30;
 /// Staged rows per chunk (the last chunk of a file may have fewer). Fixed, so that a resumed
 /// upload cuts a file into the same chunks: about 8 MB of normalised rows, large enough that
 /// the per-request and per-`COPY` costs vanish.

@@ -11,7 +11,10 @@ use axum::{
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{binary_copy, ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES, STAGING_LOST};
+use super::{
+    binary_copy, ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS,
+    STAGING_LOST,
+};
 use crate::{
     auth::ssr::{constraint_of, Caller},
     csv::{normalised, Column, COLUMNS},
@@ -143,6 +146,20 @@ pub async fn start_upload(
     }
     if let Some(file) = files.iter().find(|f| f.rows < 0 || f.size < 0 || f.name.is_empty() || f.name.len() > 500) {
         return Err(AppError::invalid(format!("The file {:?} is described wrongly.", file.name)));
+    }
+    // Checked sums: declared figures come from the client and must never wrap.
+    let rows = files.iter().try_fold(0i64, |sum, f| sum.checked_add(f.rows)).filter(|&r| r <= MAX_UPLOAD_ROWS);
+    if rows.is_none() {
+        return Err(AppError::invalid(format!(
+            "An upload stages at most {MAX_UPLOAD_ROWS} rows; split the files into several batches."
+        )));
+    }
+    let bytes = files.iter().try_fold(0i64, |sum, f| sum.checked_add(f.size)).filter(|&b| b <= MAX_UPLOAD_BYTES);
+    if bytes.is_none() {
+        return Err(AppError::invalid(format!(
+            "An upload takes at most {} GiB of files; split them into several batches.",
+            MAX_UPLOAD_BYTES >> 30
+        )));
     }
     if let Some(existing) = unfinished_upload(pool, merchant).await? {
         return if same_files(&existing, files) { Ok(existing) } else { Err(unfinished_conflict(&existing)) };
