@@ -26,6 +26,12 @@ pub enum AppError {
     /// The input cannot be used; the message says how to fix it (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// No such thing — or none the caller may see: both get this same answer (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is larger than the server takes (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The request clashes with what exists, e.g. an email already registered (HTTP 409).
     #[error("{0}")]
     Conflict(String),
@@ -49,6 +55,8 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::Throttled(_) => 429,
             AppError::Invalid(_) => 400,
+            AppError::NotFound(_) => 404,
+            AppError::TooLarge(_) => 413,
             AppError::Conflict(_) => 409,
             AppError::Overloaded(_) => 503,
             AppError::Internal | AppError::Transport(_) => 500,
@@ -65,6 +73,11 @@ impl AppError {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         AppError::Conflict(message.into())
+    }
+
+    /// "There is no such `what`." — for an unknown id and for one that is not the caller's alike.
+    pub fn not_found(what: &str) -> Self {
+        AppError::NotFound(format!("There is no such {what}."))
     }
 
     /// Seconds a client should wait before trying again, for the answers that mean "later".
@@ -95,7 +108,12 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::Transport(value.to_string())
+        match value {
+            // Arguments the server could not decode: the request is malformed (400), not a
+            // fault of the server.
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => AppError::Invalid(value.to_string()),
+            other => AppError::Transport(other.to_string()),
+        }
     }
 }
 

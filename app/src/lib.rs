@@ -33,24 +33,54 @@ use pages::{
     upload::UploadPage,
 };
 
-/// The HTML document around the app, rendered on the server.
+/// The HTML document around the app, rendered on the server. No inline script: the page's
+/// one script is `/pkg/boot.js` (it loads the WASM and hydrates), so the
+/// Content-Security-Policy can forbid inline scripts altogether.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let pkg = format!("/{}", options.site_pkg_dir);
+    let name = options.output_name.clone();
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <HydrationScripts options/>
-                // A page restored from the back-forward cache after signing out must not show
-                // data: reload it, and the server sends it to the sign-in page.
-                <script>"addEventListener('pageshow', e => { if (e.persisted) location.reload(); });"</script>
+                <link rel="modulepreload" href=format!("{pkg}/{name}.js")/>
+                <link rel="preload" href=format!("{pkg}/{name}_bg.wasm") r#as="fetch" r#type="application/wasm" crossorigin=""/>
+                <script type="module" src=format!("{pkg}/boot.js")></script>
                 <MetaTags/>
             </head>
             <body>
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// What a page may load and run: its own scripts and WebAssembly, and inline scripts only with
+/// this response's nonce (Leptos streams its resources' data in such scripts; the app has none
+/// of its own); its own styles (style attributes for the chart's widths); no frames, no plugins.
+#[cfg(feature = "ssr")]
+pub fn content_security_policy_for(nonce: Option<&str>) -> String {
+    let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; style-src 'self'; \
+         style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+         base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Puts the policy with this render's nonce on the page's response.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    let nonce = leptos::nonce::use_nonce();
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        let policy = content_security_policy_for(nonce.as_deref());
+        if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+            response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+        }
     }
 }
 

@@ -6,14 +6,23 @@ import { openAs } from '../pages/LoginPage';
 import { createMerchant, createUser } from '../support/accounts';
 import { withDb } from '../support/db';
 
-test('the home page loads and hydrates', async ({ page }) => {
+test('the home page loads and hydrates under the Content-Security-Policy, which it never breaks', async ({ page }) => {
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
+  // Chromium reports every blocked script, style or connection on the console.
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) errors.push(message.text());
+  });
   const merchant = createMerchant();
+  const response = await page.goto('/login');
+  expect(response?.headers()['content-security-policy']).toContain("script-src 'self' 'wasm-unsafe-eval'");
   await openAs(page, createUser('merchant_admin', [merchant]), '/');
 
   await expect(page.getByRole('heading', { name: 'Code Import', level: 1 })).toBeVisible();
   await expect(new AppShell(page).nav('Upload')).toBeVisible();
+  await new AppShell(page).waitForHydration();
+  await page.goto('/review');
+  await new AppShell(page).waitForHydration();
   expect(errors).toEqual([]);
 });
 

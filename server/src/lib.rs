@@ -165,6 +165,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_sign_in_for_pages))
         .layer(sessions)
         .layer(middleware::from_fn(move |request, next| same_origin_only(allowed_origin.clone(), request, next)))
+        .layer(middleware::from_fn(error_statuses))
+        .layer(middleware::from_fn(refuse_dot_segments))
         .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -198,8 +200,63 @@ async fn same_origin_only(allowed_origin: Option<String>, request: Request, next
     }
 }
 
+/// The largest body a server function takes (the upload's chunks have their own route and limit).
+pub const SERVER_FN_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Whether `path` is a server function's (not a chunk upload or a report download).
+fn is_server_function(path: &str) -> bool {
+    path.starts_with("/api/") && !path.starts_with("/api/uploads/") && !path.starts_with("/api/merchants/")
+}
+
+/// One error policy on the wire for server functions: the status is the one the `AppError` in
+/// the body calls for, also for errors raised before a function's body runs (arguments that do
+/// not decode: 400), which the server-function layer answers 500; a body over
+/// [`SERVER_FN_BODY_LIMIT`] is 413 before anything reads it.
+async fn error_statuses(request: Request, next: Next) -> Response {
+    if !is_server_function(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > SERVER_FN_BODY_LIMIT) {
+        let error = app::error::AppError::TooLarge(format!(
+            "The request is larger than the {} KiB a server function takes.",
+            SERVER_FN_BODY_LIMIT / 1024
+        ));
+        return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(error)).into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(app::error::AppError::Internal)).into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<app::error::AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Refuses a path with `.` or `..` segments (raw or percent-encoded). Browsers resolve them
+/// before sending, and the sign-in and ops-only gates must decide on the path the router
+/// serves: `/api/../upload` once gave an anonymous client the upload page's shell.
+async fn refuse_dot_segments(request: Request, next: Next) -> Response {
+    let dotted = request.uri().path().split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    });
+    if dotted {
+        let error = app::error::AppError::invalid("The path has . or .. segments.");
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
+    next.run(request).await
+}
+
 /// Pages and API answers are never cached (the back button after signing out must not show
-/// data) nor framed; the bundle under `/pkg/` may be cached.
+/// data) nor framed; the bundle under `/pkg/` may be cached. Every answer carries a
+/// Content-Security-Policy: a page's own (with its nonce, set by the shell), else the same
+/// policy without a nonce.
 async fn security_headers(request: Request, next: Next) -> Response {
     let cacheable = request.uri().path().starts_with("/pkg/");
     let mut response = next.run(request).await;
@@ -210,6 +267,11 @@ async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(policy) = HeaderValue::from_str(&app::content_security_policy_for(None)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+    }
     response
 }
 

@@ -37,7 +37,7 @@ pub async fn rename_merchant(pool: &PgPool, id: Uuid, name: &str) -> Result<Merc
             Err(AppError::conflict(format!("A merchant named {name} exists already.")))
         }
         Err(error) => Err(error.into()),
-        Ok(done) if done.rows_affected() == 0 => Err(AppError::invalid("There is no such merchant.")),
+        Ok(done) if done.rows_affected() == 0 => Err(AppError::not_found("merchant")),
         Ok(_) => Ok(Merchant { id, name: name.to_owned() }),
     }
 }

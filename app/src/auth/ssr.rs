@@ -38,12 +38,19 @@ pub async fn respond<T>(body: impl Future<Output = Result<T, AppError>>) -> Resu
 pub struct Caller(pub CurrentUser);
 
 impl Caller {
-    /// Ok if the caller may act for `merchant`; `Forbidden` otherwise.
+    /// Ok if the caller may act for `merchant`; otherwise `NotFound`, the answer an unknown
+    /// merchant gets too, so an id tells nothing of what exists.
     pub fn may_act_for(&self, merchant: Uuid) -> Result<(), AppError> {
+        self.may_see(merchant, "merchant")
+    }
+
+    /// Ok if the caller may act for `merchant`, the owner of a `what` (job, upload, …) asked for
+    /// by id; otherwise "There is no such `what`", as for an id that does not exist.
+    pub fn may_see(&self, merchant: Uuid, what: &str) -> Result<(), AppError> {
         if self.0.may_act_for(merchant) {
             Ok(())
         } else {
-            Err(AppError::forbidden("You may not act for this merchant."))
+            Err(AppError::not_found(what))
         }
     }
 
@@ -440,8 +447,8 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(|(status, message)| (status, message).into_response())?;
         match resolve_user(&state.pool, &session).await {
             Ok(Some(user)) => Ok(Caller(user)),
-            Ok(None) => Err((StatusCode::UNAUTHORIZED, AppError::Unauthorized.to_string()).into_response()),
-            Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()),
+            Ok(None) => Err((StatusCode::UNAUTHORIZED, axum::Json(AppError::Unauthorized)).into_response()),
+            Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error)).into_response()),
         }
     }
 }

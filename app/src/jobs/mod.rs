@@ -116,8 +116,8 @@ pub async fn list_jobs(
 pub async fn get_job(job: Uuid) -> Result<JobDetail, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
-        caller.may_act_for(ssr::merchant_of(&state.pool, job).await?)?;
-        ssr::job_detail(&state.pool, job).await?.ok_or_else(|| AppError::invalid("There is no such job."))
+        caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
+        ssr::job_detail(&state.pool, job).await?.ok_or_else(|| AppError::not_found("job"))
     })
     .await
 }
@@ -139,7 +139,7 @@ pub async fn start_insert(merchant: Uuid, confirmation: String) -> Result<Uuid, 
 pub async fn verify_job(job: Uuid) -> Result<JobVerification, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
-        caller.may_act_for(ssr::merchant_of(&state.pool, job).await?)?;
+        caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
         ssr::verify_job(&state.pool, job).await
     })
     .await
@@ -150,7 +150,7 @@ pub async fn verify_job(job: Uuid) -> Result<JobVerification, AppError> {
 pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<(), AppError> {
     respond(async move {
         let (state, caller) = context().await?;
-        caller.may_act_for(ssr::merchant_of(&state.pool, job).await?)?;
+        caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
         ssr::rollback_job(&state.pool, job, caller.user_id(), &confirmation).await
     })
     .await

@@ -86,13 +86,13 @@ pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, s
     }))
 }
 
-/// The merchant a job belongs to; `Invalid` for an unknown job.
+/// The merchant a job belongs to; `NotFound` for an unknown job.
 pub async fn merchant_of(pool: &PgPool, job: Uuid) -> Result<Uuid, AppError> {
     sqlx::query_scalar("SELECT merchant_id FROM codes_import_jobs WHERE id = $1")
         .bind(job)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| AppError::invalid("There is no such job."))
+        .ok_or_else(|| AppError::not_found("job"))
 }
 
 /// What the user must type to confirm an insert, and a rollback.
@@ -277,7 +277,7 @@ pub async fn verify_job(pool: &PgPool, job: Uuid) -> Result<JobVerification, App
         .bind(job)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| AppError::invalid("There is no such job."))?;
+        .ok_or_else(|| AppError::not_found("job"))?;
     let codes_found: i64 =
         sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1").bind(job).fetch_one(pool).await?;
     Ok(JobVerification { codes_inserted, codes_found })

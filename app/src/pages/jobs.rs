@@ -159,7 +159,7 @@ pub fn JobPage() -> impl IntoView {
         |(job, _)| async move {
             match job {
                 Some(job) => get_job(job).await,
-                None => Err(crate::error::AppError::invalid("There is no such job.")),
+                None => Err(crate::error::AppError::not_found("job")),
             }
         },
     );

@@ -146,16 +146,14 @@ pub async fn download(
     Path((merchant, file)): Path<(Uuid, String)>,
 ) -> Response {
     let answer = async {
-        let kind = file
-            .strip_suffix(".csv")
-            .and_then(ReportKind::from_slug)
-            .ok_or_else(|| AppError::invalid("There is no such report."))?;
+        let kind =
+            file.strip_suffix(".csv").and_then(ReportKind::from_slug).ok_or_else(|| AppError::not_found("report"))?;
         caller.may_act_for(merchant)?;
         let name: String = sqlx::query_scalar("SELECT name FROM merchants WHERE id = $1")
             .bind(merchant)
             .fetch_optional(&state.pool)
             .await?
-            .ok_or_else(|| AppError::invalid("There is no such merchant."))?;
+            .ok_or_else(|| AppError::not_found("merchant"))?;
         let body = export(&state.pool, merchant, kind).await?;
         let disposition =
             format!("attachment; filename=\"{}\"", file_name(&name, kind, chrono::Utc::now().date_naive()));

@@ -261,7 +261,7 @@ pub async fn finish_upload(upload: Uuid) -> Result<UploadState, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         let merchant = ssr::merchant_of(&state.pool, upload).await?;
-        caller.may_act_for(merchant)?;
+        caller.may_see(merchant, "upload")?;
         ssr::finish_upload(&state.pool, upload).await
     })
     .await
@@ -273,7 +273,7 @@ pub async fn cancel_upload(upload: Uuid) -> Result<UploadState, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         let merchant = ssr::merchant_of(&state.pool, upload).await?;
-        caller.may_act_for(merchant)?;
+        caller.may_see(merchant, "upload")?;
         ssr::cancel_upload(&state.pool, upload).await
     })
     .await

@@ -57,13 +57,13 @@ async fn staging_intact(db: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Err
     sqlx::query_scalar("SELECT EXISTS (SELECT FROM staging_intact)").fetch_one(db).await
 }
 
-/// The merchant an upload is for; `Invalid` for an unknown upload.
+/// The merchant an upload is for; `NotFound` for an unknown upload.
 pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, AppError> {
     sqlx::query_scalar("SELECT merchant_id FROM uploads WHERE id = $1")
         .bind(upload)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| AppError::invalid("There is no such upload."))
+        .ok_or_else(|| AppError::not_found("upload"))
 }
 
 /// An upload with its files, by id.
@@ -190,7 +190,7 @@ pub async fn start_upload(
                     None => Err(AppError::conflict("Another upload is starting; try again.")),
                 }
             }
-            Some("uploads_merchant_fk") => Err(AppError::invalid("There is no such merchant.")),
+            Some("uploads_merchant_fk") => Err(AppError::not_found("merchant")),
             _ => Err(error.into()),
         };
     }
@@ -232,7 +232,7 @@ fn unfinished_conflict(existing: &UploadState) -> AppError {
 /// Completes an upload whose files have all arrived.
 pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, AppError> {
     let mut tx = pool.begin().await?;
-    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::invalid("There is no such upload."))?;
+    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::not_found("upload"))?;
     match state.status.as_str() {
         "complete" => return Ok(state),
         "cancelled" => return Err(AppError::conflict("This upload was cancelled.")),
@@ -263,7 +263,7 @@ pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, A
         .bind(upload)
         .execute(&mut *tx)
         .await?;
-    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::invalid("There is no such upload."))?;
+    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::not_found("upload"))?;
     tx.commit().await?;
     tracing::info!(%upload, rows = state.rows_received(), "upload cancelled");
     Ok(state)
@@ -308,7 +308,7 @@ pub async fn store_chunk(
     body: &[u8],
 ) -> Result<ChunkAck, AppError> {
     let merchant = merchant_of(pool, upload).await?;
-    caller.may_act_for(merchant)?;
+    caller.may_see(merchant, "upload")?;
 
     let mut tx = pool.begin().await?;
     // The file's row lock orders its chunks; other files' chunks proceed in parallel.
@@ -324,7 +324,7 @@ pub async fn store_chunk(
         .fetch_optional(&mut *tx)
         .await?
     else {
-        return Err(AppError::invalid("The upload has no such file."));
+        return Err(AppError::not_found("file in this upload"));
     };
     if seq < next_seq {
         return Ok(ChunkAck { duplicate: true, rows_received, next_seq });

@@ -205,3 +205,94 @@ async fn declared_rows_and_sizes_are_capped_and_their_sums_never_wrap() {
     let (status, body) = start(vec![manifest("ok.csv", 100_000_000, 20 << 30)]).await;
     assert_eq!(status, 200, "the limits themselves are allowed: {body}");
 }
+
+#[tokio::test]
+async fn every_answer_has_a_strict_content_security_policy_and_pages_run_no_script_it_does_not_name() {
+    // Seen: no Content-Security-Policy at all; the shell had an inline script of its own.
+    let app = spawn_app().await;
+    let ops = app.sign_in(&app.user(Role::Ops, &[]).await).await;
+    for (client, path) in [(&app.client, "/login"), (&ops, "/upload"), (&ops, "/jobs"), (&app.client, "/healthz")] {
+        let response = client.get(app.url(path)).send().await.unwrap();
+        let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        let scripts = policy.split(';').find(|d| d.trim().starts_with("script-src ")).unwrap().trim().to_owned();
+        assert!(scripts.starts_with("script-src 'self' 'wasm-unsafe-eval'"), "{path}: {policy}");
+        assert!(!scripts.contains("unsafe-inline") && !scripts.contains("'unsafe-eval'"), "{path}: {policy}");
+        assert!(policy.contains("frame-ancestors 'none'") && policy.contains("object-src 'none'"), "{policy}");
+        let body = response.text().await.unwrap();
+        for script in body.split("<script").skip(1) {
+            let (tag, rest) = script.split_once('>').unwrap();
+            let content = rest.split("</script>").next().unwrap();
+            if tag.contains("src=") {
+                assert!(content.trim().is_empty(), "{path}: <script{tag}> has content");
+                continue;
+            }
+            // Leptos streams its resources' data in inline scripts carrying the response's
+            // nonce; the policy names that nonce and no other inline script can run.
+            let nonce = tag.split("nonce=\"").nth(1).and_then(|n| n.split('"').next());
+            let nonce = nonce.unwrap_or_else(|| panic!("{path}: an inline script without the nonce: <script{tag}>"));
+            assert!(scripts.contains(&format!("'nonce-{nonce}'")), "{path}: {nonce} is not in {scripts}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn paths_with_dot_segments_are_refused_before_the_gates() {
+    // Seen: `/api/../upload` gave an anonymous client the page shell, `/pkg/../admin` a
+    // merchant admin the admin shell. Sent raw: HTTP clients resolve dot segments themselves.
+    let app = spawn_app().await;
+    for path in ["/api/../upload", "/pkg/../admin", "/api/%2e%2e/upload", "/pkg/%2E%2E/admin", "/./upload"] {
+        let answer = raw_get(app.addr, path).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {}", answer.lines().next().unwrap_or_default());
+        assert!(!answer.contains("<html"), "{path}: a page was served");
+    }
+    assert!(raw_get(app.addr, "/login").await.starts_with("HTTP/1.1 200"), "a plain path is served");
+}
+
+/// The answer to `GET path`, written on the socket exactly as given.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn client_errors_get_client_statuses_with_one_json_error_body() {
+    // Seen: bad arguments answered 500 with the decoder's message; oversized bodies 500;
+    // "no such job" 400.
+    let app = spawn_app().await;
+    let merchant = app.merchant("Errors").await;
+    let admin = app.sign_in(&app.user(Role::MerchantAdmin, &[merchant]).await).await;
+
+    let bad = app.call(&admin, "get-job", &[("job", "not-a-uuid".into())]).await;
+    assert_eq!(bad.status(), 400);
+    let error: app::error::AppError = bad.json().await.unwrap();
+    assert!(matches!(error, app::error::AppError::Invalid(_)), "{error:?}");
+    let missing = app.call(&admin, "verify-job", &[]).await;
+    assert_eq!(missing.status(), 400);
+
+    let huge = admin
+        .post(app.url("/api/create-merchant"))
+        .form(&[("name", "x".repeat(2 * 1024 * 1024))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    assert!(matches!(huge.json::<app::error::AppError>().await.unwrap(), app::error::AppError::TooLarge(_)));
+
+    let unknown = app.call(&admin, "get-job", &[("job", Uuid::new_v4().to_string())]).await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<app::error::AppError>().await.unwrap(), app::error::AppError::not_found("job"));
+
+    let anonymous = TestApp::new_client()
+        .post(app.url(&app::staging::chunk_path(Uuid::new_v4(), 0, 0)))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.json::<app::error::AppError>().await.unwrap(), app::error::AppError::Unauthorized);
+}

@@ -43,7 +43,7 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
         }
         "logout" => (vec![], [200, 200, 200, 200]),
         "signed-in-user" => (vec![], [200, 200, 200, 200]),
-        "list-jobs" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
+        "list-jobs" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "list-merchants" => (vec![], [401, 200, 200, 200]),
         "list-users" => (vec![], [401, 403, 403, 200]),
         "create-merchant" => (vec![("name", format!("M-{}", unique()))], [401, 403, 403, 200]),
@@ -68,27 +68,27 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
                 form: vec![],
                 json: Some(serde_json::json!({
             "merchant": world.merchant_a, "files": [manifest()] })),
-                expect: [401, 200, 403, 200],
+                expect: [401, 200, 404, 200],
             })
         }
-        "unfinished-upload" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
-        "finish-upload" => (vec![("upload", world.upload_done.to_string())], [401, 200, 403, 200]),
-        "cancel-upload" => (vec![("upload", world.upload_open.to_string())], [401, 200, 403, 200]),
+        "unfinished-upload" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
+        "finish-upload" => (vec![("upload", world.upload_done.to_string())], [401, 200, 404, 200]),
+        "cancel-upload" => (vec![("upload", world.upload_open.to_string())], [401, 200, 404, 200]),
         // Nothing is staged for merchant A: a permitted caller gets that answer (400).
-        "start-check" => (vec![("merchant", world.merchant_a.to_string())], [401, 400, 403, 400]),
-        "load-review" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
+        "start-check" => (vec![("merchant", world.merchant_a.to_string())], [401, 400, 404, 400]),
+        "load-review" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "preview-rows" => {
-            (vec![("merchant", world.merchant_a.to_string()), ("after", "0".into())], [401, 200, 403, 200])
+            (vec![("merchant", world.merchant_a.to_string()), ("after", "0".into())], [401, 200, 404, 200])
         }
-        "preflight-insert" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
-        "get-job" => (vec![("job", world.job_a.to_string())], [401, 200, 403, 200]),
-        "verify-job" => (vec![("job", world.job_a.to_string())], [401, 200, 403, 200]),
+        "preflight-insert" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
+        "get-job" => (vec![("job", world.job_a.to_string())], [401, 200, 404, 200]),
+        "verify-job" => (vec![("job", world.job_a.to_string())], [401, 200, 404, 200]),
         // A permitted caller gets past the check of the caller to the confirmation (400).
         "start-insert" => {
-            (vec![("merchant", world.merchant_a.to_string()), ("confirmation", "no".into())], [401, 400, 403, 400])
+            (vec![("merchant", world.merchant_a.to_string()), ("confirmation", "no".into())], [401, 400, 404, 400])
         }
-        "rollback-job" => (vec![("job", world.job_a.to_string()), ("confirmation", "no".into())], [401, 400, 403, 400]),
-        "clear-staging" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 403, 200]),
+        "rollback-job" => (vec![("job", world.job_a.to_string()), ("confirmation", "no".into())], [401, 400, 404, 400]),
+        "clear-staging" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         _ => return None,
     };
     Some(Row { form, json: None, expect })
@@ -253,5 +253,38 @@ async fn the_chunk_route_answers_each_caller_exactly_as_the_matrix_says() {
         post(&ops, 1, "B").await.unwrap().status().as_u16(),
     ];
 
-    assert_eq!(got, [401, 200, 403, 200], "as {CALLERS:?}");
+    assert_eq!(got, [401, 200, 404, 200], "as {CALLERS:?}");
+}
+
+#[tokio::test]
+async fn an_id_that_is_not_the_callers_is_answered_as_one_that_does_not_exist() {
+    // Seen: an unknown id answered 400 and another merchant's 403 — an existence oracle.
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let admin_b = app.sign_in(&world.admin_b).await;
+    let unknown = Uuid::new_v4();
+    for (endpoint, name, foreign, extra) in [
+        ("get-job", "job", world.job_a, None),
+        ("verify-job", "job", world.job_a, None),
+        ("rollback-job", "job", world.job_a, Some(("confirmation", "DELETE"))),
+        ("finish-upload", "upload", world.upload_done, None),
+        ("cancel-upload", "upload", world.upload_open, None),
+        ("load-review", "merchant", world.merchant_a, None),
+        ("clear-staging", "merchant", world.merchant_a, None),
+    ] {
+        let call = |id: Uuid| {
+            let mut form = vec![(name, id.to_string())];
+            if let Some((key, value)) = extra {
+                form.push((key, value.to_owned()));
+            }
+            let request = admin_b.post(app.url(&format!("/api/{endpoint}"))).form(&form);
+            async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        let (foreign, unknown) = (call(foreign).await, call(unknown).await);
+        assert_eq!(foreign.0, 404, "{endpoint} with another merchant's {name}: {}", foreign.1);
+        assert_eq!(foreign, unknown, "{endpoint}: another merchant's {name} and an unknown one differ");
+    }
 }

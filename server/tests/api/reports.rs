@@ -175,9 +175,9 @@ async fn only_a_caller_who_may_act_for_the_merchant_gets_its_report() {
     let path = report_path(merchant, ReportKind::Duplicates);
     assert_eq!(TestApp::new_client().get(app.url(&path)).send().await.unwrap().status(), 401);
     let stranger = app.sign_in(&app.user(Role::MerchantAdmin, &[other]).await).await;
-    assert_eq!(stranger.get(app.url(&path)).send().await.unwrap().status(), 403);
+    assert_eq!(stranger.get(app.url(&path)).send().await.unwrap().status(), 404);
     let mine = app.sign_in(&app.user(Role::MerchantAdmin, &[merchant]).await).await;
     assert_eq!(mine.get(app.url(&path)).send().await.unwrap().status(), 200);
     let wrong = format!("/api/merchants/{merchant}/reports/everything.csv");
-    assert_eq!(mine.get(app.url(&wrong)).send().await.unwrap().status(), 400);
+    assert_eq!(mine.get(app.url(&wrong)).send().await.unwrap().status(), 404, "there is no such report");
 }

@@ -165,11 +165,11 @@ async fn a_forged_chunk_for_another_merchant_is_refused_and_nothing_else_is_lost
     assert!(refused.text().await.unwrap().contains("Row 2 of the chunk"));
 
     let foreign = send(&app, &other_admin, upload.id, 0, 1, chunk(merchant, &[(3, "B")])).await;
-    assert_eq!(foreign.status(), 403);
+    assert_eq!(foreign.status(), 404);
     let anonymous = send(&app, &TestApp::new_client(), upload.id, 0, 1, chunk(merchant, &[(3, "B")])).await;
     assert_eq!(anonymous.status(), 401);
     let start_for_other = start(&app, &admin, other, &[manifest("x.csv", 1)]).await;
-    assert_eq!(start_for_other.status(), 403);
+    assert_eq!(start_for_other.status(), 404);
 
     assert_eq!(staged(&app, merchant).await.len(), 1, "the first chunk is intact");
     assert!(staged(&app, other).await.is_empty());
