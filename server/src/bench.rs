@@ -417,7 +417,9 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
         ("export full report", ReportKind::Full, truth.staged),
     ] {
         let started = start_step();
-        let mut stream = std::pin::pin!(app::reports::ssr::export(pool, merchant, kind).await.map_err(|e| fail(&e))?);
+        let slot = app::reports::ssr::reserve_download(user).map_err(|e| fail(&e))?;
+        let mut stream =
+            std::pin::pin!(app::reports::ssr::export(pool, merchant, kind, slot).await.map_err(|e| fail(&e))?);
         let mut lines = 0_i64;
         while let Some(piece) = stream.next().await {
             lines += piece.map_err(|e| fail(&e))?.iter().filter(|b| **b == b'\n').count() as i64;

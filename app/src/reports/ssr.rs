@@ -16,6 +16,60 @@ use uuid::Uuid;
 use super::ReportKind;
 use crate::{auth::ssr::Caller, error::AppError, state::AppState};
 
+/// Reports streaming at once in this process: each holds a database connection of its own
+/// (outside the app's pool) for as long as it streams, so this bounds them. Over it: 503.
+pub const MAX_DOWNLOADS: usize = 4;
+/// Reports one user may stream at once. Over it: 429.
+pub const MAX_DOWNLOADS_PER_USER: usize = 2;
+/// A client that has taken no piece for this long has stopped reading: its `COPY` is ended
+/// and its connection closed (24 downloads that never read once held 24 connections).
+pub const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(15);
+
+static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_DOWNLOADS);
+static DOWNLOADS_BY_USER: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The right to stream one report: held by the stream until it ends.
+pub struct DownloadSlot {
+    _permit: tokio::sync::SemaphorePermit<'static>,
+    user: Uuid,
+}
+
+impl Drop for DownloadSlot {
+    fn drop(&mut self) {
+        if let Ok(mut by_user) = DOWNLOADS_BY_USER.lock() {
+            if let Some(count) = by_user.get_mut(&self.user) {
+                *count -= 1;
+                if *count == 0 {
+                    by_user.remove(&self.user);
+                }
+            }
+        }
+    }
+}
+
+/// Reserves a download for `user`: `Throttled` (429) past [`MAX_DOWNLOADS_PER_USER`] of
+/// theirs, `Overloaded` (503) past [`MAX_DOWNLOADS`] in all.
+pub fn reserve_download(user: Uuid) -> Result<DownloadSlot, AppError> {
+    let mut by_user = DOWNLOADS_BY_USER.lock().map_err(|_| AppError::Internal)?;
+    let mine = by_user.entry(user).or_insert(0);
+    if *mine >= MAX_DOWNLOADS_PER_USER {
+        return Err(AppError::Throttled(format!(
+            "You are downloading {MAX_DOWNLOADS_PER_USER} reports already; wait for one to finish."
+        )));
+    }
+    let permit = DOWNLOADS.try_acquire().map_err(|_| {
+        AppError::Overloaded("The server is sending as many reports as it can; try again in a moment.".into())
+    })?;
+    *mine += 1;
+    Ok(DownloadSlot { _permit: permit, user })
+}
+
+/// Reports streaming in this process now.
+pub fn downloads_in_flight() -> usize {
+    MAX_DOWNLOADS - DOWNLOADS.available_permits()
+}
+
 /// Bytes per piece sent to the client.
 const PIECE: usize = 64 * 1024;
 /// Pieces buffered between the database and the client.
@@ -71,11 +125,14 @@ fn statement(merchant: Uuid, kind: ReportKind) -> String {
     )
 }
 
-/// The report as a stream of pieces. Fails before the first byte if the `COPY` cannot start.
+/// The report as a stream of pieces, holding `slot` until it ends. Fails before the first byte
+/// if the `COPY` cannot start; ends the `COPY` when the client stops reading for
+/// [`STALLED_CLIENT`].
 pub async fn export(
     pool: &PgPool,
     merchant: Uuid,
     kind: ReportKind,
+    slot: DownloadSlot,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, AppError> {
     // Not a pooled connection: one dropped mid-`COPY` (the client went away) must be closed,
     // not handed to the next request.
@@ -84,6 +141,7 @@ pub async fn export(
     let (started, start) = tokio::sync::oneshot::channel::<Result<(), sqlx::Error>>();
     let sql = statement(merchant, kind);
     tokio::spawn(async move {
+        let _slot = slot;
         let mut rows = match conn.copy_out_raw(&sql).await {
             Ok(rows) => rows,
             Err(error) => {
@@ -100,8 +158,14 @@ pub async fn export(
                     piece.extend_from_slice(&row);
                     if piece.len() >= PIECE {
                         let full = std::mem::replace(&mut piece, Vec::with_capacity(PIECE + 1024));
-                        if pieces.send(Ok(Bytes::from(full))).await.is_err() {
-                            return; // The client went away; dropping the connection ends the COPY.
+                        match tokio::time::timeout(STALLED_CLIENT, pieces.send(Ok(Bytes::from(full)))).await {
+                            Ok(Ok(())) => {}
+                            // The client went away; dropping the connection ends the COPY.
+                            Ok(Err(_)) => return,
+                            Err(_) => {
+                                tracing::warn!(%merchant, "a report's client stopped reading; its COPY was ended");
+                                return;
+                            }
                         }
                     }
                 }
@@ -149,12 +213,13 @@ pub async fn download(
         let kind =
             file.strip_suffix(".csv").and_then(ReportKind::from_slug).ok_or_else(|| AppError::not_found("report"))?;
         caller.may_act_for(merchant)?;
+        let slot = reserve_download(caller.user_id())?;
         let name: String = sqlx::query_scalar("SELECT name FROM merchants WHERE id = $1")
             .bind(merchant)
             .fetch_optional(&state.pool)
             .await?
             .ok_or_else(|| AppError::not_found("merchant"))?;
-        let body = export(&state.pool, merchant, kind).await?;
+        let body = export(&state.pool, merchant, kind, slot).await?;
         let disposition =
             format!("attachment; filename=\"{}\"", file_name(&name, kind, chrono::Utc::now().date_naive()));
         Ok::<_, AppError>(
@@ -171,7 +236,8 @@ pub async fn download(
     .await;
     answer.unwrap_or_else(|error| {
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(error)).into_response()
+        let retry_after = error.retry_after_seconds().map(|s| [(header::RETRY_AFTER, s.to_string())]);
+        (status, retry_after, Json(error)).into_response()
     })
 }
 

@@ -296,3 +296,69 @@ async fn client_errors_get_client_statuses_with_one_json_error_body() {
     assert_eq!(anonymous.status(), 401);
     assert_eq!(anonymous.json::<app::error::AppError>().await.unwrap(), app::error::AppError::Unauthorized);
 }
+
+#[tokio::test]
+async fn downloads_that_are_never_read_hold_a_bounded_number_of_connections_for_a_bounded_time() {
+    // Seen: 24 downloads that never read held 24 COPY connections (5 → 27 in
+    // pg_stat_activity); about 95 would have exhausted PostgreSQL for everyone.
+    let server = ServerProcess::start().await;
+    let merchant = app::admin::ssr::create_merchant(&server.pool, "Reports").await.unwrap().id;
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, sku_name, source_file, source_line)
+         SELECT $1, n, 'CODE' || lpad(n::text, 12, '0'), 'A name long enough to fill the pipes quickly', 'a.csv', n + 1
+         FROM generate_series(1, 400000) AS n",
+    )
+    .bind(merchant)
+    .execute(&server.pool)
+    .await
+    .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let email = format!("reader-{}@example.com", Uuid::new_v4().simple());
+        app::auth::ssr::create_user(&server.pool, &email, PASSWORD.into(), Role::MerchantAdmin, &[merchant])
+            .await
+            .unwrap();
+        let client = TestApp::new_client();
+        let signed_in = client
+            .post(format!("http://{}/api/login", server.addr))
+            .form(&[("email", email.as_str()), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert!(signed_in.status().is_success() || signed_in.status().is_redirection());
+        clients.push(client);
+    }
+    let url = format!("http://{}/api/merchants/{merchant}/reports/full-report.csv", server.addr);
+    let copies = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY (SELECT%'
+               AND state <> 'idle'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    };
+
+    // 24 downloads, 12 per user, none of them ever read.
+    let mut unread = Vec::new();
+    for i in 0..24 {
+        unread.push(clients[i % 2].get(&url).send().await.unwrap());
+    }
+    let statuses: Vec<u16> = unread.iter().map(|r| r.status().as_u16()).collect();
+    let started = statuses.iter().filter(|s| **s == 200).count();
+    assert!(started <= 4, "{started} downloads streamed at once: {statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 429, 503].contains(s)), "{statuses:?}");
+    assert!(unread.iter().any(|r| r.status() == 429 && r.headers().contains_key("retry-after")));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(copies().await <= 4, "COPY connections past the bound");
+
+    // Clients that stop reading release their connections within a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while copies().await > 0 {
+        assert!(Instant::now() < deadline, "stalled downloads still hold their connections");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let again = clients[0].get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 200, "the slots are free again");
+    drop(unread);
+}
