@@ -50,11 +50,12 @@ setup_test_tools() {
     fi
     pg_isready -q -h 127.0.0.1 -p 5432 || { echo "error: PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
   fi
-  # Debian packages the tests start themselves: the browser, and PgBouncer in front of
-  # PostgreSQL (the users' databases sit behind a pooler).
+  # Debian packages the tests start themselves: the browser, PgBouncer in front of PostgreSQL
+  # (the users' databases sit behind a pooler) and HAProxy in front of several servers.
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v pgbouncer >/dev/null || missing+=(pgbouncer)
+  command -v haproxy >/dev/null || missing+=(haproxy)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian's ${missing[*]}"
     as_root apt-get update -qq

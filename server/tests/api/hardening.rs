@@ -2,55 +2,32 @@
 //! sign-ins, oversized inputs, declared sizes that would wrap. Each test is a finding that
 //! failed before its fix.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use app::{auth::Role, csv::FileReport, staging::FileManifest};
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use crate::{
-    helpers::{spawn_app, TestApp, TestDb, PASSWORD},
-    poolers::free_port,
-};
+use crate::helpers::{spawn_app, ServerProcess, TestApp, TestDb, PASSWORD};
 
-/// The real server binary on its own database, as a process whose memory can be read.
-struct ServerProcess {
-    child: Child,
+/// The real server binary on a database of its own, as a process whose memory can be read.
+struct Isolated {
+    server: ServerProcess,
     addr: String,
     pool: sqlx::PgPool,
     _db: TestDb,
 }
 
-impl ServerProcess {
+impl Isolated {
     async fn start() -> Self {
         let db = TestDb::unique();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .env("DATABASE_URL", &db.url)
-            .env("APP_ADDR", &addr)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the server binary");
-        let started = Instant::now();
-        let client = reqwest::Client::new();
-        while !client.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let server = ServerProcess::start(&db.url).await;
         let pool = db.connect().await;
-        Self { child, addr, pool, _db: db }
+        Self { addr: server.addr.clone(), server, pool, _db: db }
     }
 
-    /// A `kB` figure of `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` the peak), in MiB.
     fn memory_mb(&self, key: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+        self.server.memory_mb(key)
     }
 
     async fn login(&self, email: &str, password: &str) -> u16 {
@@ -65,18 +42,11 @@ impl ServerProcess {
     }
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn forty_parallel_anonymous_sign_ins_keep_the_servers_memory_bounded() {
     // Seen: 40 parallel sign-ins took a fresh server from 26 to 808 MiB (19 MiB per Argon2id
     // hash, nothing bounding how many ran at once).
-    let server = ServerProcess::start().await;
+    let server = Isolated::start().await;
     // Warm up: the first sign-in builds what every later one shares.
     server.login("warm@example.com", "not the password").await;
     let before = server.memory_mb("VmRSS:");
@@ -98,7 +68,7 @@ async fn forty_parallel_anonymous_sign_ins_keep_the_servers_memory_bounded() {
 async fn fifteen_parallel_attempts_on_one_email_are_checked_at_most_five_times() {
     // Seen: 15 parallel attempts (14 wrong, 1 right) were all checked and the right one signed
     // in, though the limit is 5 failures.
-    let server = ServerProcess::start().await;
+    let server = Isolated::start().await;
     let email = format!("target-{}@example.com", Uuid::new_v4().simple());
     app::auth::ssr::create_user(&server.pool, &email, PASSWORD.to_owned(), Role::Ops, &[]).await.unwrap();
 
@@ -115,7 +85,7 @@ async fn fifteen_parallel_attempts_on_one_email_are_checked_at_most_five_times()
 
 #[tokio::test]
 async fn forty_parallel_attempts_from_one_address_are_checked_at_most_thirty_times() {
-    let server = ServerProcess::start().await;
+    let server = Isolated::start().await;
 
     let answers = join_all((0..40).map(|i| {
         let server = &server;
@@ -301,7 +271,7 @@ async fn client_errors_get_client_statuses_with_one_json_error_body() {
 async fn downloads_that_are_never_read_hold_a_bounded_number_of_connections_for_a_bounded_time() {
     // Seen: 24 downloads that never read held 24 COPY connections (5 → 27 in
     // pg_stat_activity); about 95 would have exhausted PostgreSQL for everyone.
-    let server = ServerProcess::start().await;
+    let server = Isolated::start().await;
     let merchant = app::admin::ssr::create_merchant(&server.pool, "Reports").await.unwrap().id;
     sqlx::query(
         "INSERT INTO codes_check_temp (merchant_id, row_number, code, sku_name, source_file, source_line)

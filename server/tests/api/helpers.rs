@@ -1,6 +1,10 @@
 //! Test support: a fresh PostgreSQL database per test and the real router on a real socket.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use app::auth::Role;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -187,4 +191,57 @@ pub async fn wait_idle(pool: &PgPool, merchant: Uuid) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the operation did not finish");
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real server binary, as a process of its own on `database_url` (several may share one
+/// database, as behind a load balancer); killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary on a free port and waits until `/healthz` answers 200.
+    pub async fn start(database_url: &str) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("DATABASE_URL", database_url)
+            .env("APP_ADDR", &addr)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server binary");
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        while !client.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            assert!(started.elapsed() < Duration::from_secs(30), "the server on {addr} did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, addr }
+    }
+
+    /// A `kB` figure of `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` the peak), in MiB.
+    pub fn memory_mb(&self, key: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+    }
+
+    /// Kills the process outright (SIGKILL), as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

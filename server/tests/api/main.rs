@@ -11,6 +11,7 @@ mod jobs;
 mod matrix;
 mod migrations;
 mod poolers;
+mod processes;
 mod reports;
 mod staging;
 mod startup;

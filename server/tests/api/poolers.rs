@@ -3,7 +3,6 @@
 //! runs through it; in transaction mode the server refuses to start, in one line.
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -21,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     adoption::Codes,
-    helpers::{serve, wait_idle, TestApp, TestDb},
+    helpers::{free_port, serve, wait_idle, TestApp, TestDb},
 };
 
 /// A PgBouncer in front of the test PostgreSQL, stopped when dropped.
@@ -29,11 +28,6 @@ pub struct PgBouncer {
     pub port: u16,
     child: Child,
     dir: PathBuf,
-}
-
-/// A free TCP port on the loopback interface.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl PgBouncer {
