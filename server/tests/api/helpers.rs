@@ -198,6 +198,25 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts a daemon of a Debian package (`what`) in the foreground and waits (20 s at most) until
+/// it listens on `port`; `scripts/test` installs the packages.
+pub fn spawn_listening(command: &mut Command, port: u16, what: &str) -> Child {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!("{what} did not start listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// The real server binary, as a process of its own on `database_url` (several may share one
 /// database, as behind a load balancer); killed when dropped.
 pub struct ServerProcess {

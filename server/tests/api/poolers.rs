@@ -4,8 +4,7 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Child, Command},
 };
 
 use app::{
@@ -20,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     adoption::Codes,
-    helpers::{free_port, serve, wait_idle, TestApp, TestDb},
+    helpers::{free_port, serve, spawn_listening, wait_idle, TestApp, TestDb},
 };
 
 /// A PgBouncer in front of the test PostgreSQL, stopped when dropped.
@@ -57,28 +56,14 @@ impl PgBouncer {
             make_world_writable(&dir);
             command.args(["-u", "postgres"]);
         }
-        let child = command
-            .arg(dir.join("pgbouncer.ini"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pgbouncer (Debian's pgbouncer package; scripts/test installs it)");
-        let bouncer = Self { port, child, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "pgbouncer did not start: {}", bouncer.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bouncer
+        command.arg(dir.join("pgbouncer.ini"));
+        let child = spawn_listening(&mut command, port, "pgbouncer (Debian's pgbouncer package)");
+        Self { port, child, dir }
     }
 
     /// The URL of `database` through this PgBouncer.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
     }
 }
 

@@ -6,7 +6,7 @@
 use std::{
     collections::HashSet,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -19,7 +19,7 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{free_port, wait_idle, ServerProcess, TestApp, TestDb, PASSWORD};
+use crate::helpers::{free_port, spawn_listening, wait_idle, ServerProcess, TestApp, TestDb, PASSWORD};
 
 /// HAProxy in front of `backends`, round-robin, health-checked on `/healthz`; each answer says
 /// which backend served it (`x-served-by`). Stopped when dropped.
@@ -47,20 +47,10 @@ impl HaProxy {
              \x20   http-response set-header x-served-by %s\n{servers}"
         );
         std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
-        let child = Command::new("haproxy")
-            .args(["-db", "-f"])
-            .arg(dir.join("haproxy.cfg"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start haproxy (Debian's haproxy package; scripts/test installs it)");
-        let proxy = Self { port, child, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "haproxy did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        proxy
+        let mut command = Command::new("haproxy");
+        command.args(["-db", "-f"]).arg(dir.join("haproxy.cfg"));
+        let child = spawn_listening(&mut command, port, "haproxy (Debian's haproxy package)");
+        Self { port, child, dir }
     }
 
     pub fn url(&self, path: &str) -> String {
