@@ -39,6 +39,10 @@ pub enum AppError {
     /// try again in a moment (HTTP 503 with `Retry-After`).
     #[error("{0}")]
     Overloaded(String),
+    /// The database does not answer (restarting, unreachable, out of connections): the request
+    /// may succeed a little later (HTTP 503 with `Retry-After`).
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed or something unexpected happened; details are in the server log.
     #[error("The server could not complete the request; try again, and tell ops if it persists.")]
     Internal,
@@ -58,7 +62,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::TooLarge(_) => 413,
             AppError::Conflict(_) => 409,
-            AppError::Overloaded(_) => 503,
+            AppError::Overloaded(_) | AppError::Unavailable(_) => 503,
             AppError::Internal | AppError::Transport(_) => 500,
         }
     }
@@ -84,6 +88,7 @@ impl AppError {
     pub fn retry_after_seconds(&self) -> Option<u32> {
         match self {
             AppError::Overloaded(_) => Some(1),
+            AppError::Unavailable(_) => Some(2),
             AppError::Throttled(_) => Some(60),
             _ => None,
         }
@@ -119,8 +124,36 @@ impl FromServerFnError for AppError {
 
 #[cfg(feature = "ssr")]
 impl From<sqlx::Error> for AppError {
+    /// A database that cannot be reached (or is shutting down, or starting) is `Unavailable`:
+    /// worth trying again. Anything else is `Internal`. Logged once here.
     fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "database error");
-        AppError::Internal
+        let unreachable = match &error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+            // SQLSTATE 08: connection exception; 57P: shutting down, starting up, terminated.
+            sqlx::Error::Database(db) => {
+                db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
+            }
+            _ => false,
+        };
+        if unreachable {
+            tracing::warn!(%error, "the database is unavailable");
+            AppError::Unavailable("The database is not answering just now; try again shortly.".into())
+        } else {
+            tracing::error!(%error, "database error");
+            AppError::Internal
+        }
+    }
+}
+
+/// The answer of a plain route (chunks, downloads) that failed: the status the error calls
+/// for, `Retry-After` where it means "later", and the error as JSON — the body server
+/// functions answer with too.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let status =
+            axum::http::StatusCode::from_u16(self.status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after_seconds().map(|s| [(axum::http::header::RETRY_AFTER, s.to_string())]);
+        (status, retry_after, axum::Json(self)).into_response()
     }
 }

@@ -111,9 +111,10 @@ pub async fn resolve_user(pool: &PgPool, session: &Session) -> Result<Option<Cur
     let user_id = match session.get::<Uuid>(USER_ID_KEY).await {
         Ok(Some(id)) => id,
         Ok(None) => return Ok(None),
+        // Sessions live in PostgreSQL: a store that fails is a database that does not answer.
         Err(error) => {
-            tracing::error!(%error, "session store failed");
-            return Err(AppError::Internal);
+            tracing::warn!(%error, "session store failed");
+            return Err(AppError::Unavailable("The database is not answering just now; try again shortly.".into()));
         }
     };
     let mut conn = pool.acquire().await?;
@@ -447,8 +448,8 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(|(status, message)| (status, message).into_response())?;
         match resolve_user(&state.pool, &session).await {
             Ok(Some(user)) => Ok(Caller(user)),
-            Ok(None) => Err((StatusCode::UNAUTHORIZED, axum::Json(AppError::Unauthorized)).into_response()),
-            Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error)).into_response()),
+            Ok(None) => Err(AppError::Unauthorized.into_response()),
+            Err(error) => Err(error.into_response()),
         }
     }
 }

@@ -5,9 +5,8 @@
 use axum::{
     body::{Body, Bytes},
     extract::{Path, State},
-    http::{header, StatusCode},
+    http::header,
     response::{IntoResponse, Response},
-    Json,
 };
 use futures_util::{Stream, StreamExt};
 use sqlx::{Connection, PgPool};
@@ -234,11 +233,7 @@ pub async fn download(
         )
     }
     .await;
-    answer.unwrap_or_else(|error| {
-        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let retry_after = error.retry_after_seconds().map(|s| [(header::RETRY_AFTER, s.to_string())]);
-        (status, retry_after, Json(error)).into_response()
-    })
+    answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 #[cfg(test)]

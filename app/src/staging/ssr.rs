@@ -287,10 +287,7 @@ pub async fn receive_chunk(
     let stored = tokio::spawn(async move { store_chunk(&state.pool, &caller, upload, file, seq, &body).await }).await;
     match stored {
         Ok(Ok(ack)) => Json(ack).into_response(),
-        Ok(Err(error)) => {
-            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, Json(error)).into_response()
-        }
+        Ok(Err(error)) => error.into_response(),
         Err(join_error) => {
             tracing::error!(%join_error, "storing a chunk failed");
             (StatusCode::INTERNAL_SERVER_ERROR, Json(AppError::Internal)).into_response()

@@ -37,6 +37,8 @@ fn url_with_database(name: &str) -> String {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// The server's maintenance database, where this one is dropped.
+    admin: String,
 }
 
 impl TestDb {
@@ -44,7 +46,7 @@ impl TestDb {
     pub fn unique() -> Self {
         let name = format!("code_import_test_{}", Uuid::new_v4().simple());
         let url = url_with_database(&name);
-        Self { name, url }
+        Self { name, url, admin: admin_url() }
     }
 
     /// A new, empty database (no migrations).
@@ -58,6 +60,11 @@ impl TestDb {
         db
     }
 
+    /// Database `name`, which exists already on the server at `base` (`postgres://user@host:port`).
+    pub fn on_server(name: String, base: String) -> Self {
+        Self { url: format!("{base}/{name}"), admin: format!("{base}/postgres"), name }
+    }
+
     pub async fn connect(&self) -> PgPool {
         PgPool::connect(&self.url).await.expect("connect to the test database")
     }
@@ -66,11 +73,12 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
+        let admin_url = self.admin.clone();
         // Drop runs inside the test's runtime; a thread with its own runtime may block.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async move {
-                let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
+                let mut admin = PgConnection::connect(&admin_url).await.ok()?;
                 admin
                     .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
                     .await

@@ -3,6 +3,7 @@
 mod adoption;
 mod auth;
 mod duplicates;
+mod faults;
 mod hardening;
 mod health;
 mod helpers;
