@@ -7,6 +7,8 @@
 //! - [`FileValidator`] runs a whole file through them and keeps the figures a person checks.
 //! - [`normalised`] is the compact form staged rows travel in to the server.
 
+#[cfg(test)]
+mod bench;
 pub mod normalised;
 mod reader;
 mod rules;
