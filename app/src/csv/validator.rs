@@ -256,3 +256,122 @@ mod tests {
         assert_eq!(staged, vec![(2, "A".to_owned()), (4, "B".to_owned()), (5, "C".to_owned())]);
     }
 }
+
+#[cfg(test)]
+mod malformed_quoting {
+    use super::*;
+
+    const MERCHANT: Uuid = Uuid::from_u128(7);
+    const SLICES: [usize; 7] = [1, 2, 3, 7, 64, 4096, usize::MAX];
+
+    /// The report, the staged (line, code) and the rejected (line, reason), feeding `bytes` in
+    /// slices of `slice` bytes.
+    fn validate(bytes: &[u8], slice: usize) -> (FileReport, Vec<(u64, String)>, Vec<(i64, String)>) {
+        let mut staged = Vec::new();
+        let mut each = |line: u64, row: &StagedRow<'_>| staged.push((line, row.code().to_owned()));
+        let mut validator = FileValidator::new(MERCHANT);
+        for part in bytes.chunks(slice.clamp(1, bytes.len().max(1))) {
+            validator.feed(part, &mut each);
+        }
+        let (report, rejects) = validator.finish(&mut each);
+        let rejected = rejects.into_iter().map(|r| (r.line, r.reason)).collect();
+        (report, staged, rejected)
+    }
+
+    fn codes(v: &[(u64, &str)]) -> Vec<(u64, String)> {
+        v.iter().map(|(line, code)| (*line, code.to_string())).collect()
+    }
+
+    #[test]
+    fn an_unterminated_quote_rejects_its_line_and_the_lines_after_it_are_rows_of_their_own() {
+        let file = b"code,sku,points\nA,\"foo,1\nB,S,2\nC,S,3\n";
+        for slice in SLICES {
+            let (report, staged, rejected) = validate(file, slice);
+            assert_eq!(staged, codes(&[(3, "B"), (4, "C")]), "slice {slice}");
+            assert_eq!(rejected, vec![(2, "a quote opens a field on this line and is never closed".to_owned())]);
+            assert_eq!((report.rows_staged, report.rows_rejected, report.rows_skipped()), (2, 1, 0));
+        }
+    }
+
+    #[test]
+    fn an_unterminated_quote_at_line_4013_of_5001_costs_that_line_only() {
+        let mut file = b"code,sku,points\n".to_vec();
+        for line in 2..=5001 {
+            let row = match line {
+                4013 => "X,\"never closed,1\n".to_owned(),
+                _ if line % 3 == 0 => format!(",S{line},1\n"),
+                _ => format!("C{line},S,1\n"),
+            };
+            file.extend_from_slice(row.as_bytes());
+        }
+        for slice in SLICES {
+            let (report, staged, rejected) = validate(&file, slice);
+            assert_eq!(rejected, vec![(4013, "a quote opens a field on this line and is never closed".to_owned())]);
+            let blank_codes = (2..=5001).filter(|line| line % 3 == 0).count() as i64;
+            assert_eq!(report.rows_skipped_blank_code, blank_codes, "slice {slice}");
+            assert_eq!(report.rows_staged, 5000 - blank_codes - 1);
+            assert_eq!(report.rows_staged + report.rows_skipped() + report.rows_rejected, 5000);
+            assert_eq!(staged.last(), Some(&(5000, "C5000".to_owned())), "line 5001 has a blank code");
+        }
+    }
+
+    #[test]
+    fn a_quote_inside_an_unquoted_field_or_text_after_a_closing_quote_rejects_the_row() {
+        let file = b"code,sku,points\nA,12\" screen,3\nB,\"abc\"def,3\nC, \"x, y\",3\nD,\"ok, fine\",4\n";
+        for slice in SLICES {
+            let (_, staged, rejected) = validate(file, slice);
+            assert_eq!(staged, codes(&[(5, "D")]), "slice {slice}");
+            assert_eq!(
+                rejected,
+                vec![
+                    (2, "a quote inside the unquoted field 2 (quote the whole field and double its quotes)".to_owned()),
+                    (
+                        3,
+                        "text follows the closing quote of field 2 (a quote inside a quoted field is written twice)"
+                            .to_owned()
+                    ),
+                    (4, "a quote inside the unquoted field 2 (quote the whole field and double its quotes)".to_owned()),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_quoted_field_spanning_lines_is_one_row_and_later_lines_keep_their_numbers() {
+        let file = b"code,sku,points\r\nA,\"two\r\nlines\",1\r\n\"B\",\"x\"\"y\",2\r\nC,\"three\n\nlines\",3\r\nD,S,4";
+        for slice in SLICES {
+            let (report, staged, rejected) = validate(file, slice);
+            assert_eq!(staged, codes(&[(2, "A"), (4, "B"), (5, "C"), (8, "D")]), "slice {slice}");
+            assert!(rejected.is_empty(), "{rejected:?}");
+            assert_eq!(report.rows_skipped(), 0);
+        }
+    }
+
+    #[test]
+    fn a_malformed_header_refuses_the_file_with_its_line_and_problem() {
+        let (report, staged, _) = validate(b"code,\"sku\nA,1\n", 4);
+        assert!(staged.is_empty());
+        let problem = report.problem.unwrap();
+        assert_eq!(
+            problem,
+            FileProblem::MalformedHeader { line: 1, problem: super::super::RecordProblem::UnclosedQuote }
+        );
+        assert_eq!(problem.to_string(), "line 1, the header: a quote opens a field on this line and is never closed");
+    }
+
+    #[test]
+    fn a_line_over_64_kib_is_rejected_and_the_lines_after_it_are_rows() {
+        for start in ["", "\"", "A,\""] {
+            let mut file = b"code,sku\nA,1\n".to_vec();
+            file.extend_from_slice(start.as_bytes());
+            file.extend(std::iter::repeat_n(b'x', super::super::MAX_RECORD_BYTES + 10));
+            file.extend_from_slice(b"\nB,2\n\"C\",3\n");
+            for slice in SLICES {
+                let (_, staged, rejected) = validate(&file, slice);
+                assert_eq!(staged, codes(&[(2, "A"), (4, "B"), (5, "C")]), "{start:?} slice {slice}");
+                assert_eq!(rejected.len(), 1);
+                assert_eq!(rejected[0].0, 3);
+            }
+        }
+    }
+}
