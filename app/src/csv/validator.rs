@@ -30,6 +30,13 @@ pub struct FileReport {
     pub rows_skipped_blank_code: i64,
     pub rows_skipped_blank_line: i64,
     pub rows_rejected: i64,
+    /// The file's lines after the header (a final newline starts no new line).
+    #[serde(default)]
+    pub data_lines: i64,
+    /// The lines inside quoted fields of well-formed rows that span lines: each such row's
+    /// second line and on.
+    #[serde(default)]
+    pub continuation_lines: i64,
     /// The first rejected rows, for the page.
     pub first_errors: Vec<RejectedRow>,
     /// Why the whole file is excluded, if it is.
@@ -46,6 +53,18 @@ impl FileReport {
     pub fn rows_skipped(&self) -> i64 {
         self.rows_skipped_blank_code + self.rows_skipped_blank_line
     }
+
+    /// The lines after the header that the counts account for: each is a row's first line
+    /// (staged, skipped or rejected), a blank line, or a continuation line. Equal to
+    /// [`data_lines`](Self::data_lines) for every file read to its end (no `problem`, or
+    /// `NoRows`): no line goes missing, whatever its quotes.
+    pub fn lines_accounted(&self) -> i64 {
+        self.rows_staged
+            + self.rows_skipped_blank_code
+            + self.rows_skipped_blank_line
+            + self.rows_rejected
+            + self.continuation_lines
+    }
 }
 
 /// Validates one file fed in slices. `each_staged` sees every row that will be staged, with
@@ -54,6 +73,8 @@ pub struct FileValidator {
     merchant: Uuid,
     reader: Option<RecordReader>,
     map: Option<HeaderMap>,
+    /// The lines the header starts and ends on.
+    header_lines: (u64, u64),
     report: FileReport,
     rejects: Vec<RejectedRow>,
     delimiter: u8,
@@ -72,6 +93,7 @@ impl FileValidator {
             merchant,
             reader: None,
             map: None,
+            header_lines: (0, 0),
             report: FileReport::default(),
             rejects: Vec::new(),
             delimiter: b',',
@@ -118,6 +140,12 @@ impl FileValidator {
                 reader.finish(&mut |record| self.record(record, each_staged));
             }
             self.report.rows_skipped_blank_line += reader.blank_lines() as i64;
+            if self.map.is_some() {
+                let (first, last) = self.header_lines;
+                // Only blank lines come before the header: they are not rows of the file.
+                self.report.rows_skipped_blank_line -= (first - 1) as i64;
+                self.report.data_lines = (reader.lines() - last) as i64;
+            }
         }
         let data_rows = self.report.rows_staged + self.report.rows_skipped_blank_code + self.report.rows_rejected;
         if self.report.problem.is_none() {
@@ -138,6 +166,7 @@ impl FileValidator {
         let Some(map) = &self.map else {
             match HeaderMap::new(&record) {
                 Ok(map) => {
+                    self.header_lines = (record.line, record.last_line);
                     self.report.columns = map.known.clone();
                     self.report.unknown_columns = map.unknown.clone();
                     self.map = Some(map);
@@ -146,6 +175,8 @@ impl FileValidator {
             }
             return;
         };
+        // A well-formed row's later lines are its own (a malformed row's are read again).
+        self.report.continuation_lines += (record.last_line - record.line) as i64;
         // A CRLF file's empty line reaches here as one field holding `\r`.
         if record.len() == 1 && record.fields().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             self.report.rows_skipped_blank_line += 1;
@@ -216,6 +247,7 @@ mod tests {
                 vec![(5, "points \"two\" is not a number"), (6, "the row has 5 fields, the header has 4")]
             );
             assert_eq!(report.first_errors[0].raw, "B;two;B1;x");
+            assert_eq!((report.data_lines, report.lines_accounted()), (6, 6));
             assert!(report.is_valid());
         }
     }
@@ -290,6 +322,7 @@ mod malformed_quoting {
             assert_eq!(staged, codes(&[(3, "B"), (4, "C")]), "slice {slice}");
             assert_eq!(rejected, vec![(2, "a quote opens a field on this line and is never closed".to_owned())]);
             assert_eq!((report.rows_staged, report.rows_rejected, report.rows_skipped()), (2, 1, 0));
+            assert_eq!((report.data_lines, report.continuation_lines, report.lines_accounted()), (3, 0, 3));
         }
     }
 
@@ -311,6 +344,7 @@ mod malformed_quoting {
             assert_eq!(report.rows_skipped_blank_code, blank_codes, "slice {slice}");
             assert_eq!(report.rows_staged, 5000 - blank_codes - 1);
             assert_eq!(report.rows_staged + report.rows_skipped() + report.rows_rejected, 5000);
+            assert_eq!((report.data_lines, report.lines_accounted()), (5000, 5000));
             assert_eq!(staged.last(), Some(&(5000, "C5000".to_owned())), "line 5001 has a blank code");
         }
     }
@@ -344,6 +378,17 @@ mod malformed_quoting {
             assert_eq!(staged, codes(&[(2, "A"), (4, "B"), (5, "C"), (8, "D")]), "slice {slice}");
             assert!(rejected.is_empty(), "{rejected:?}");
             assert_eq!(report.rows_skipped(), 0);
+            assert_eq!((report.data_lines, report.continuation_lines, report.lines_accounted()), (7, 3, 7));
+        }
+    }
+
+    #[test]
+    fn blank_lines_before_the_header_are_not_rows_of_the_file() {
+        for slice in SLICES {
+            let (report, staged, _) = validate(b"\n\ncode\nA\n\nB\n", slice);
+            assert_eq!(staged, codes(&[(4, "A"), (6, "B")]));
+            assert_eq!(report.rows_skipped_blank_line, 1, "slice {slice}");
+            assert_eq!((report.data_lines, report.lines_accounted()), (3, 3));
         }
     }
 
@@ -367,8 +412,9 @@ mod malformed_quoting {
             file.extend(std::iter::repeat_n(b'x', super::super::MAX_RECORD_BYTES + 10));
             file.extend_from_slice(b"\nB,2\n\"C\",3\n");
             for slice in SLICES {
-                let (_, staged, rejected) = validate(&file, slice);
+                let (report, staged, rejected) = validate(&file, slice);
                 assert_eq!(staged, codes(&[(2, "A"), (4, "B"), (5, "C")]), "{start:?} slice {slice}");
+                assert_eq!((report.data_lines, report.lines_accounted()), (4, 4));
                 assert_eq!(rejected.len(), 1);
                 assert_eq!(rejected[0].0, 3);
             }
