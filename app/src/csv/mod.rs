@@ -11,6 +11,8 @@
 #[cfg(test)]
 mod bench;
 pub mod normalised;
+#[cfg(test)]
+mod proptests;
 mod reader;
 mod rules;
 mod validator;
