@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use memchr::{memchr, memchr2, memchr_iter};
+use memchr::{memchr, memchr2};
 use serde::{Deserialize, Serialize};
 
 /// The longest record accepted, in bytes as it stands in the file (without the newline that
@@ -191,6 +191,59 @@ pub struct RecordReader {
 
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of `word` equal to `byte`, each marked by its high bit (exact: no false ones).
+#[inline(always)]
+fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LOW_BITS * u64::from(byte));
+    !(((x & !HIGH_BITS) + !HIGH_BITS) | x) & HIGH_BITS
+}
+
+/// Scans `input` for the end of its first line, eight bytes at a time: the newline's position
+/// when the line ends before any quote (`None` when a quote or the end of the input comes
+/// first), with the positions of the line's delimiters in `ends`: the first `most` of them,
+/// enough to tell whether there are too many.
+#[inline]
+fn scan_line(input: &[u8], delimiter: u8, most: usize, ends: &mut Vec<usize>) -> Option<usize> {
+    ends.clear();
+    let mut at = 0;
+    while let Some(chunk) = input.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let stops = bytes_equal(word, b'\n') | bytes_equal(word, b'"');
+        let mut delimiters = bytes_equal(word, delimiter);
+        if stops != 0 {
+            // Only the delimiters before the first stop.
+            delimiters &= (1u64 << stops.trailing_zeros()) - 1;
+        }
+        if ends.len() < most {
+            while delimiters != 0 {
+                ends.push(at + delimiters.trailing_zeros() as usize / 8);
+                delimiters &= delimiters - 1;
+            }
+        }
+        if stops != 0 {
+            ends.truncate(most);
+            let stop = at + stops.trailing_zeros() as usize / 8;
+            return (input[stop] == b'\n').then_some(stop);
+        }
+        at += 8;
+    }
+    for (at, &byte) in input.iter().enumerate().skip(at) {
+        match byte {
+            b'\n' => {
+                ends.truncate(most);
+                return Some(at);
+            }
+            b'"' => return None,
+            _ if byte == delimiter && ends.len() < most => ends.push(at),
+            _ => {}
+        }
+    }
+    None
+}
+
 impl RecordReader {
     /// A reader for `delimiter`-separated fields with `"` quoting. A leading UTF-8 BOM is
     /// dropped. Records end at `\n`; a `\r` before it is left at the end of an unquoted last
@@ -305,18 +358,11 @@ impl RecordReader {
         let mut i = 0;
         // The second line of the current record, when it starts in `input`.
         let mut second_line: Option<usize> = None;
-        // The first quote at or after `quote_from` (`input.len()` for none).
-        let mut quote_from = usize::MAX;
-        let mut quote_at = 0;
         while i < input.len() {
             match self.state {
                 State::Between => {
-                    if quote_from > i || quote_at < i {
-                        quote_from = i;
-                        quote_at = memchr(b'"', &input[i..]).map_or(input.len(), |n| i + n);
-                    }
-                    // A line that ends before the next quote is split where it stands.
-                    if let Some(n) = memchr(b'\n', &input[i..quote_at]) {
+                    // A line that ends before any quote is split where it stands.
+                    if let Some(n) = scan_line(&input[i..], self.delimiter, self.max_fields, &mut self.ends) {
                         self.whole_line(&input[i..i + n], each);
                         self.line += 1;
                         i += n + 1;
@@ -348,24 +394,24 @@ impl RecordReader {
         false
     }
 
-    /// A whole line without a quote (its newline not included).
+    /// A whole line without a quote (its newline not included), its delimiters in `ends` (as
+    /// [`scan_line`] leaves them).
     #[inline]
     fn whole_line(&mut self, line: &[u8], each: &mut impl FnMut(Record<'_>)) {
         if line.is_empty() {
             self.blank_lines += 1;
             return;
         }
-        if line.len() > self.max_bytes {
-            // Whichever limit the bytes pass first, as the byte by byte path would tell.
-            let fields = memchr_iter(self.delimiter, &line[..self.max_bytes]).nth(self.max_fields - 1).is_some();
-            let problem = if fields { RecordProblem::TooManyFields } else { RecordProblem::TooLong };
+        // The delimiter that would start one field too many, if there is one.
+        let extra = self.ends.get(self.max_fields - 1).copied();
+        // Whichever limit the bytes pass first, as the byte by byte path would tell.
+        let problem = match extra {
+            Some(at) if at < self.max_bytes => Some(RecordProblem::TooManyFields),
+            _ if line.len() > self.max_bytes => Some(RecordProblem::TooLong),
+            _ => None,
+        };
+        if let Some(problem) = problem {
             each(Record::malformed(self.line, problem));
-            return;
-        }
-        self.ends.clear();
-        self.ends.extend(memchr_iter(self.delimiter, line));
-        if self.ends.len() >= self.max_fields {
-            each(Record::malformed(self.line, RecordProblem::TooManyFields));
             return;
         }
         self.ends.push(line.len());
