@@ -1,18 +1,23 @@
 //! The CSV rules of Code Import, pure and shared: the browser validates files with them (WASM)
 //! and the server re-checks every uploaded row with the same code. No I/O here.
 //!
-//! - [`RecordReader`] parses RFC 4180 records incrementally, slice by slice.
+//! - [`RecordReader`] parses RFC 4180 records incrementally, slice by slice, and flags the
+//!   malformed ones (the rule is at the top of `reader.rs`).
 //! - [`HeaderMap`] recognises the columns.
 //! - [`check_row`] decides whether a row is staged, skipped or rejected.
 //! - [`FileValidator`] runs a whole file through them and keeps the figures a person checks.
 //! - [`normalised`] is the compact form staged rows travel in to the server.
 
+#[cfg(test)]
+mod bench;
 pub mod normalised;
+#[cfg(test)]
+mod proptests;
 mod reader;
 mod rules;
 mod validator;
 
-pub use reader::{detect_delimiter, Record, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
+pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
 pub use rules::{
     check_row, protect, unprotect, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, FORMULA_STARTS,
     MAX_FIELD_BYTES,

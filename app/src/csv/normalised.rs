@@ -56,6 +56,11 @@ pub fn read_rows(chunk: &[u8], merchant: Uuid, each: &mut impl FnMut(u64, &Stage
         }
         rows += 1;
         let fail = |reason: String| Some(ChunkError { row: rows, reason });
+        // What check_row would reject it for (a malformed record has no fields to count).
+        if let Some(problem) = record.problem {
+            failure = fail(problem.to_string());
+            return;
+        }
         if record.len() != map.width {
             failure = fail(format!("has {} fields, expected {}", record.len(), map.width));
             return;
@@ -128,6 +133,26 @@ mod tests {
         let error = read_rows(&chunk, MERCHANT, &mut |_, _| {}).unwrap_err();
         assert_eq!(error.row, 2);
         assert!(error.reason.contains("not the merchant"), "{}", error.reason);
+    }
+
+    #[test]
+    fn a_malformed_row_fails_the_chunk_and_no_row_after_it_is_taken_in() {
+        let m = MERCHANT.to_string();
+        for (bad, expected) in [
+            ("3,{m},\"B,,,,,,\n", "never closed"),
+            ("3,{m},B\"x,,,,,,\n", "a quote inside the unquoted field 3"),
+            ("3,{m},\"B\"x,,,,,,\n", "text follows the closing quote of field 3"),
+        ] {
+            let mut chunk = Vec::new();
+            write_row(&mut chunk, 2, &staged("A", None));
+            chunk.extend_from_slice(bad.replace("{m}", &m).as_bytes());
+            write_row(&mut chunk, 4, &staged("C", None));
+            let mut seen = Vec::new();
+            let error = read_rows(&chunk, MERCHANT, &mut |line, _| seen.push(line)).unwrap_err();
+            assert_eq!(error.row, 2, "{bad}");
+            assert!(error.reason.contains(expected), "{bad}: {}", error.reason);
+            assert_eq!(seen, vec![2]);
+        }
     }
 
     #[test]

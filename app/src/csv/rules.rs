@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Record;
+use super::{Record, RecordProblem};
 
 /// The longest field accepted, in bytes after trimming.
 pub const MAX_FIELD_BYTES: usize = 1024;
@@ -76,8 +76,9 @@ pub enum FileProblem {
     DuplicateColumn(String),
     #[error("line {line}: the file is not UTF-8 text; save it as UTF-8 and choose it again")]
     NotUtf8 { line: u64 },
-    #[error("the header line is longer than the limit")]
-    HeaderTooLong,
+    /// The header record breaks the quoting rules or the limits.
+    #[error("line {line}, the header: {problem}")]
+    MalformedHeader { line: u64, problem: RecordProblem },
 }
 
 /// Where each known column sits in a file's rows.
@@ -95,8 +96,8 @@ pub struct HeaderMap {
 impl HeaderMap {
     /// Reads the header record; fails without a `code` column or with a column twice.
     pub fn new(header: &Record<'_>) -> Result<Self, FileProblem> {
-        if header.oversized {
-            return Err(FileProblem::HeaderTooLong);
+        if let Some(problem) = header.problem {
+            return Err(FileProblem::MalformedHeader { line: header.line, problem });
         }
         let mut positions = [None; 8];
         let mut known = Vec::new();
@@ -179,12 +180,8 @@ pub enum RowOutcome<'a> {
 
 /// Checks one data row of a file whose header is `map`, for an upload to `merchant`.
 pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> RowOutcome<'a> {
-    if record.oversized {
-        return RowOutcome::Rejected(format!(
-            "the row is longer than {} KiB or has more than {} fields",
-            super::MAX_RECORD_BYTES / 1024,
-            super::MAX_FIELDS
-        ));
+    if let Some(problem) = record.problem {
+        return RowOutcome::Rejected(problem.to_string());
     }
     if record.len() > map.width {
         return RowOutcome::Rejected(format!("the row has {} fields, the header has {}", record.len(), map.width));

@@ -30,6 +30,13 @@ pub struct FileReport {
     pub rows_skipped_blank_code: i64,
     pub rows_skipped_blank_line: i64,
     pub rows_rejected: i64,
+    /// The file's lines after the header (a final newline starts no new line).
+    #[serde(default)]
+    pub data_lines: i64,
+    /// The lines inside quoted fields of well-formed rows that span lines: each such row's
+    /// second line and on.
+    #[serde(default)]
+    pub continuation_lines: i64,
     /// The first rejected rows, for the page.
     pub first_errors: Vec<RejectedRow>,
     /// Why the whole file is excluded, if it is.
@@ -46,6 +53,18 @@ impl FileReport {
     pub fn rows_skipped(&self) -> i64 {
         self.rows_skipped_blank_code + self.rows_skipped_blank_line
     }
+
+    /// The lines after the header that the counts account for: each is a row's first line
+    /// (staged, skipped or rejected), a blank line, or a continuation line. Equal to
+    /// [`data_lines`](Self::data_lines) for every file read to its end (no `problem`, or
+    /// `NoRows`): no line goes missing, whatever its quotes.
+    pub fn lines_accounted(&self) -> i64 {
+        self.rows_staged
+            + self.rows_skipped_blank_code
+            + self.rows_skipped_blank_line
+            + self.rows_rejected
+            + self.continuation_lines
+    }
 }
 
 /// Validates one file fed in slices. `each_staged` sees every row that will be staged, with
@@ -54,6 +73,8 @@ pub struct FileValidator {
     merchant: Uuid,
     reader: Option<RecordReader>,
     map: Option<HeaderMap>,
+    /// The lines the header starts and ends on.
+    header_lines: (u64, u64),
     report: FileReport,
     rejects: Vec<RejectedRow>,
     delimiter: u8,
@@ -72,6 +93,7 @@ impl FileValidator {
             merchant,
             reader: None,
             map: None,
+            header_lines: (0, 0),
             report: FileReport::default(),
             rejects: Vec::new(),
             delimiter: b',',
@@ -118,6 +140,12 @@ impl FileValidator {
                 reader.finish(&mut |record| self.record(record, each_staged));
             }
             self.report.rows_skipped_blank_line += reader.blank_lines() as i64;
+            if self.map.is_some() {
+                let (first, last) = self.header_lines;
+                // Only blank lines come before the header: they are not rows of the file.
+                self.report.rows_skipped_blank_line -= (first - 1) as i64;
+                self.report.data_lines = (reader.lines() - last) as i64;
+            }
         }
         let data_rows = self.report.rows_staged + self.report.rows_skipped_blank_code + self.report.rows_rejected;
         if self.report.problem.is_none() {
@@ -138,6 +166,7 @@ impl FileValidator {
         let Some(map) = &self.map else {
             match HeaderMap::new(&record) {
                 Ok(map) => {
+                    self.header_lines = (record.line, record.last_line);
                     self.report.columns = map.known.clone();
                     self.report.unknown_columns = map.unknown.clone();
                     self.map = Some(map);
@@ -146,6 +175,8 @@ impl FileValidator {
             }
             return;
         };
+        // A well-formed row's later lines are its own (a malformed row's are read again).
+        self.report.continuation_lines += (record.last_line - record.line) as i64;
         // A CRLF file's empty line reaches here as one field holding `\r`.
         if record.len() == 1 && record.fields().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             self.report.rows_skipped_blank_line += 1;
@@ -216,6 +247,7 @@ mod tests {
                 vec![(5, "points \"two\" is not a number"), (6, "the row has 5 fields, the header has 4")]
             );
             assert_eq!(report.first_errors[0].raw, "B;two;B1;x");
+            assert_eq!((report.data_lines, report.lines_accounted()), (6, 6));
             assert!(report.is_valid());
         }
     }
@@ -254,5 +286,138 @@ mod tests {
         let (report, staged) = validate(b"code,note\n\"A\",\"two\nlines\"\nB,x\nC,\"\"\"q\"\"\"\n", 3);
         assert_eq!(report.rows_staged, 3);
         assert_eq!(staged, vec![(2, "A".to_owned()), (4, "B".to_owned()), (5, "C".to_owned())]);
+    }
+}
+
+#[cfg(test)]
+mod malformed_quoting {
+    use super::*;
+
+    const MERCHANT: Uuid = Uuid::from_u128(7);
+    const SLICES: [usize; 7] = [1, 2, 3, 7, 64, 4096, usize::MAX];
+
+    /// The report, the staged (line, code) and the rejected (line, reason), feeding `bytes` in
+    /// slices of `slice` bytes.
+    fn validate(bytes: &[u8], slice: usize) -> (FileReport, Vec<(u64, String)>, Vec<(i64, String)>) {
+        let mut staged = Vec::new();
+        let mut each = |line: u64, row: &StagedRow<'_>| staged.push((line, row.code().to_owned()));
+        let mut validator = FileValidator::new(MERCHANT);
+        for part in bytes.chunks(slice.clamp(1, bytes.len().max(1))) {
+            validator.feed(part, &mut each);
+        }
+        let (report, rejects) = validator.finish(&mut each);
+        let rejected = rejects.into_iter().map(|r| (r.line, r.reason)).collect();
+        (report, staged, rejected)
+    }
+
+    fn codes(v: &[(u64, &str)]) -> Vec<(u64, String)> {
+        v.iter().map(|(line, code)| (*line, code.to_string())).collect()
+    }
+
+    #[test]
+    fn an_unterminated_quote_rejects_its_line_and_the_lines_after_it_are_rows_of_their_own() {
+        let file = b"code,sku,points\nA,\"foo,1\nB,S,2\nC,S,3\n";
+        for slice in SLICES {
+            let (report, staged, rejected) = validate(file, slice);
+            assert_eq!(staged, codes(&[(3, "B"), (4, "C")]), "slice {slice}");
+            assert_eq!(rejected, vec![(2, "a quote opens a field on this line and is never closed".to_owned())]);
+            assert_eq!((report.rows_staged, report.rows_rejected, report.rows_skipped()), (2, 1, 0));
+            assert_eq!((report.data_lines, report.continuation_lines, report.lines_accounted()), (3, 0, 3));
+        }
+    }
+
+    #[test]
+    fn an_unterminated_quote_at_line_4013_of_5001_costs_that_line_only() {
+        let mut file = b"code,sku,points\n".to_vec();
+        for line in 2..=5001 {
+            let row = match line {
+                4013 => "X,\"never closed,1\n".to_owned(),
+                _ if line % 3 == 0 => format!(",S{line},1\n"),
+                _ => format!("C{line},S,1\n"),
+            };
+            file.extend_from_slice(row.as_bytes());
+        }
+        for slice in SLICES {
+            let (report, staged, rejected) = validate(&file, slice);
+            assert_eq!(rejected, vec![(4013, "a quote opens a field on this line and is never closed".to_owned())]);
+            let blank_codes = (2..=5001).filter(|line| line % 3 == 0).count() as i64;
+            assert_eq!(report.rows_skipped_blank_code, blank_codes, "slice {slice}");
+            assert_eq!(report.rows_staged, 5000 - blank_codes - 1);
+            assert_eq!(report.rows_staged + report.rows_skipped() + report.rows_rejected, 5000);
+            assert_eq!((report.data_lines, report.lines_accounted()), (5000, 5000));
+            assert_eq!(staged.last(), Some(&(5000, "C5000".to_owned())), "line 5001 has a blank code");
+        }
+    }
+
+    #[test]
+    fn a_quote_inside_an_unquoted_field_or_text_after_a_closing_quote_rejects_the_row() {
+        let file = b"code,sku,points\nA,12\" screen,3\nB,\"abc\"def,3\nC, \"x, y\",3\nD,\"ok, fine\",4\n";
+        for slice in SLICES {
+            let (_, staged, rejected) = validate(file, slice);
+            assert_eq!(staged, codes(&[(5, "D")]), "slice {slice}");
+            assert_eq!(
+                rejected,
+                vec![
+                    (2, "a quote inside the unquoted field 2 (quote the whole field and double its quotes)".to_owned()),
+                    (
+                        3,
+                        "text follows the closing quote of field 2 (a quote inside a quoted field is written twice)"
+                            .to_owned()
+                    ),
+                    (4, "a quote inside the unquoted field 2 (quote the whole field and double its quotes)".to_owned()),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_quoted_field_spanning_lines_is_one_row_and_later_lines_keep_their_numbers() {
+        let file = b"code,sku,points\r\nA,\"two\r\nlines\",1\r\n\"B\",\"x\"\"y\",2\r\nC,\"three\n\nlines\",3\r\nD,S,4";
+        for slice in SLICES {
+            let (report, staged, rejected) = validate(file, slice);
+            assert_eq!(staged, codes(&[(2, "A"), (4, "B"), (5, "C"), (8, "D")]), "slice {slice}");
+            assert!(rejected.is_empty(), "{rejected:?}");
+            assert_eq!(report.rows_skipped(), 0);
+            assert_eq!((report.data_lines, report.continuation_lines, report.lines_accounted()), (7, 3, 7));
+        }
+    }
+
+    #[test]
+    fn blank_lines_before_the_header_are_not_rows_of_the_file() {
+        for slice in SLICES {
+            let (report, staged, _) = validate(b"\n\ncode\nA\n\nB\n", slice);
+            assert_eq!(staged, codes(&[(4, "A"), (6, "B")]));
+            assert_eq!(report.rows_skipped_blank_line, 1, "slice {slice}");
+            assert_eq!((report.data_lines, report.lines_accounted()), (3, 3));
+        }
+    }
+
+    #[test]
+    fn a_malformed_header_refuses_the_file_with_its_line_and_problem() {
+        let (report, staged, _) = validate(b"code,\"sku\nA,1\n", 4);
+        assert!(staged.is_empty());
+        let problem = report.problem.unwrap();
+        assert_eq!(
+            problem,
+            FileProblem::MalformedHeader { line: 1, problem: super::super::RecordProblem::UnclosedQuote }
+        );
+        assert_eq!(problem.to_string(), "line 1, the header: a quote opens a field on this line and is never closed");
+    }
+
+    #[test]
+    fn a_line_over_64_kib_is_rejected_and_the_lines_after_it_are_rows() {
+        for start in ["", "\"", "A,\""] {
+            let mut file = b"code,sku\nA,1\n".to_vec();
+            file.extend_from_slice(start.as_bytes());
+            file.extend(std::iter::repeat_n(b'x', super::super::MAX_RECORD_BYTES + 10));
+            file.extend_from_slice(b"\nB,2\n\"C\",3\n");
+            for slice in SLICES {
+                let (report, staged, rejected) = validate(&file, slice);
+                assert_eq!(staged, codes(&[(2, "A"), (4, "B"), (5, "C")]), "{start:?} slice {slice}");
+                assert_eq!((report.data_lines, report.lines_accounted()), (4, 4));
+                assert_eq!(rejected.len(), 1);
+                assert_eq!(rejected[0].0, 3);
+            }
+        }
     }
 }

@@ -1,0 +1,77 @@
+//! A quick native measure of the reader and the validator (not run by default):
+//! `cargo test --release -p app --lib -- --ignored bench --nocapture`.
+
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::{FileValidator, Record, RecordReader, StagedRow};
+
+/// `rows` data rows after a header; every `quoted_every`-th row has a quoted name with a comma
+/// (0: none).
+fn file(rows: usize, quoted_every: usize) -> Vec<u8> {
+    let mut out = b"code,sku,points,sku_name,batch_code,price\n".to_vec();
+    for i in 0..rows {
+        if quoted_every != 0 && i % quoted_every == 0 {
+            out.extend_from_slice(format!("CODE{i:07},SKU{},10,\"Name, with comma\",B1,9.50\n", i % 7).as_bytes());
+        } else {
+            out.extend_from_slice(format!("CODE{i:07},SKU{},10,Name without comma,B1,9.50\n", i % 7).as_bytes());
+        }
+    }
+    out
+}
+
+/// The best of five runs of `run`, in rows per second.
+fn best(rows: usize, mut run: impl FnMut() -> usize) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let seen = run();
+        assert!(seen >= rows, "{seen} < {rows}");
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    rows as f64 / best
+}
+
+const SLICE: usize = 1 << 20;
+
+fn read_all(bytes: &[u8]) -> usize {
+    let mut reader = RecordReader::new(b',');
+    let mut count = 0usize;
+    let mut each = |r: Record<'_>| count += r.len();
+    for part in bytes.chunks(SLICE) {
+        reader.feed(part, &mut each);
+    }
+    reader.finish(&mut each);
+    count / 6
+}
+
+fn validate_all(bytes: &[u8]) -> usize {
+    let mut validator = FileValidator::new(Uuid::from_u128(1));
+    let mut staged = 0usize;
+    let mut each = |_: u64, _: &StagedRow<'_>| staged += 1;
+    for part in bytes.chunks(SLICE) {
+        validator.feed(part, &mut each);
+    }
+    validator.finish(&mut each);
+    staged
+}
+
+#[test]
+#[ignore]
+fn bench_reader_and_validator_rows_per_second() {
+    // BENCH_ROWS=... for a shorter run (under a profiler, say).
+    let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|n| n.parse().ok()).unwrap_or(2_000_000);
+    for (label, quoted_every) in [("no quotes", 0), ("half quoted", 2), ("all quoted", 1)] {
+        let bytes = file(rows, quoted_every);
+        let read = best(rows, || read_all(&bytes));
+        let validated = best(rows, || validate_all(&bytes));
+        let mib = bytes.len() as f64 / (1 << 20) as f64;
+        println!(
+            "bench {label:>11}: {mib:.0} MiB, reader {:.2} M rows/s ({:.0} MiB/s), validator {:.2} M rows/s",
+            read / 1e6,
+            read * mib / rows as f64,
+            validated / 1e6
+        );
+    }
+}
