@@ -512,6 +512,7 @@ fn FilesTable(
                     <th scope="col">"File"</th>
                     <th scope="col" class="num">"Size"</th>
                     <th scope="col">"Columns"</th>
+                    <th scope="col" class="num" title="Lines after the header: rows to stage, skipped and rejected, and lines inside quoted fields">"Lines"</th>
                     <th scope="col" class="num">"To stage"</th>
                     <th scope="col" class="num">"Skipped"</th>
                     <th scope="col" class="num">"Rejected"</th>
@@ -542,6 +543,12 @@ fn FilesTable(
                                 {checked.then(|| view! { <span class="muted">" (" {delimiter} ")"</span> })}
                                 {unknown.map(|u| view! { <div class="muted">{u}</div> })}
                             </td>
+                            <td class="num">
+                                <span data-testid="data-lines">{checked.then(|| format_count(report.data_lines))}</span>
+                                {(report.continuation_lines > 0).then(|| view! {
+                                    <div class="muted">{lines_inside_quotes(report.continuation_lines)}</div>
+                                })}
+                            </td>
                             <td class="num" data-testid="rows-staged">{checked.then(|| format_count(report.rows_staged))}</td>
                             <td class="num" data-testid="rows-skipped">{checked.then(|| format_count(report.rows_skipped()))}</td>
                             <td class="num" data-testid="rows-rejected">{checked.then(|| format_count(rejected))}</td>
@@ -557,7 +564,7 @@ fn FilesTable(
                         </tr>
                         {(problem_row.is_some() || !errors.is_empty()).then(|| view! {
                             <tr class="details">
-                                <td colspan="8">
+                                <td colspan="9">
                                     {problem_row.map(|p| view! { <p class="error">{format!("{file_name} is excluded: {p}")}</p> })}
                                     <ul class="row-errors" data-testid="row-errors">
                                         {errors.into_iter().map(|e| view! {
@@ -579,6 +586,11 @@ fn FilesTable(
     }
 }
 
+/// "1 line inside quoted fields": the lines of rows that span lines, besides their first.
+fn lines_inside_quotes(lines: i64) -> String {
+    format!("{} line{} inside quoted fields", format_count(lines), if lines == 1 { "" } else { "s" })
+}
+
 /// What the status column says about a file.
 fn file_status(entry: &FileEntry) -> String {
     if let Some(problem) = &entry.read_error {
@@ -590,6 +602,11 @@ fn file_status(entry: &FileEntry) -> String {
     match &entry.report {
         None => format!("Checking… {}%", percent(entry.checked_bytes as i64, entry.size as i64)),
         Some(report) if !report.is_valid() => "Excluded".to_owned(),
+        // Never shown: the counts account for every line of a file read to its end.
+        Some(report) if report.lines_accounted() != report.data_lines => {
+            format!("Counts do not add up ({} of {} lines)", report.lines_accounted(), report.data_lines)
+        }
+        Some(report) if report.rows_staged == 0 => "Nothing to stage".to_owned(),
         Some(report) if entry.rows_sent >= report.rows_staged && entry.rows_sent > 0 => "Staged".to_owned(),
         Some(report) if entry.rows_sent > 0 => format!("Uploading {}%", percent(entry.rows_sent, report.rows_staged)),
         Some(_) => "Valid".to_owned(),
