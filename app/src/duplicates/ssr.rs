@@ -335,5 +335,60 @@ pub async fn validate_clean_codes_for_insert(
     if clean_count == 0 && staged_last.is_some() {
         errors.push("No clean codes are left to insert.".to_owned());
     }
+    errors.extend(numbers_production_cannot_hold(&mut *conn, merchant).await?);
     Ok(Preflight { clean_count, new_database_duplicates, errors })
+}
+
+/// What production's `points` and `price` columns cannot hold of the clean rows: an adopted
+/// `codes` may type them narrower than staging's `numeric` (the original has `points integer`,
+/// some have `price numeric(10,2)`), and the insert's cast would round 10.5 to 11 or fail on
+/// overflow. Costs nothing where production's columns are `numeric` too.
+async fn numbers_production_cannot_hold(conn: &mut PgConnection, merchant: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    let types: Vec<(String, String, Option<i32>, Option<i32>)> = sqlx::query_as(
+        "SELECT a.attname::text, t.typname::text,
+                CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN ((a.atttypmod - 4) >> 16) & 65535 END,
+                CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN (a.atttypmod - 4) & 65535 END
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+         WHERE a.attrelid = 'codes'::regclass AND a.attname IN ('points', 'price') AND NOT a.attisdropped
+         ORDER BY a.attname",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut problems = Vec::new();
+    for (column, type_name, precision, scale) in types {
+        // A condition true for a value the column cannot hold exactly; the column name is one of
+        // two literals above, the bounds are numbers from the catalogue.
+        let cannot_hold = match (type_name.as_str(), precision, scale) {
+            ("int2", ..) => format!("({column} <> trunc({column}) OR {column} NOT BETWEEN -32768 AND 32767)"),
+            ("int4", ..) => {
+                format!("({column} <> trunc({column}) OR {column} NOT BETWEEN -2147483648 AND 2147483647)")
+            }
+            ("int8", ..) => format!(
+                "({column} <> trunc({column}) OR {column} NOT BETWEEN -9223372036854775808 AND 9223372036854775807)"
+            ),
+            ("numeric", Some(precision), Some(scale)) => {
+                format!(
+                    "(round({column}, {scale}) <> {column} OR abs({column}) >= 10::numeric ^ {})",
+                    precision - scale
+                )
+            }
+            _ => continue,
+        };
+        let sql = format!(
+            "SELECT count(*) FROM codes_check_temp
+             WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup AND {column} IS NOT NULL AND {cannot_hold}"
+        );
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(merchant).fetch_one(&mut *conn).await?;
+        if rows > 0 {
+            let shown = match (precision, scale) {
+                (Some(p), Some(s)) => format!("numeric({p},{s})"),
+                _ => type_name.replace("int2", "smallint").replace("int4", "integer").replace("int8", "bigint"),
+            };
+            problems.push(format!(
+                "{rows} clean rows have a {column} that production's {column} column ({shown}) cannot hold exactly; \
+                 fix them in the files (the full report lists every row) and stage again."
+            ));
+        }
+    }
+    Ok(problems)
 }

@@ -398,3 +398,39 @@ async fn a_role_that_row_level_security_applies_to_is_refused_at_start_up_in_one
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn points_that_the_original_integer_column_cannot_hold_stop_the_insert_before_it_rounds_them() {
+    // The original `codes.points` is integer; staging keeps numeric: 10.5 would be inserted as 11.
+    let db = TestDb::create().await;
+    {
+        let pool = db.connect().await;
+        sqlx::raw_sql(ORIGINAL_SCHEMA).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchant = app::admin::ssr::create_merchant(&pool, "Points").await.unwrap().id;
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, points, price, source_file, source_line)
+         VALUES ($1, 1, 'WHOLE000001', 10, 1.25, 'p.csv', 2), ($1, 2, 'HALF0000002', 10.5, NULL, 'p.csv', 3),
+                ($1, 3, 'HUGE0000003', 3000000000, NULL, 'p.csv', 4), ($1, 4, 'NONE0000004', NULL, NULL, 'p.csv', 5)",
+    )
+    .bind(merchant)
+    .execute(&pool)
+    .await
+    .unwrap();
+    duplicates::start_check(&pool, merchant, None).await.unwrap();
+    wait_idle(&pool, merchant).await;
+
+    let preflight = duplicates::run_preflight(&pool, merchant, None).await.unwrap();
+    assert_eq!(preflight.errors.len(), 1, "{:?}", preflight.errors);
+    assert!(preflight.errors[0].starts_with("2 clean rows have a points"), "{:?}", preflight.errors);
+    assert!(preflight.errors[0].contains("(integer)"), "{:?}", preflight.errors);
+
+    sqlx::query("UPDATE codes_check_temp SET points = 7 WHERE code IN ('HALF0000002', 'HUGE0000003')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let preflight = duplicates::run_preflight(&pool, merchant, None).await.unwrap();
+    assert!(preflight.errors.is_empty(), "{:?}", preflight.errors);
+}
