@@ -4,7 +4,9 @@ import { AppShell } from '../pages/AppShell';
 import { JobsPage } from '../pages/JobsPage';
 import { LoginPage, openAs } from '../pages/LoginPage';
 import { createMerchant, createUser, PASSWORD, unique } from '../support/accounts';
+import { bigFile, writeFiles } from '../support/csv';
 import { withDb } from '../support/db';
+import { UploadPage } from '../pages/UploadPage';
 
 async function insertJob(merchantId: string): Promise<string> {
   const id = randomUUID();
@@ -118,4 +120,34 @@ test('a session that ends while a page is open sends the user to sign in on the 
   await expect(page).toHaveURL(/\/login\?next=\/jobs$/);
   await login.signIn(admin);
   await expect(page).toHaveURL(/\/jobs$/);
+});
+
+test('a session that ends during an upload sends the user to sign in, and the upload resumes after', async ({ page }, testInfo) => {
+  test.setTimeout(90_000);
+  const admin = createUser('merchant_admin', [createMerchant('Expired')]);
+  const paths = writeFiles(testInfo.outputPath('files'), { 'expired.csv': bigFile(`E${unique()}`, 300_000) });
+  await openAs(page, admin, '/upload');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['expired.csv']);
+  const firstChunk = page.waitForResponse((r) => /\/chunks\/0$/.test(r.url()) && r.status() === 200);
+  await upload.uploadButton().click();
+  await firstChunk;
+
+  await withDb((db) =>
+    db.query(
+      `DELETE FROM sessions s USING users u
+       WHERE u.email = $1 AND s.data -> 'data' ->> 'user_id' = u.id::text`,
+      [admin.email],
+    ),
+  );
+
+  await expect(page).toHaveURL(/\/login\?next=\/upload$/, { timeout: 20_000 });
+  await new LoginPage(page).signIn(admin);
+  await expect(page).toHaveURL(/\/upload$/);
+  await expect(page.getByTestId('unfinished-upload')).toContainText('rows are staged from expired.csv');
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['expired.csv']);
+  await upload.uploadButton().click();
+  await expect(upload.done()).toHaveText('Staged 300,000 rows from 1 file(s).', { timeout: 60_000 });
 });

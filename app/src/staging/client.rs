@@ -254,6 +254,7 @@ impl InFlight {
         match Attempt::of(finish_post(self.answer).await) {
             Attempt::Stored(_) => Ok(sent),
             Attempt::Refused(message) => Err(message),
+            Attempt::SignedOut => Err(signed_out()),
             Attempt::Later { .. } => send_chunk(&self.path, &self.body, on_retry).await.map(|_| sent),
         }
     }
@@ -270,6 +271,8 @@ enum Attempt {
     /// Any other answer: the server looked at the chunk and will not store it as sent. Its
     /// message is final — sending the same bytes again cannot change it.
     Refused(String),
+    /// 401: the session ended. The user signs in again (and comes back to resume).
+    SignedOut,
 }
 
 impl Attempt {
@@ -277,6 +280,7 @@ impl Attempt {
         match answer {
             Err(problem) => Attempt::Later { problem, retry_after_ms: None },
             Ok(answer) if answer.status == 200 => Attempt::Stored(answer.text),
+            Ok(answer) if answer.status == 401 => Attempt::SignedOut,
             Ok(answer) if answer.status == 503 || answer.status == 429 => Attempt::Later {
                 problem: format!("the server answered {} ({})", answer.status, refusal(&answer)),
                 retry_after_ms: answer.retry_after_ms,
@@ -284,6 +288,14 @@ impl Attempt {
             Ok(answer) => Attempt::Refused(refusal(&answer)),
         }
     }
+}
+
+/// Sends the user to sign in (the session ended mid-upload; what is staged stays staged, and
+/// choosing the same files after signing in resumes) and says so.
+fn signed_out() -> String {
+    #[cfg(target_arch = "wasm32")]
+    crate::components::error::send_to_sign_in();
+    AppError::Unauthorized.to_string()
 }
 
 /// The message of a refused chunk: the server's own words (its JSON error), else its status.
@@ -311,6 +323,10 @@ async fn send_chunk(path: &str, body: &[u8], on_retry: &mut impl FnMut(Option<St
             Attempt::Refused(message) => {
                 on_retry(None);
                 return Err(message);
+            }
+            Attempt::SignedOut => {
+                on_retry(None);
+                return Err(signed_out());
             }
             Attempt::Later { problem, retry_after_ms } => {
                 let wait = retry_after_ms.unwrap_or(delay_ms).clamp(100, 120_000);
@@ -526,5 +542,10 @@ mod tests {
         let throttled = Attempt::of(answer(429, &json(AppError::Throttled("slow down".into())), None));
         assert!(matches!(&throttled, Attempt::Later { problem, .. } if problem.contains("slow down")), "{throttled:?}");
         assert_eq!(Attempt::of(answer(200, "{}", None)), Attempt::Stored("{}".into()));
+    }
+
+    #[test]
+    fn an_ended_session_is_told_apart_so_the_page_sends_the_user_to_sign_in() {
+        assert_eq!(Attempt::of(answer(401, &json(AppError::Unauthorized), None)), Attempt::SignedOut);
     }
 }
