@@ -129,6 +129,13 @@ pub async fn original_staging_note(pool: &PgPool) -> Result<Option<String>, sqlx
     .await?;
     let (merchants, carried, kept, adopted): (i64, i64, i64, Option<String>) =
         (row.get("merchants"), row.get("carried"), row.get("kept"), row.get("adopted"));
+    if carried == 0 && kept == 0 {
+        return Ok(Some(
+            "the original staging table was empty when it was adopted; it is kept, empty, as \
+             codes_check_temp_original, which can be dropped"
+                .to_owned(),
+        ));
+    }
     Ok(Some(format!(
         "the original staging table was adopted on {}: {carried} of its rows were carried into the staging of \
          {merchants} merchant(s) as one batch each (duplicate flags reset: run the check), {kept} that cannot be \

@@ -434,3 +434,22 @@ async fn points_that_the_original_integer_column_cannot_hold_stop_the_insert_bef
     let preflight = duplicates::run_preflight(&pool, merchant, None).await.unwrap();
     assert!(preflight.errors.is_empty(), "{:?}", preflight.errors);
 }
+
+#[tokio::test]
+async fn an_empty_original_staging_table_is_adopted_and_the_log_says_it_was_empty() {
+    let db = TestDb::create().await;
+    {
+        let pool = db.connect().await;
+        sqlx::raw_sql(ORIGINAL_SCHEMA).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let note = server::database::original_staging_note(&pool).await.unwrap().unwrap();
+    assert!(note.contains("was empty when it was adopted"), "{note}");
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM codes_check_temp").fetch_one(&pool).await.unwrap();
+    assert_eq!(staged, 0);
+    // A restart adopts nothing twice and starts as cleanly.
+    pool.close().await;
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    assert!(server::database::original_staging_note(&pool).await.unwrap().unwrap().contains("was empty"));
+}
