@@ -10,9 +10,19 @@ use crate::{error::AppError, operations::ssr as operations};
 macro_rules! select_jobs {
     ($rest:literal) => {
         concat!(
-            r#"SELECT j.id, j.merchant_id, m.name AS merchant_name, j.status, j.total_codes_to_insert,
-                      j.codes_inserted, j.created_at, j.created_by, u.email AS created_by_email,
-                      j.completed_at, j.rolled_back_at, j.error_message,
+            "SELECT j.id, j.merchant_id, m.name AS merchant_name,
+                    CASE WHEN j.status IN ('pending', 'validating', 'processing') AND NOT ",
+            // A job still in progress whose merchant lock nobody holds lost its server: it
+            // reads as failed (its row is marked so at the next operation's start).
+            crate::operations::ssr::merchant_locked!("j.merchant_id"),
+            " THEN 'failed' ELSE j.status END AS status,
+                    j.total_codes_to_insert, j.codes_inserted, j.created_at, j.created_by,
+                    u.email AS created_by_email, j.completed_at, j.rolled_back_at,
+                    CASE WHEN j.status IN ('pending', 'validating', 'processing') AND NOT ",
+            crate::operations::ssr::merchant_locked!("j.merchant_id"),
+            " THEN 'The server stopped during the insert; nothing was inserted. Run it again.'
+                         ELSE j.error_message END AS error_message,",
+            r#"
                       COALESCE(
                           ARRAY(
                               SELECT f ->> 'name'
@@ -352,4 +362,12 @@ pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<
     let result = outcome.as_ref().map(|deleted| serde_json::json!({ "rows_deleted": deleted })).map_err(Clone::clone);
     running.finish(result).await;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_job_whose_server_died_reads_as_the_reaper_marks_it() {
+        assert!(select_jobs!("").contains(super::operations::INTERRUPTED_INSERT));
+    }
 }

@@ -1,7 +1,8 @@
 //! One operation at a time per merchant, across server processes: a session-level advisory
 //! lock held on a connection of its own for as long as the operation runs. If the server
-//! dies, PostgreSQL drops the connection and with it the lock; the row left `running` is
-//! then marked failed by the next process that looks (at start, or when asked).
+//! dies, PostgreSQL drops the connection and with it the lock. Reads recognise such an orphan
+//! from `pg_locks` (a `running` row whose lock nobody holds reads as failed) and change
+//! nothing; the row is marked failed at the next operation's start and at server start.
 
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -27,12 +28,37 @@ pub struct Running {
     pub conn: PgConnection,
 }
 
-/// `SELECT` of [`Operation`]s followed by `$rest` (a literal: the statement stays static).
+/// Whether some session holds the merchant lock of `$merchant` (an SQL expression naming the
+/// merchant's id): the same key `try_lock` takes, as `pg_locks` shows it.
+macro_rules! merchant_locked {
+    ($merchant:literal) => {
+        concat!(
+            "EXISTS (SELECT FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                         AND l.classid = 1668244581::oid
+                         AND l.objid = (hashtext(",
+            $merchant,
+            "::text)::bigint & 4294967295)::oid)"
+        )
+    };
+}
+pub(crate) use merchant_locked;
+
+/// `SELECT` of [`Operation`]s followed by `$rest` (a literal: the statement stays static). A
+/// `running` row whose lock nobody holds lost its server: it reads as failed.
 macro_rules! select_operations {
     ($rest:literal) => {
         concat!(
-            "SELECT o.id, o.merchant_id, o.kind, o.status, o.phase, u.email AS started_by_email,
-                    o.started_at, o.finished_at, o.error_message
+            "SELECT o.id, o.merchant_id, o.kind,
+                    CASE WHEN o.status = 'running' AND NOT ",
+            merchant_locked!("o.merchant_id"),
+            " THEN 'failed' ELSE o.status END AS status,
+                    o.phase, u.email AS started_by_email, o.started_at, o.finished_at,
+                    CASE WHEN o.status = 'running' AND NOT ",
+            merchant_locked!("o.merchant_id"),
+            " THEN '",
+            "The server stopped while this ran; nothing it did was kept. Run it again.",
+            "' ELSE o.error_message END AS error_message
              FROM merchant_operations o LEFT JOIN users u ON u.id = o.started_by ",
             $rest
         )
@@ -184,19 +210,19 @@ impl Running {
     }
 }
 
-/// The merchant's running operation, if any. A row left `running` by a server that died is
-/// marked failed here first.
+/// The merchant's running operation, if any (one whose server died is not). One query on a
+/// pooled connection; changes nothing.
 pub async fn running(pool: &PgPool, merchant: Uuid) -> Result<Option<Operation>, sqlx::Error> {
-    reap(pool, merchant).await?;
     sqlx::query_as::<_, Operation>(select_operations!("WHERE o.merchant_id = $1 AND o.status = 'running'"))
         .bind(merchant)
         .fetch_optional(pool)
         .await
+        .map(|op| op.filter(Operation::is_running))
 }
 
-/// The merchant's latest operation of `kind`, reaped if its server died.
+/// The merchant's latest operation of `kind` (failed, if its server died). One query; changes
+/// nothing.
 pub async fn latest(pool: &PgPool, merchant: Uuid, kind: &str) -> Result<Option<Operation>, sqlx::Error> {
-    reap(pool, merchant).await?;
     sqlx::query_as::<_, Operation>(select_operations!(
         "WHERE o.merchant_id = $1 AND o.kind = $2 ORDER BY o.started_at DESC LIMIT 1"
     ))
@@ -291,4 +317,15 @@ pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Res
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_say_what_the_orphans_are_marked_with() {
+        assert!(select_operations!("").contains(INTERRUPTED));
+        assert!(merchant_locked!("m").contains(&format!("{}::oid", LOCK_CLASS)));
+    }
 }

@@ -452,3 +452,102 @@ fn figures_add_files_up() {
     );
     assert_eq!(figures.overall.percent(6), "40.0 %");
 }
+
+#[tokio::test]
+async fn review_polls_during_a_running_check_open_no_connection_and_change_nothing() {
+    // Seen: every open review tab made the server open about two connections a second while an
+    // operation ran (each read "reaped", taking a connection out of the pool).
+    use app::auth::Role;
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.merchant("Polled").await;
+    let admin = app.sign_in(&app.user(Role::MerchantAdmin, &[merchant]).await).await;
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, source_file, source_line)
+         SELECT $1, n, 'P-' || n, 'p.csv', n + 1 FROM generate_series(1, 2000) AS n",
+    )
+    .bind(merchant)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // The check waits on production for as long as the test holds it.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE codes IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.unwrap();
+    let started = app.call(&admin, "start-check", &[("merchant", merchant.to_string())]).await;
+    assert_eq!(started.status(), 200);
+    let form = [("merchant", merchant.to_string())];
+    let poll = || app.call(&admin, "load-review", &form);
+    // The pool grows to the size steady polling needs; from then on a poll that opened a
+    // connection (one taken out of the pool, as reaping did) shows as a new backend.
+    for _ in 0..20 {
+        assert_eq!(poll().await.status(), 200);
+    }
+    // Sessions PostgreSQL has started for this database (its statistics; a backend reports
+    // its start within a second).
+    let sessions = || async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut conn = app.pool.acquire().await.unwrap();
+        sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *conn).await.unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    };
+    let sessions_before = sessions().await;
+    let updated_before: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT updated_at FROM merchant_operations WHERE merchant_id = $1")
+            .bind(merchant)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+
+    for _ in 0..20 {
+        let review: app::duplicates::ReviewState = poll().await.json().await.unwrap();
+        assert!(review.check.is_some_and(|op| op.is_running()));
+    }
+
+    let opened = sessions().await - sessions_before;
+    // Reaping took a connection out of the pool on every poll (20 or more sessions here); the
+    // pool itself may still open one or two on its way to its steady size.
+    assert!(opened <= 2, "20 polls started {opened} database sessions");
+    let updated: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT updated_at FROM merchant_operations WHERE merchant_id = $1")
+            .bind(merchant)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(updated, updated_before, "the polls wrote nothing");
+    holder.rollback().await.unwrap();
+    crate::helpers::wait_idle(&app.pool, merchant).await;
+}
+
+#[tokio::test]
+async fn an_orphaned_check_reads_as_failed_at_once_and_is_marked_so_at_the_next_operation() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchants = merchants(&pool, 1).await;
+    let dying = operations::begin(&pool, merchants[0], "check", None).await.unwrap();
+    kill_operation_connections(&pool).await;
+    drop(dying);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let read = operations::latest(&pool, merchants[0], "check").await.unwrap().unwrap();
+    assert_eq!((read.status.as_str(), read.error_message.as_deref()), ("failed", Some(operations::INTERRUPTED)));
+    assert!(operations::running(&pool, merchants[0]).await.unwrap().is_none());
+    let stored: String = sqlx::query_scalar("SELECT status FROM merchant_operations WHERE id = $1")
+        .bind(read.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, "running", "a read changes nothing");
+
+    let next = operations::begin(&pool, merchants[0], "clear", None).await.unwrap();
+    let stored: (String, Option<String>) =
+        sqlx::query_as("SELECT status, error_message FROM merchant_operations WHERE id = $1")
+            .bind(read.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((stored.0.as_str(), stored.1.as_deref()), ("failed", Some(operations::INTERRUPTED)));
+    next.finish(Ok(serde_json::json!({}))).await;
+    pool.close().await;
+}

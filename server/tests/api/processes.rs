@@ -282,16 +282,17 @@ async fn a_check_and_an_insert_whose_process_dies_are_failed_with_a_reason_and_r
     lock.rollback().await.unwrap();
     let failed = ended(&cluster, "insert").await;
     assert_eq!(failed.status, "failed");
-    let (job_status, message, landed): (String, Option<String>, i64) = sqlx::query_as(
-        "SELECT status, error_message, (SELECT count(*) FROM codes WHERE import_job_id = $1)
-         FROM codes_import_jobs WHERE id = $1",
-    )
-    .bind(job)
-    .fetch_one(&cluster.pool)
-    .await
-    .unwrap();
-    assert_eq!(job_status, "failed");
-    assert!(message.is_some_and(|m| !m.is_empty()));
+    // The job page, from any process, says it failed and why.
+    let (status, _, body) = cluster.call("get-job", &[("job", job.to_string())]).await;
+    assert_eq!(status, 200, "{body}");
+    let detail: app::jobs::JobDetail = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail.summary.status, "failed");
+    assert!(detail.summary.error_message.is_some_and(|m| !m.is_empty()));
+    let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1")
+        .bind(job)
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap();
     assert_eq!(landed, 0, "nothing of the interrupted insert is in production");
 
     let (status, _, body) = cluster
@@ -300,6 +301,12 @@ async fn a_check_and_an_insert_whose_process_dies_are_failed_with_a_reason_and_r
     assert_eq!(status, 200, "the rerun starts: {body}");
     let rerun: Uuid = serde_json::from_str(&body).unwrap();
     wait_idle(&cluster.pool, cluster.merchant).await;
+    let marked: String = sqlx::query_scalar("SELECT status FROM codes_import_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap();
+    assert_eq!(marked, "failed", "the next operation marked the orphaned job failed");
     let (job_status, inserted): (String, Option<i64>) =
         sqlx::query_as("SELECT status, codes_inserted FROM codes_import_jobs WHERE id = $1")
             .bind(rerun)
