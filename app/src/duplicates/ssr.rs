@@ -154,7 +154,7 @@ async fn last_row(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Optio
 /// Starts the check in the background and returns its operation; `Conflict` while another
 /// operation or an upload runs for the merchant, `Invalid` when nothing is staged.
 pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Operation, AppError> {
-    operations::ensure_no_upload(pool, merchant, "checking duplicates").await?;
+    crate::staging::ssr::ensure_no_upload(pool, merchant, "checking duplicates").await?;
     if last_row(pool, merchant).await?.is_none() {
         return Err(AppError::invalid("Nothing is staged for this merchant: upload files first."));
     }
@@ -250,7 +250,7 @@ struct PreflightRecord {
 
 /// The pre-flight as an operation of its own (it holds the merchant's lock while it runs).
 pub async fn run_preflight(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Preflight, AppError> {
-    operations::ensure_no_upload(pool, merchant, "inserting").await?;
+    crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
     let mut running = operations::begin(pool, merchant, "preflight", user).await?;
     running.phase(pool, "Re-checking database duplicates and fields").await;
     let outcome = async {

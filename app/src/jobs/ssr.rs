@@ -116,7 +116,7 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
     if confirmation.trim() != INSERT_CONFIRMATION {
         return Err(AppError::invalid(format!("Type {INSERT_CONFIRMATION} to confirm the insert.")));
     }
-    operations::ensure_no_upload(pool, merchant, "inserting").await?;
+    crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
     let running = operations::begin(pool, merchant, "insert", Some(user)).await?;
     let job = Uuid::new_v4();
     let created = sqlx::query(
@@ -350,7 +350,7 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Ap
 /// Deletes the merchant's staged rows; refused while an upload is unfinished or another
 /// operation runs. Returns how many rows were deleted.
 pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<i64, AppError> {
-    operations::ensure_no_upload(pool, merchant, "clearing staging").await?;
+    crate::staging::ssr::ensure_no_upload(pool, merchant, "clearing staging").await?;
     let mut running = operations::begin(pool, merchant, "clear", Some(user)).await?;
     running.phase(pool, "Deleting the staged rows").await;
     let outcome = sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1")

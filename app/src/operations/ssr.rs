@@ -301,24 +301,6 @@ pub async fn ensure_idle(pool: &PgPool, merchant: Uuid) -> Result<(), AppError> 
     }
 }
 
-/// `Conflict` while an upload for the merchant is unfinished (its rows are still arriving);
-/// `doing` says what waits for it ("checking duplicates").
-pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Result<(), AppError> {
-    // What follows reads the staged rows: a crash of the database may have emptied them.
-    crate::staging::ssr::recover_lost_staging(pool).await?;
-    let uploading: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM uploads WHERE merchant_id = $1 AND status = 'uploading')")
-            .bind(merchant)
-            .fetch_one(pool)
-            .await?;
-    if uploading {
-        return Err(AppError::conflict(format!(
-            "An upload for this merchant is unfinished: finish or cancel it before {doing}."
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

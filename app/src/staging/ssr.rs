@@ -57,6 +57,24 @@ async fn staging_intact(db: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Err
     sqlx::query_scalar("SELECT EXISTS (SELECT FROM staging_intact)").fetch_one(db).await
 }
 
+/// `Conflict` while an upload for the merchant is unfinished (its rows are still arriving);
+/// `doing` says what waits for it ("checking duplicates").
+pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Result<(), AppError> {
+    // What follows reads the staged rows: a crash of the database may have emptied them.
+    recover_lost_staging(pool).await?;
+    let uploading: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM uploads WHERE merchant_id = $1 AND status = 'uploading')")
+            .bind(merchant)
+            .fetch_one(pool)
+            .await?;
+    if uploading {
+        return Err(AppError::conflict(format!(
+            "An upload for this merchant is unfinished: finish or cancel it before {doing}."
+        )));
+    }
+    Ok(())
+}
+
 /// The merchant an upload is for; `NotFound` for an unknown upload.
 pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, AppError> {
     sqlx::query_scalar("SELECT merchant_id FROM uploads WHERE id = $1")
