@@ -235,7 +235,7 @@ pub async fn start_upload(merchant: Uuid, files: Vec<FileManifest>) -> Result<Up
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        ssr::start_upload(&state.pool, merchant, caller.user_id(), &files).await
+        Ok(ssr::start_upload(&state.pool, merchant, caller.user_id(), &files).await?)
     })
     .await
 }
@@ -262,7 +262,7 @@ pub async fn finish_upload(upload: Uuid) -> Result<UploadState, AppError> {
         let (state, caller) = context().await?;
         let merchant = ssr::merchant_of(&state.pool, upload).await?;
         caller.may_see(merchant, "upload")?;
-        ssr::finish_upload(&state.pool, upload).await
+        Ok(ssr::finish_upload(&state.pool, upload).await?)
     })
     .await
 }
@@ -274,7 +274,7 @@ pub async fn cancel_upload(upload: Uuid) -> Result<UploadState, AppError> {
         let (state, caller) = context().await?;
         let merchant = ssr::merchant_of(&state.pool, upload).await?;
         caller.may_see(merchant, "upload")?;
-        ssr::cancel_upload(&state.pool, upload).await
+        Ok(ssr::cancel_upload(&state.pool, upload).await?)
     })
     .await
 }

@@ -22,6 +22,90 @@ use crate::{
     state::AppState,
 };
 
+/// Why a staging step refused or failed, with what is known of it: the server side of the
+/// error policy. It becomes an [`AppError`] at the boundary (a server function, the chunk
+/// route), where a fault of the server is logged once.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("An upload has 1 to {MAX_FILES} files.")]
+    FileCount,
+    #[error("The file {0:?} is described wrongly.")]
+    BadManifest(String),
+    #[error("An upload stages at most {MAX_UPLOAD_ROWS} rows; split the files into several batches.")]
+    TooManyRows,
+    #[error("An upload takes at most {} GiB of files; split them into several batches.", MAX_UPLOAD_BYTES >> 30)]
+    TooManyBytes,
+    #[error("There is no such upload.")]
+    NoSuchUpload,
+    #[error("There is no such merchant.")]
+    NoSuchMerchant,
+    #[error("There is no such file in this upload.")]
+    NoSuchFile,
+    #[error(
+        "An upload of {files} file(s) for this merchant is unfinished ({received} of {total} rows staged): \
+         choose the same files to resume it, or cancel it first."
+    )]
+    Unfinished { files: usize, received: i64, total: i64 },
+    #[error("An upload for this merchant is unfinished: finish or cancel it before {0}.")]
+    UploadRunning(String),
+    #[error("Another upload is starting; try again.")]
+    Starting,
+    #[error("This upload was cancelled.")]
+    Cancelled,
+    #[error("{name} has {received} of {expected} rows staged; send the rest first.")]
+    Incomplete { name: String, received: i64, expected: i64 },
+    #[error("{STAGING_LOST}")]
+    Lost,
+    #[error("This upload is {0}; it takes no more rows.")]
+    Closed(String),
+    #[error("Chunk {seq} arrived before chunk {next}; send {next} first.")]
+    OutOfOrder { seq: i32, next: i32 },
+    #[error("{name} was to stage {expected} rows; this chunk would make {would}.")]
+    TooManyChunkRows { name: String, expected: i64, would: i64 },
+    #[error("Row {row} of the chunk {reason}; nothing of this chunk was stored.")]
+    BadRow { row: u64, reason: String },
+    #[error("Row {row} of the chunk has a {column} the database cannot take; nothing of this chunk was stored.")]
+    BadNumber { row: i64, column: &'static str },
+    #[error("The chunk has no rows.")]
+    EmptyChunk,
+    /// Another operation runs for the merchant (its own message says which).
+    #[error("{0}")]
+    Busy(AppError),
+    #[error("the upload {0} vanished inside its own transaction")]
+    Vanished(Uuid),
+    #[error("a file's report could not be stored: {0}")]
+    Report(#[from] serde_json::Error),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<StagingError> for AppError {
+    fn from(error: StagingError) -> Self {
+        use StagingError::*;
+        match error {
+            FileCount
+            | BadManifest(_)
+            | TooManyRows
+            | TooManyBytes
+            | Incomplete { .. }
+            | TooManyChunkRows { .. }
+            | BadRow { .. }
+            | BadNumber { .. }
+            | EmptyChunk => AppError::Invalid(error.to_string()),
+            NoSuchUpload | NoSuchMerchant | NoSuchFile => AppError::NotFound(error.to_string()),
+            Unfinished { .. } | UploadRunning(_) | Starting | Cancelled | Lost | Closed(_) | OutOfOrder { .. } => {
+                AppError::Conflict(error.to_string())
+            }
+            Busy(error) => error,
+            Database(error) => AppError::from(error),
+            Vanished(_) | Report(_) => {
+                tracing::error!(%error, "staging failed");
+                AppError::Internal
+            }
+        }
+    }
+}
+
 /// After a crash of the database, which empties the unlogged staging table and
 /// `staging_intact` with it: marks every upload whose rows were staged as `lost` and puts the
 /// sentinel row back, once (concurrent callers wait on the table lock). Returns how many
@@ -59,7 +143,7 @@ async fn staging_intact(db: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Err
 
 /// `Conflict` while an upload for the merchant is unfinished (its rows are still arriving);
 /// `doing` says what waits for it ("checking duplicates").
-pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Result<(), AppError> {
+pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Result<(), StagingError> {
     // What follows reads the staged rows: a crash of the database may have emptied them.
     recover_lost_staging(pool).await?;
     let uploading: bool =
@@ -68,20 +152,18 @@ pub async fn ensure_no_upload(pool: &PgPool, merchant: Uuid, doing: &str) -> Res
             .fetch_one(pool)
             .await?;
     if uploading {
-        return Err(AppError::conflict(format!(
-            "An upload for this merchant is unfinished: finish or cancel it before {doing}."
-        )));
+        return Err(StagingError::UploadRunning(doing.to_owned()));
     }
     Ok(())
 }
 
-/// The merchant an upload is for; `NotFound` for an unknown upload.
-pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, AppError> {
+/// The merchant an upload is for; `NoSuchUpload` for an unknown upload.
+pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, StagingError> {
     sqlx::query_scalar("SELECT merchant_id FROM uploads WHERE id = $1")
         .bind(upload)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| AppError::not_found("upload"))
+        .ok_or(StagingError::NoSuchUpload)
 }
 
 /// An upload with its files, by id.
@@ -158,32 +240,27 @@ pub async fn start_upload(
     merchant: Uuid,
     user: Uuid,
     files: &[FileManifest],
-) -> Result<UploadState, AppError> {
+) -> Result<UploadState, StagingError> {
     if files.is_empty() || files.len() > MAX_FILES {
-        return Err(AppError::invalid(format!("An upload has 1 to {MAX_FILES} files.")));
+        return Err(StagingError::FileCount);
     }
     if let Some(file) = files.iter().find(|f| f.rows < 0 || f.size < 0 || f.name.is_empty() || f.name.len() > 500) {
-        return Err(AppError::invalid(format!("The file {:?} is described wrongly.", file.name)));
+        return Err(StagingError::BadManifest(file.name.clone()));
     }
     // Checked sums: declared figures come from the client and must never wrap.
     let rows = files.iter().try_fold(0i64, |sum, f| sum.checked_add(f.rows)).filter(|&r| r <= MAX_UPLOAD_ROWS);
     if rows.is_none() {
-        return Err(AppError::invalid(format!(
-            "An upload stages at most {MAX_UPLOAD_ROWS} rows; split the files into several batches."
-        )));
+        return Err(StagingError::TooManyRows);
     }
     let bytes = files.iter().try_fold(0i64, |sum, f| sum.checked_add(f.size)).filter(|&b| b <= MAX_UPLOAD_BYTES);
     if bytes.is_none() {
-        return Err(AppError::invalid(format!(
-            "An upload takes at most {} GiB of files; split them into several batches.",
-            MAX_UPLOAD_BYTES >> 30
-        )));
+        return Err(StagingError::TooManyBytes);
     }
     if let Some(existing) = unfinished_upload(pool, merchant).await? {
         return if same_files(&existing, files) { Ok(existing) } else { Err(unfinished_conflict(&existing)) };
     }
     // New rows must not arrive under a running check or insert.
-    crate::operations::ssr::ensure_idle(pool, merchant).await?;
+    crate::operations::ssr::ensure_idle(pool, merchant).await.map_err(StagingError::Busy)?;
     let id = Uuid::new_v4();
     let total: i64 = files.iter().map(|f| f.rows).sum();
     let mut tx = pool.begin().await?;
@@ -205,16 +282,16 @@ pub async fn start_upload(
                 match unfinished_upload(pool, merchant).await? {
                     Some(existing) if same_files(&existing, files) => Ok(existing),
                     Some(existing) => Err(unfinished_conflict(&existing)),
-                    None => Err(AppError::conflict("Another upload is starting; try again.")),
+                    None => Err(StagingError::Starting),
                 }
             }
-            Some("uploads_merchant_fk") => Err(AppError::not_found("merchant")),
+            Some("uploads_merchant_fk") => Err(StagingError::NoSuchMerchant),
             _ => Err(error.into()),
         };
     }
     let mut offset = 0i64;
     for (index, file) in files.iter().enumerate() {
-        let report = serde_json::to_value(&file.report).map_err(|_| AppError::Internal)?;
+        let report = serde_json::to_value(&file.report)?;
         sqlx::query(
             "INSERT INTO upload_files (upload_id, file_index, name, size, checksum, rows_expected, row_offset, report)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -231,49 +308,48 @@ pub async fn start_upload(
         .await?;
         offset += file.rows;
     }
-    let state = load_upload(&mut tx, id).await?.ok_or(AppError::Internal)?;
+    let state = load_upload(&mut tx, id).await?.ok_or(StagingError::Vanished(id))?;
     tx.commit().await?;
     tracing::info!(upload = %id, %merchant, files = files.len(), rows = total, "upload started");
     Ok(state)
 }
 
-fn unfinished_conflict(existing: &UploadState) -> AppError {
-    AppError::conflict(format!(
-        "An upload of {} file(s) for this merchant is unfinished ({} of {} rows staged): \
-         choose the same files to resume it, or cancel it first.",
-        existing.files.len(),
-        existing.rows_received(),
-        existing.total_rows
-    ))
+fn unfinished_conflict(existing: &UploadState) -> StagingError {
+    StagingError::Unfinished {
+        files: existing.files.len(),
+        received: existing.rows_received(),
+        total: existing.total_rows,
+    }
 }
 
 /// Completes an upload whose files have all arrived.
-pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, AppError> {
+pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, StagingError> {
     let mut tx = pool.begin().await?;
-    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::not_found("upload"))?;
+    let state = load_upload(&mut tx, upload).await?.ok_or(StagingError::NoSuchUpload)?;
     match state.status.as_str() {
         "complete" => return Ok(state),
-        "cancelled" => return Err(AppError::conflict("This upload was cancelled.")),
+        "cancelled" => return Err(StagingError::Cancelled),
         _ => {}
     }
     if let Some(file) = state.files.iter().find(|f| f.rows_received != f.rows_expected) {
-        return Err(AppError::invalid(format!(
-            "{} has {} of {} rows staged; send the rest first.",
-            file.name, file.rows_received, file.rows_expected
-        )));
+        return Err(StagingError::Incomplete {
+            name: file.name.clone(),
+            received: file.rows_received,
+            expected: file.rows_expected,
+        });
     }
     sqlx::query("UPDATE uploads SET status = 'complete', finished_at = now(), updated_at = now() WHERE id = $1")
         .bind(upload)
         .execute(&mut *tx)
         .await?;
-    let state = load_upload(&mut tx, upload).await?.ok_or(AppError::Internal)?;
+    let state = load_upload(&mut tx, upload).await?.ok_or(StagingError::Vanished(upload))?;
     tx.commit().await?;
     tracing::info!(%upload, rows = state.rows_received(), "upload complete");
     Ok(state)
 }
 
 /// Cancels an unfinished upload; what it staged stays staged.
-pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, AppError> {
+pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, StagingError> {
     let mut tx = pool.begin().await?;
     // The lock waits for a chunk being stored, so the answer counts it.
     sqlx::query("SELECT 1 FROM upload_files WHERE upload_id = $1 FOR UPDATE").bind(upload).execute(&mut *tx).await?;
@@ -281,7 +357,7 @@ pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, A
         .bind(upload)
         .execute(&mut *tx)
         .await?;
-    let state = load_upload(&mut tx, upload).await?.ok_or_else(|| AppError::not_found("upload"))?;
+    let state = load_upload(&mut tx, upload).await?.ok_or(StagingError::NoSuchUpload)?;
     tx.commit().await?;
     tracing::info!(%upload, rows = state.rows_received(), "upload cancelled");
     Ok(state)
@@ -305,7 +381,7 @@ pub async fn receive_chunk(
     let stored = tokio::spawn(async move { store_chunk(&state.pool, &caller, upload, file, seq, &body).await }).await;
     match stored {
         Ok(Ok(ack)) => Json(ack).into_response(),
-        Ok(Err(error)) => error.into_response(),
+        Ok(Err(error)) => AppError::from(error).into_response(),
         Err(join_error) => {
             tracing::error!(%join_error, "storing a chunk failed");
             (StatusCode::INTERNAL_SERVER_ERROR, Json(AppError::Internal)).into_response()
@@ -321,9 +397,10 @@ pub async fn store_chunk(
     file: i32,
     seq: i32,
     body: &[u8],
-) -> Result<ChunkAck, AppError> {
+) -> Result<ChunkAck, StagingError> {
     let merchant = merchant_of(pool, upload).await?;
-    caller.may_see(merchant, "upload")?;
+    // Another merchant's upload is answered as one that does not exist.
+    caller.may_see(merchant, "upload").map_err(|_| StagingError::NoSuchUpload)?;
 
     let mut tx = pool.begin().await?;
     // The file's row lock orders its chunks; other files' chunks proceed in parallel.
@@ -339,7 +416,7 @@ pub async fn store_chunk(
         .fetch_optional(&mut *tx)
         .await?
     else {
-        return Err(AppError::not_found("file in this upload"));
+        return Err(StagingError::NoSuchFile);
     };
     if seq < next_seq {
         return Ok(ChunkAck { duplicate: true, rows_received, next_seq });
@@ -349,22 +426,19 @@ pub async fn store_chunk(
     if status == "lost" || !staging_intact(&mut *tx).await? {
         drop(tx);
         recover_lost_staging(pool).await?;
-        return Err(AppError::conflict(STAGING_LOST));
+        return Err(StagingError::Lost);
     }
     if status != "uploading" {
-        return Err(AppError::conflict(format!("This upload is {status}; it takes no more rows.")));
+        return Err(StagingError::Closed(status));
     }
     if seq > next_seq {
-        return Err(AppError::conflict(format!("Chunk {seq} arrived before chunk {next_seq}; send {next_seq} first.")));
+        return Err(StagingError::OutOfOrder { seq, next: next_seq });
     }
 
     let first_row_number = row_base + row_offset + rows_received + 1;
     let (data, count) = copy_data(body, merchant, upload, &name, first_row_number)?;
     if rows_received + count > rows_expected {
-        return Err(AppError::invalid(format!(
-            "{name} was to stage {rows_expected} rows; this chunk would make {}.",
-            rows_received + count
-        )));
+        return Err(StagingError::TooManyChunkRows { name, expected: rows_expected, would: rows_received + count });
     }
     let mut copy = tx
         .copy_in_raw(
@@ -398,7 +472,7 @@ fn copy_data(
     upload: Uuid,
     file_name: &str,
     first_row_number: i64,
-) -> Result<(Vec<u8>, i64), AppError> {
+) -> Result<(Vec<u8>, i64), StagingError> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 2);
     out.extend_from_slice(binary_copy::HEADER);
     let mut row_number = first_row_number;
@@ -422,21 +496,16 @@ fn copy_data(
         binary_copy::int8(&mut out, line as i64);
         row_number += 1;
     })
-    .map_err(|error| {
-        AppError::invalid(format!("Row {} of the chunk {}; nothing of this chunk was stored.", error.row, error.reason))
-    })?;
+    .map_err(|error| StagingError::BadRow { row: error.row, reason: error.reason })?;
     // The row checks accept only plain decimals: one that is not means those checks and this
     // encoder disagree, and nothing of the chunk is stored.
     if let Some((row, column)) = bad_number {
-        return Err(AppError::invalid(format!(
-            "Row {row} of the chunk has a {} the database cannot take; nothing of this chunk was stored.",
-            column.name()
-        )));
+        return Err(StagingError::BadNumber { row, column: column.name() });
     }
     out.extend_from_slice(binary_copy::TRAILER);
     let count = row_number - first_row_number;
     if count == 0 {
-        return Err(AppError::invalid("The chunk has no rows."));
+        return Err(StagingError::EmptyChunk);
     }
     Ok((out, count))
 }
