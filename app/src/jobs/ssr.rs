@@ -224,18 +224,28 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     // production since the pre-flight fails the statement, and the whole transaction with it.
     // (ON CONFLICT DO NOTHING would guard too, but its speculative insertion made the insert
     // 1.7x slower in `server bench`.)
-    let inserted = sqlx::query(
+    //
+    // The rows go in in the unique index's key order. Codes are random, so in any other order
+    // each row lands on a random leaf of an index far larger than shared_buffers: the backend
+    // spent most of its time writing out dirty leaves and reading others back
+    // (`IO: DataFileWrite`/`DataFileRead`). In key order each leaf is visited once, while it
+    // is in memory. The sort is in memory up to 256 MB, then on disk.
+    sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
+    let order = code_order(&mut *tx).await?;
+    let statement = format!(
         "INSERT INTO codes (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
          SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $2
          FROM codes_check_temp
-         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup",
-    )
-    .bind(merchant)
-    .bind(job)
-    .execute(&mut *tx)
-    .await
-    .map_err(|error| insert_failed(&error))?
-    .rows_affected() as i64;
+         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup
+         ORDER BY code{order}"
+    );
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(merchant)
+        .bind(job)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| insert_failed(&error))?
+        .rows_affected() as i64;
     if inserted != expected {
         tx.rollback().await?;
         return Err(AppError::conflict(format!(
@@ -253,6 +263,27 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     tx.commit().await?;
     tracing::info!(%job, %merchant, inserted, "import job completed");
     Ok(Inserted { inserted, preflight_seconds, insert_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// How to sort codes in the order of the unique index on `codes (code, …)`: ` COLLATE "C"`
+/// (bytes, whose sort compares abbreviated keys: twice as fast) when the index's collation
+/// orders text by code point as bytes do, else nothing (the column's collation, which the
+/// index uses unless it names another; a sort in some other order would still be correct,
+/// only slower).
+async fn code_order(conn: &mut sqlx::PgConnection) -> Result<&'static str, sqlx::Error> {
+    let by_code_point: Option<bool> = sqlx::query_scalar(
+        "SELECT bool_or(coalesce(nullif(c.collcollate, ''), d.datcollate) IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8')
+                        AND c.collprovider IN ('c', 'd'))
+         FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         JOIN pg_collation c ON c.oid = i.indcollation[0]
+         JOIN pg_database d ON d.datname = current_database()
+         WHERE i.indrelid = 'codes'::regclass AND i.indisunique AND a.attname = 'code'
+           AND (d.datlocprovider = 'c' OR c.collprovider = 'c')",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(if by_code_point == Some(true) { " COLLATE \"C\"" } else { "" })
 }
 
 /// A failed `INSERT` as the job records it: the database's own words (a constraint or a
