@@ -141,6 +141,12 @@ fn reset_peak_rss() -> f64 {
     rss_mb()
 }
 
+/// Writes out every dirty buffer, so that the step timed next does not pay for the writes
+/// the one before it (ours or the original method's) left behind.
+async fn settle(pool: &PgPool) -> Result<(), String> {
+    sqlx::query("CHECKPOINT").execute(pool).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// A step's start: the time and the memory then (with the peak reset).
 fn start_step() -> (Instant, f64) {
     let base = reset_peak_rss();
@@ -210,6 +216,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
 
     // Validation as the browser does it (here natively), slice by slice.
     let mut steps = Vec::new();
+    settle(pool).await?;
+
     let started = start_step();
     let mut reports: Vec<FileReport> = Vec::new();
     for file in &files {
@@ -235,6 +243,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
             report: report.clone(),
         })
         .collect();
+    settle(pool).await?;
+
     let started = start_step();
     let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
     // Two files at a time, as the page sends them: one file's rows are parsed while the
@@ -296,6 +306,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     .execute(pool)
     .await
     .map_err(|e| fail(&e))?;
+    settle(pool).await?;
+
     let started = Instant::now();
     let mut conn = pool.acquire().await.map_err(|e| fail(&e))?;
     let mut copy = conn.copy_in_raw("COPY bench_floor FROM STDIN").await.map_err(|e| fail(&e))?;
@@ -307,6 +319,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     drop(conn);
     drop(copy_text);
     sqlx::query("DROP TABLE bench_floor").execute(pool).await.map_err(|e| fail(&e))?;
+
+    settle(pool).await?;
 
     let started = Instant::now();
     let peer_staged = peer.stage(&files).await.map_err(|e| fail(&e))?;
@@ -329,6 +343,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     }
 
     // The duplicate check, as the page starts it: in the background, polled until done.
+    settle(pool).await?;
+
     let started = start_step();
     app::duplicates::ssr::start_check(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
     let check = finished(pool, merchant, "check").await?;
@@ -336,6 +352,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     let figures: app::duplicates::CheckFigures = serde_json::from_value(check).map_err(|e| fail(&e))?;
     let overall = &figures.overall;
     mismatches.expect_figures("check", overall, &truth);
+    settle(pool).await?;
+
     let started = Instant::now();
     let peer_figures = peer.check().await.map_err(|e| fail(&e))?;
     step.original_seconds = Some(started.elapsed().as_secs_f64());
@@ -355,6 +373,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     }
 
     // The pre-flight, as the page runs it before asking for YES.
+    settle(pool).await?;
+
     let started = start_step();
     let preflight = app::duplicates::ssr::run_preflight(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
     let mut step = Step::done("pre-flight", staged_rows, started, None);
@@ -362,6 +382,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     if !preflight.errors.is_empty() {
         return Err(format!("the pre-flight refused: {:?}", preflight.errors));
     }
+    settle(pool).await?;
+
     let started = Instant::now();
     let (peer_clean, peer_invalid) = peer.preflight().await.map_err(|e| fail(&e))?;
     step.original_seconds = Some(started.elapsed().as_secs_f64());
@@ -374,6 +396,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
         ("export duplicates", ReportKind::Duplicates, truth.duplicates()),
         ("export full report", ReportKind::Full, truth.staged),
     ] {
+        settle(pool).await?;
+
         let started = start_step();
         let mut stream = std::pin::pin!(app::reports::ssr::export(pool, merchant, kind).await.map_err(|e| fail(&e))?);
         let mut lines = 0_i64;
@@ -382,6 +406,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
         }
         let mut step = Step::done(name, lines - 1, started, None);
         mismatches.expect(name, lines - 1, rows);
+        settle(pool).await?;
+
         let started = Instant::now();
         let peer_rows = peer.export(kind == ReportKind::Duplicates).await.map_err(|e| fail(&e))?;
         step.original_seconds = Some(started.elapsed().as_secs_f64());
@@ -390,6 +416,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     }
 
     // The insert, as the page starts it after YES: its own pre-flight, then the transaction.
+    settle(pool).await?;
+
     let started = start_step();
     let job = app::jobs::ssr::start_insert(pool, merchant, user, "YES").await.map_err(|e| fail(&e))?;
     let inserted = finished(pool, merchant, "insert").await?;
@@ -408,6 +436,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
         .execute(pool)
         .await
         .map_err(|e| fail(&e))?;
+    settle(pool).await?;
+
     let started = Instant::now();
     sqlx::query(
         "INSERT INTO bench_codes_floor (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
@@ -421,6 +451,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     .map_err(|e| fail(&e))?;
     insert.floor_seconds = Some(started.elapsed().as_secs_f64());
     sqlx::query("DROP TABLE bench_codes_floor").execute(pool).await.map_err(|e| fail(&e))?;
+    settle(pool).await?;
+
     let started = Instant::now();
     let (peer_job, peer_inserted) = peer.insert().await?;
     insert.original_seconds = Some(started.elapsed().as_secs_f64());
@@ -430,19 +462,27 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     steps.push(insert);
     steps.push(of_which);
 
+    settle(pool).await?;
+
     let started = start_step();
     let verified = app::jobs::ssr::verify_job(pool, job).await.map_err(|e| fail(&e))?;
     let mut step = Step::done("verify", verified.codes_found, started, None);
     mismatches.expect("codes verified", verified.codes_found, truth.clean());
+    settle(pool).await?;
+
     let started = Instant::now();
     let peer_found = peer.verify(peer_job).await.map_err(|e| fail(&e))?;
     step.original_seconds = Some(started.elapsed().as_secs_f64());
     mismatches.expect("original method: codes verified", peer_found, truth.clean());
     steps.push(step);
 
+    settle(pool).await?;
+
     let started = start_step();
     app::jobs::ssr::rollback_job(pool, job, user, "DELETE").await.map_err(|e| fail(&e))?;
     let mut step = Step::done("rollback", truth.clean(), started, None);
+    settle(pool).await?;
+
     let started = Instant::now();
     let peer_deleted = peer.rollback(peer_job).await.map_err(|e| fail(&e))?;
     step.original_seconds = Some(started.elapsed().as_secs_f64());
@@ -458,10 +498,14 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
         mismatches.expect(who, left, batch.existing as i64);
     }
 
+    settle(pool).await?;
+
     let started = start_step();
     let cleared = app::jobs::ssr::clear_staging(pool, merchant, user).await.map_err(|e| fail(&e))?;
     let mut step = Step::done("clear staging", cleared, started, None);
     mismatches.expect("rows cleared", cleared, truth.staged);
+    settle(pool).await?;
+
     let started = Instant::now();
     let peer_cleared = peer.clear().await.map_err(|e| fail(&e))?;
     step.original_seconds = Some(started.elapsed().as_secs_f64());
