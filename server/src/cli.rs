@@ -26,7 +26,7 @@ pub enum Command {
         id: Uuid,
         name: String,
     },
-    /// `bench [--scale S] [--json]`
+    /// `bench [--scale S] [--schema app|original] [--json]`
     Bench(crate::bench::Options),
     Help,
 }
@@ -41,8 +41,11 @@ usage:
   server rename-merchant --id MERCHANT_ID --name NAME
                                            rename a merchant (those adopted from an original
                                            database are named after their id)
-  server bench [--scale S] [--json]        run the benchmark on a scratch database next to
-                                           DATABASE_URL's (scale 1.0 = 63 files, 15.5 M rows)";
+  server bench [--scale S] [--schema app|original] [--json]
+                                           run the benchmark on a scratch database next to
+                                           DATABASE_URL's (scale 1.0 = 63 files, 15.5 M rows),
+                                           on this app's tables or on the original system's
+                                           adopted by the migrations, beside the original method";
 
 /// Parses the arguments after the program name; the error says what is wrong.
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -56,6 +59,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut id = None;
     let mut scale = 0.1;
     let mut json = false;
+    let mut schema = crate::bench::Schema::App;
     let mut flags = rest.iter();
     while let Some(flag) = flags.next() {
         let mut value = || flags.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -68,6 +72,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                     Some(Role::parse(&given).ok_or_else(|| format!("--role is ops or merchant_admin, not {given:?}"))?);
             }
             "--json" => json = true,
+            "--schema" => {
+                let given = value()?;
+                schema = crate::bench::Schema::parse(&given)
+                    .ok_or_else(|| format!("--schema is app or original, not {given:?}"))?;
+            }
             "--scale" => {
                 let given = value()?;
                 scale = given
@@ -98,7 +107,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             id: id.ok_or("rename-merchant needs --id")?,
             name: name.ok_or("rename-merchant needs --name")?,
         }),
-        "bench" => Ok(Command::Bench(crate::bench::Options { scale, json })),
+        "bench" => Ok(Command::Bench(crate::bench::Options { scale, json, schema })),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!("unknown command {other:?}")),
     }
@@ -155,5 +164,16 @@ mod tests {
         );
         assert!(parse(&args("rename-merchant --id nope --name Acme")).unwrap_err().contains("--id"));
         assert!(parse(&args("rename-merchant --name Acme")).unwrap_err().contains("--id"));
+    }
+
+    #[test]
+    fn bench_takes_a_scale_a_schema_and_json() {
+        use crate::bench::{Options, Schema};
+        assert_eq!(
+            parse(&args("bench --scale 0.5 --schema original --json")),
+            Ok(Command::Bench(Options { scale: 0.5, json: true, schema: Schema::Original }))
+        );
+        assert_eq!(parse(&args("bench")), Ok(Command::Bench(Options { scale: 0.1, json: false, schema: Schema::App })));
+        assert!(parse(&args("bench --schema supabase")).unwrap_err().contains("--schema"));
     }
 }

@@ -234,18 +234,28 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     // production since the pre-flight fails the statement, and the whole transaction with it.
     // (ON CONFLICT DO NOTHING would guard too, but its speculative insertion made the insert
     // 1.7x slower in `server bench`.)
-    let inserted = sqlx::query(
+    //
+    // The rows go in in the unique index's key order. Codes are random, so in any other order
+    // each row lands on a random leaf of an index far larger than shared_buffers: the backend
+    // spent most of its time writing out dirty leaves and reading others back
+    // (`IO: DataFileWrite`/`DataFileRead`). In key order each leaf is visited once, while it
+    // is in memory. The sort is in memory up to 256 MB, then on disk.
+    sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
+    let order = code_order(&mut *tx).await?;
+    let statement = format!(
         "INSERT INTO codes (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
          SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $2
          FROM codes_check_temp
-         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup",
-    )
-    .bind(merchant)
-    .bind(job)
-    .execute(&mut *tx)
-    .await
-    .map_err(|error| insert_failed(&error))?
-    .rows_affected() as i64;
+         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup
+         ORDER BY code{order}"
+    );
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(merchant)
+        .bind(job)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| insert_failed(&error))?
+        .rows_affected() as i64;
     if inserted != expected {
         tx.rollback().await?;
         return Err(AppError::conflict(format!(
@@ -263,6 +273,27 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     tx.commit().await?;
     tracing::info!(%job, %merchant, inserted, "import job completed");
     Ok(Inserted { inserted, preflight_seconds, insert_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// How to sort codes in the order of the unique index on `codes (code, …)`: ` COLLATE "C"`
+/// (bytes, whose sort compares abbreviated keys: twice as fast) when the index's collation
+/// orders text by code point as bytes do, else nothing (the column's collation, which the
+/// index uses unless it names another; a sort in some other order would still be correct,
+/// only slower).
+async fn code_order(conn: &mut sqlx::PgConnection) -> Result<&'static str, sqlx::Error> {
+    let by_code_point: Option<bool> = sqlx::query_scalar(
+        "SELECT bool_or(coalesce(nullif(c.collcollate, ''), d.datcollate) IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8')
+                        AND c.collprovider IN ('c', 'd'))
+         FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         JOIN pg_collation c ON c.oid = i.indcollation[0]
+         JOIN pg_database d ON d.datname = current_database()
+         WHERE i.indrelid = 'codes'::regclass AND i.indisunique AND a.attname = 'code'
+           AND (d.datlocprovider = 'c' OR c.collprovider = 'c')",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(if by_code_point == Some(true) { " COLLATE \"C\"" } else { "" })
 }
 
 /// A failed `INSERT` as the job records it: the database's own words (a constraint or a
@@ -313,10 +344,11 @@ pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &s
 
 async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, AppError> {
     let mut tx = sqlx::Connection::begin(conn).await?;
-    let status: String = sqlx::query_scalar("SELECT status FROM codes_import_jobs WHERE id = $1 FOR UPDATE")
-        .bind(job)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (status, inserted): (String, Option<i64>) =
+        sqlx::query_as("SELECT status, codes_inserted FROM codes_import_jobs WHERE id = $1 FOR UPDATE")
+            .bind(job)
+            .fetch_one(&mut *tx)
+            .await?;
     match status.as_str() {
         "completed" => {}
         "rolled_back" => return Err(AppError::conflict("This job was rolled back already.")),
@@ -324,19 +356,28 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Ap
             return Err(AppError::invalid(format!("Only a completed job can be rolled back; this one is {other}.")))
         }
     }
-    // The delete locks the rows, so a claim cannot slip in between the count and the delete.
-    let (deleted, claimed): (i64, i64) = sqlx::query_as(
-        "WITH gone AS (DELETE FROM codes WHERE import_job_id = $1 RETURNING claimed)
-         SELECT count(*), count(*) FILTER (WHERE claimed) FROM gone",
-    )
-    .bind(job)
-    .fetch_one(&mut *tx)
-    .await?;
-    if claimed > 0 {
-        tx.rollback().await?;
-        return Err(AppError::conflict(format!(
-            "{claimed} of this job's codes are claimed by customers, so it cannot be rolled back. Nothing was deleted."
-        )));
+    // Claimed codes are never deleted: the delete skips them (a claim that commits while the
+    // delete waits for its row is seen, as PostgreSQL re-checks the row), and a claim that
+    // comes later waits for the delete's row lock and then finds no row. If fewer codes went
+    // than the job inserted, the ones left are counted: claimed ones refuse the rollback.
+    // (RETURNING the claimed flag of every deleted row made the delete 1.5-1.8x slower.)
+    let deleted = sqlx::query("DELETE FROM codes WHERE import_job_id = $1 AND NOT claimed")
+        .bind(job)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+    if Some(deleted) != inserted {
+        let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1 AND claimed")
+            .bind(job)
+            .fetch_one(&mut *tx)
+            .await?;
+        if claimed > 0 {
+            tx.rollback().await?;
+            return Err(AppError::conflict(format!(
+                "{claimed} of this job's codes are claimed by customers, so it cannot be rolled back. \
+                 Nothing was deleted."
+            )));
+        }
     }
     sqlx::query("UPDATE codes_import_jobs SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1")
         .bind(job)

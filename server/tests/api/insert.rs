@@ -416,3 +416,93 @@ async fn claims_on_other_codes_go_ahead_while_an_insert_runs() {
 
     assert_eq!(w.finished(job).await.summary.status, "completed");
 }
+
+#[tokio::test]
+async fn an_insert_into_an_adopted_original_codes_with_row_level_security_adds_exactly_the_clean_codes() {
+    let db = TestDb::create().await;
+    {
+        let pool = db.connect().await;
+        sqlx::raw_sql(crate::adoption::ORIGINAL_SCHEMA).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let rls: bool = sqlx::query_scalar("SELECT relrowsecurity FROM pg_class WHERE oid = 'codes'::regclass")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(rls, "the original codes keeps its row-level security");
+    let merchant = app::admin::ssr::create_merchant(&pool, "Original").await.unwrap().id;
+    let user = app::auth::ssr::create_user(
+        &pool,
+        "orig@example.com",
+        "a long password here".into(),
+        app::auth::Role::Ops,
+        &[],
+    )
+    .await
+    .unwrap();
+    // Random codes, as the merchants' are: 600 in production, 2,000 staged of which every
+    // 5th is one of those and every 9th repeats an earlier staged code.
+    let mut codes = crate::adoption::Codes::new(14);
+    let existing: Vec<String> = (0..600).map(|_| codes.code()).collect();
+    let mut staged: Vec<String> = Vec::new();
+    for n in 0..2_000 {
+        let code = match n {
+            n if n % 5 == 4 => existing[n / 5 % existing.len()].clone(),
+            n if n % 9 == 8 => staged[n / 2].clone(),
+            _ => codes.code(),
+        };
+        staged.push(code);
+    }
+    sqlx::query("INSERT INTO codes (merchant_id, code, points) SELECT $1, c, 5 FROM unnest($2::text[]) AS c")
+        .bind(merchant)
+        .bind(&existing)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, points, source_file, source_line)
+         SELECT $1, n, c, n % 100, 'a.csv', n + 1 FROM unnest($2::text[]) WITH ORDINALITY AS t(c, n)",
+    )
+    .bind(merchant)
+    .bind(&staged)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let w = World { pool, merchant, user, _db: db };
+    w.check().await;
+    let in_production: std::collections::HashSet<&String> = existing.iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut clean: Vec<String> =
+        staged.iter().filter(|c| seen.insert(*c) && !in_production.contains(c)).cloned().collect();
+    clean.sort();
+    assert_eq!(w.clean().await, clean.len() as i64);
+
+    let job = w.insert().await.summary;
+    assert_eq!(job.status, "completed", "{:?}", job.error_message);
+    assert_eq!(job.codes_inserted, Some(clean.len() as i64));
+    let landed: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM codes WHERE import_job_id = $1 AND merchant_id = $2 ORDER BY code")
+            .bind(job.id)
+            .bind(w.merchant)
+            .fetch_all(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(landed, clean, "exactly the clean codes, stamped with the job");
+    assert_eq!(w.codes().await, (existing.len() + clean.len()) as i64);
+    let points: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1 AND points IS NULL")
+        .bind(job.id)
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(points, 0, "points carried into the original integer column");
+
+    // The unique constraint still guards: a landed code cannot go in again.
+    let again = sqlx::query("INSERT INTO codes (merchant_id, code) VALUES ($1, $2)")
+        .bind(w.merchant)
+        .bind(&clean[0])
+        .execute(&w.pool)
+        .await
+        .unwrap_err();
+    assert_eq!(again.as_database_error().and_then(|e| e.constraint()), Some("codes_code_merchant_id_unique"));
+}

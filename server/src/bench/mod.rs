@@ -7,6 +7,7 @@ use std::time::Instant;
 use app::{
     auth::{ssr::Caller, CurrentUser, Role},
     csv::{FileReport, FileValidator},
+    duplicates::DuplicateStats,
     reports::ReportKind,
     staging::{ssr as staging, ChunkBuilder, FileManifest},
 };
@@ -14,17 +15,48 @@ use futures_util::StreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// The real batch: 63 files, 15,520,410 staged rows, against 5,356,971 existing codes.
-const FULL_FILES: f64 = 63.0;
-const FULL_ROWS: f64 = 15_520_410.0;
-const FULL_EXISTING: f64 = 5_356_971.0;
+mod generator;
+mod original;
+
+pub use generator::{Batch, Truth};
+pub use original::ORIGINAL_SCHEMA;
+
 const SLICE: usize = 4 * 1024 * 1024;
+/// The generator's seed: every run stages the same batch.
+const SEED: u64 = 0x5eed;
+
+/// Which tables the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// The tables this app's migrations create on an empty database.
+    App,
+    /// The original system's tables, made before the migrations run, which adopt them.
+    Original,
+}
+
+impl Schema {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "app" => Some(Self::App),
+            "original" => Some(Self::Original),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Original => "original",
+        }
+    }
+}
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub scale: f64,
     pub json: bool,
+    pub schema: Schema,
 }
 
 /// One step's figures.
@@ -34,148 +66,51 @@ struct Step {
     rows: i64,
     seconds: f64,
     floor_seconds: Option<f64>,
+    /// The original method's time for the same step on the same data, in the same run.
+    original_seconds: Option<f64>,
     /// This process' peak resident memory during the step, and how far above the memory
     /// at its start that peak went (what the step itself needed).
     peak_rss_mb: f64,
     rss_growth_mb: f64,
 }
 
-/// What the generator put in the batch, to check every step's counts against.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Truth {
-    pub staged: i64,
-    pub internal: i64,
-    pub database: i64,
-    pub both: i64,
-}
+/// The steps that make the user's journey from files to codes in production.
+const JOURNEY: [&str; 4] = ["stage", "check duplicates", "pre-flight", "insert (with pre-flight)"];
 
-impl Truth {
-    pub fn clean(&self) -> i64 {
-        self.staged - self.internal - self.database + self.both
-    }
+/// Every count that differed from the generator's truth, by whom.
+#[derive(Debug, Default)]
+pub struct Mismatches(Vec<String>);
 
-    pub fn duplicates(&self) -> i64 {
-        self.internal + self.database - self.both
-    }
-}
-
-/// A deterministic generator (SplitMix64), so every run stages the same batch.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
-
-/// What the generator has drawn so far, across files.
-#[derive(Default)]
-struct Drawn {
-    /// New codes are numbered after the existing ones.
-    next_new: u64,
-    /// How many existing codes were drawn.
-    next_existing: u64,
-    /// Codes drawn so far (the first million), for internal repeats.
-    earlier: Vec<u64>,
-    /// Codes staged so far, and what that makes of the batch.
-    staged: std::collections::HashSet<u64>,
-    truth: Truth,
-}
-
-/// A prime step through the existing codes; coprime with their count at every scale used.
-const EXISTING_STRIDE: u64 = 2_654_435_761;
-
-/// The batch's shape at a scale: how many files, rows and existing codes.
-pub struct Batch {
-    pub files: usize,
-    pub rows: u64,
-    pub existing: u64,
-}
-
-impl Batch {
-    pub fn at(scale: f64) -> Self {
-        Self {
-            files: ((FULL_FILES * scale).round() as usize).max(1),
-            rows: (FULL_ROWS * scale).round() as u64,
-            existing: (FULL_EXISTING * scale).round() as u64,
+impl Mismatches {
+    pub fn expect(&mut self, what: &str, got: i64, want: i64) {
+        if got != want {
+            self.0.push(format!("{what}: {got}, the generator made {want}"));
         }
     }
 
-    /// The code with number `n`: existing production codes are numbers below `existing`.
-    pub fn code(n: u64) -> String {
-        format!("NBD-{n:010}")
+    /// The check's figures against the truth.
+    pub fn expect_figures(&mut self, who: &str, figures: &DuplicateStats, truth: &Truth) {
+        self.expect(&format!("{who}: staged rows"), figures.total_rows, truth.staged);
+        self.expect(&format!("{who}: internal duplicates"), figures.internal_duplicates, truth.internal);
+        self.expect(&format!("{who}: database duplicates"), figures.database_duplicates, truth.database);
+        self.expect(&format!("{who}: both"), figures.both, truth.both);
+        self.expect(&format!("{who}: clean"), figures.clean_count, truth.clean());
     }
 
-    /// File `index` as bytes: one of four column layouts, ~28 % codes that exist in
-    /// production, ~2 % repeats of earlier codes of the batch, and a few blank lines and blank
-    /// codes. `drawn` carries the codes drawn across files.
-    fn file(&self, index: usize, merchant: Uuid, rng: &mut Rng, drawn: &mut Drawn) -> Vec<u8> {
-        let Drawn { next_new, next_existing, earlier, staged, truth } = drawn;
-        let rows = self.rows / self.files as u64 + u64::from((index as u64) < self.rows % self.files as u64);
-        let mut out = Vec::with_capacity(rows as usize * 70);
-        let layout = index % 4;
-        out.extend_from_slice(match layout {
-            0 => b"code,serial,sku,points,sku_name,batch_code,price\n".as_slice(),
-            1 => b"merchant_id,code,sku,points,batch_id\n".as_slice(),
-            2 => b"\xef\xbb\xbfCode;SKU;Points;Batch_Code\r\n".as_slice(),
-            _ => b"code\tserial\tprice\n".as_slice(),
-        });
-        let mut written = 0;
-        while written < rows {
-            if rng.chance(0.003) {
-                out.extend_from_slice(if layout == 2 { b"\r\n" } else { b"\n" });
-                continue;
-            }
-            written += 1;
-            let number = if !earlier.is_empty() && rng.chance(0.02) {
-                earlier[(rng.next() % earlier.len() as u64) as usize]
-            } else if self.existing > 0 && rng.chance(0.28) {
-                // Each existing code at most once (a stride coprime with their count walks them
-                // all), so repeats within the batch come from the 2 % above alone.
-                *next_existing += 1;
-                (*next_existing * EXISTING_STRIDE) % self.existing
-            } else {
-                *next_new += 1;
-                self.existing + *next_new
-            };
-            if earlier.len() < 1_000_000 {
-                earlier.push(number);
-            }
-            let code = if rng.chance(0.002) { String::new() } else { Self::code(number) };
-            if !code.is_empty() {
-                let internal = !staged.insert(number);
-                let database = number < self.existing;
-                truth.staged += 1;
-                truth.internal += i64::from(internal);
-                truth.database += i64::from(database);
-                truth.both += i64::from(internal && database);
-            }
-            let line = match layout {
-                0 => format!(
-                    "{code},S{number},SKU-{},{},Gift card {},B{},{}.{:02}\n",
-                    number % 50,
-                    number % 500,
-                    number % 50,
-                    index,
-                    number % 90,
-                    number % 100
-                ),
-                1 => format!("{merchant},{code},SKU-{},{},B{}\n", number % 50, number % 500, index),
-                2 => format!("{code};SKU-{};{};B{}\r\n", number % 50, number % 500, index),
-                _ => format!("{code}\tS{number}\t{}.50\n", number % 90),
-            };
-            out.extend_from_slice(line.as_bytes());
+    pub fn none(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Err` naming every mismatch, each also printed to stderr.
+    pub fn verdict(&self) -> Result<(), String> {
+        for mismatch in &self.0 {
+            eprintln!("COUNT MISMATCH: {mismatch}");
         }
-        out
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the counts differ from the generator's: {}", self.0.join("; ")))
+        }
     }
 }
 
@@ -206,6 +141,12 @@ fn reset_peak_rss() -> f64 {
     rss_mb()
 }
 
+/// Writes out every dirty buffer, so that the step timed next does not pay for the writes
+/// the one before it (ours or the original method's) left behind.
+async fn settle(pool: &PgPool) -> Result<(), String> {
+    sqlx::query("CHECKPOINT").execute(pool).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// A step's start: the time and the memory then (with the peak reset).
 fn start_step() -> (Instant, f64) {
     let base = reset_peak_rss();
@@ -214,8 +155,24 @@ fn start_step() -> (Instant, f64) {
 
 /// Runs the benchmark against a fresh database next to `database_url`'s, then drops it.
 pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
     let base = database_url.rsplit_once('/').map_or(database_url, |(base, _)| base);
     let bench_url = format!("{base}/code_import_bench_{}", std::process::id());
+    use sqlx::migrate::MigrateDatabase;
+    sqlx::Postgres::create_database(&bench_url).await.map_err(|e| fail(&e))?;
+    // The original method's tables beside the app's, and for `--schema original` the app's
+    // own tables too: made before the migrations, which adopt them as on a user's database.
+    {
+        let setup = PgPool::connect(&bench_url).await.map_err(|e| fail(&e))?;
+        if options.schema == Schema::Original {
+            sqlx::raw_sql(ORIGINAL_SCHEMA).execute(&setup).await.map_err(|e| fail(&e))?;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(original::schema_in_original()))
+            .execute(&setup)
+            .await
+            .map_err(|e| fail(&e))?;
+        setup.close().await;
+    }
     let pool = crate::prepare_database(&bench_url).await.map_err(|e| e.to_string())?;
     let result = steps(&pool, options).await;
     pool.close().await;
@@ -223,20 +180,16 @@ pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
     if std::env::var_os("BENCH_KEEP_DB").is_some() {
         eprintln!("kept database {}", bench_url.rsplit('/').next().unwrap_or_default());
     } else {
-        use sqlx::migrate::MigrateDatabase;
         let _ = sqlx::Postgres::force_drop_database(&bench_url).await;
     }
-    let (steps, counts_match) = result?;
-    print(&steps, counts_match, options);
-    if counts_match {
-        Ok(())
-    } else {
-        Err("the counts differ from the generator's (see above)".to_owned())
-    }
+    let (steps, mismatches) = result?;
+    print(&steps, mismatches.none(), options);
+    mismatches.verdict()
 }
 
-/// Runs every step; the figures, and whether every count matched the generator's truth.
-async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), String> {
+/// Runs every step, ours and then the original method's on the same data; the figures, and
+/// every count that differed from the generator's truth.
+async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatches), String> {
     let fail = |e: &dyn std::fmt::Display| e.to_string();
     let batch = Batch::at(options.scale);
     let merchant = app::admin::ssr::create_merchant(pool, "Bench").await.map_err(|e| fail(&e))?.id;
@@ -246,17 +199,25 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
             .map_err(|e| fail(&e))?;
     let caller =
         Caller(CurrentUser { id: user, email: "bench@example.com".into(), role: Role::Ops, merchants: vec![] });
+    let peer = original::Original { pool, merchant };
     if !options.json {
-        eprintln!("generating {} files, {} rows (scale {}) …", batch.files, batch.rows, options.scale);
+        eprintln!(
+            "generating {} files, {} rows against {} existing codes (scale {}, {} schema) …",
+            batch.files,
+            batch.rows,
+            batch.existing,
+            options.scale,
+            options.schema.name()
+        );
     }
-    let mut rng = Rng(0x5eed);
-    let mut drawn = Drawn::default();
-    let files: Vec<Vec<u8>> = (0..batch.files).map(|i| batch.file(i, merchant, &mut rng, &mut drawn)).collect();
+    let generated = batch.generate(merchant, SEED);
+    let (files, existing, truth) = (generated.files, generated.existing, generated.truth);
+    let mut mismatches = Mismatches::default();
 
     // Validation as the browser does it (here natively), slice by slice.
-    let truth = drawn.truth.clone();
-    drop(drawn);
     let mut steps = Vec::new();
+    settle(pool).await?;
+
     let started = start_step();
     let mut reports: Vec<FileReport> = Vec::new();
     for file in &files {
@@ -268,6 +229,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     }
     let staged_rows: i64 = reports.iter().map(|r| r.rows_staged).sum();
     steps.push(Step::done("validate (native)", staged_rows, started, None));
+    mismatches.expect("rows validation stages", staged_rows, truth.staged);
 
     // Staging through the server's chunk path, file by file, chunk by chunk.
     let manifests: Vec<FileManifest> = reports
@@ -281,6 +243,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
             report: report.clone(),
         })
         .collect();
+    settle(pool).await?;
+
     let started = start_step();
     let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
     // Two files at a time, as the page sends them: one file's rows are parsed while the
@@ -322,7 +286,6 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     second?;
     let done = staging::finish_upload(pool, upload.id).await.map_err(|e| fail(&e))?;
     let mut stage = Step::done("stage", staged_rows, started, None);
-    drop(files);
     let staged_in_db: i64 = sqlx::query_scalar("SELECT count(*) FROM codes_check_temp WHERE merchant_id = $1")
         .bind(merchant)
         .fetch_one(pool)
@@ -343,6 +306,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     .execute(pool)
     .await
     .map_err(|e| fail(&e))?;
+    settle(pool).await?;
+
     let started = Instant::now();
     let mut conn = pool.acquire().await.map_err(|e| fail(&e))?;
     let mut copy = conn.copy_in_raw("COPY bench_floor FROM STDIN").await.map_err(|e| fail(&e))?;
@@ -354,41 +319,46 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     drop(conn);
     drop(copy_text);
     sqlx::query("DROP TABLE bench_floor").execute(pool).await.map_err(|e| fail(&e))?;
-    steps.push(stage);
 
-    // Production as it stood before the batch: the merchant's existing codes (not timed).
-    sqlx::query(
-        "INSERT INTO codes (merchant_id, code, source)
-         SELECT $1, 'NBD-' || lpad(n::text, 10, '0'), 'bench' FROM generate_series(0, $2 - 1) AS n",
-    )
-    .bind(merchant)
-    .bind(batch.existing as i64)
-    .execute(pool)
-    .await
-    .map_err(|e| fail(&e))?;
-    for table in ["VACUUM ANALYZE codes", "VACUUM ANALYZE codes_check_temp"] {
-        sqlx::query(table).execute(pool).await.map_err(|e| fail(&e))?;
+    settle(pool).await?;
+
+    let started = Instant::now();
+    let peer_staged = peer.stage(&files).await.map_err(|e| fail(&e))?;
+    stage.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect("original method: rows staged", peer_staged, truth.staged);
+    steps.push(stage);
+    drop(files);
+
+    // Production as it stood before the batch: the merchant's existing codes, in both
+    // `codes` tables (not timed). Loaded in key order, as a bulk load leaves an index.
+    load_existing(pool, merchant, &existing).await.map_err(|e| fail(&e))?;
+    drop(existing);
+    for table in
+        ["codes", "codes_check_temp", "original.codes", "original.codes_check_temp", "original.codes_import_jobs"]
+    {
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .execute(pool)
+            .await
+            .map_err(|e| fail(&e))?;
     }
 
-    let mut mismatches = Vec::new();
-    let mut expect = |what: &str, got: i64, want: i64| {
-        if got != want {
-            mismatches.push(format!("{what}: {got}, the generator made {want}"));
-        }
-    };
-
     // The duplicate check, as the page starts it: in the background, polled until done.
+    settle(pool).await?;
+
     let started = start_step();
     app::duplicates::ssr::start_check(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
     let check = finished(pool, merchant, "check").await?;
-    steps.push(Step::done("check duplicates", staged_rows, started, None));
+    let mut step = Step::done("check duplicates", staged_rows, started, None);
     let figures: app::duplicates::CheckFigures = serde_json::from_value(check).map_err(|e| fail(&e))?;
     let overall = &figures.overall;
-    expect("staged rows", overall.total_rows, truth.staged);
-    expect("internal duplicates", overall.internal_duplicates, truth.internal);
-    expect("database duplicates", overall.database_duplicates, truth.database);
-    expect("both", overall.both, truth.both);
-    expect("clean", overall.clean_count, truth.clean());
+    mismatches.expect_figures("check", overall, &truth);
+    settle(pool).await?;
+
+    let started = Instant::now();
+    let peer_figures = peer.check().await.map_err(|e| fail(&e))?;
+    step.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect_figures("original method: check", &peer_figures, &truth);
+    steps.push(step);
     if !options.json {
         eprintln!(
             "check: {} rows, {} internal ({:.1} %), {} database ({:.1} %), {} both, {} clean",
@@ -403,19 +373,31 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     }
 
     // The pre-flight, as the page runs it before asking for YES.
+    settle(pool).await?;
+
     let started = start_step();
     let preflight = app::duplicates::ssr::run_preflight(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
-    steps.push(Step::done("pre-flight", staged_rows, started, None));
-    expect("pre-flight clean codes", preflight.clean_count, truth.clean());
+    let mut step = Step::done("pre-flight", staged_rows, started, None);
+    mismatches.expect("pre-flight clean codes", preflight.clean_count, truth.clean());
     if !preflight.errors.is_empty() {
         return Err(format!("the pre-flight refused: {:?}", preflight.errors));
     }
+    settle(pool).await?;
+
+    let started = Instant::now();
+    let (peer_clean, peer_invalid) = peer.preflight().await.map_err(|e| fail(&e))?;
+    step.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect("original method: pre-flight clean codes", peer_clean, truth.clean());
+    mismatches.expect("original method: rows refused by the pre-flight", peer_invalid, 0);
+    steps.push(step);
 
     // The reports, streamed as the browser downloads them.
     for (name, kind, rows) in [
         ("export duplicates", ReportKind::Duplicates, truth.duplicates()),
         ("export full report", ReportKind::Full, truth.staged),
     ] {
+        settle(pool).await?;
+
         let started = start_step();
         let slot = app::reports::ssr::reserve_download(user).map_err(|e| fail(&e))?;
         let mut stream =
@@ -424,18 +406,27 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
         while let Some(piece) = stream.next().await {
             lines += piece.map_err(|e| fail(&e))?.iter().filter(|b| **b == b'\n').count() as i64;
         }
-        steps.push(Step::done(name, lines - 1, started, None));
-        expect(name, lines - 1, rows);
+        let mut step = Step::done(name, lines - 1, started, None);
+        mismatches.expect(name, lines - 1, rows);
+        settle(pool).await?;
+
+        let started = Instant::now();
+        let peer_rows = peer.export(kind == ReportKind::Duplicates).await.map_err(|e| fail(&e))?;
+        step.original_seconds = Some(started.elapsed().as_secs_f64());
+        mismatches.expect(&format!("original method: {name}"), peer_rows, rows);
+        steps.push(step);
     }
 
     // The insert, as the page starts it after YES: its own pre-flight, then the transaction.
+    settle(pool).await?;
+
     let started = start_step();
     let job = app::jobs::ssr::start_insert(pool, merchant, user, "YES").await.map_err(|e| fail(&e))?;
     let inserted = finished(pool, merchant, "insert").await?;
     let mut insert = Step::done("insert (with pre-flight)", truth.clean(), started, None);
     let seconds = |key: &str| inserted.get(key).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
     let insert_only = seconds("insert_seconds");
-    expect(
+    mismatches.expect(
         "codes inserted",
         inserted.get("codes_inserted").and_then(serde_json::Value::as_i64).unwrap_or(-1),
         truth.clean(),
@@ -447,6 +438,8 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
         .execute(pool)
         .await
         .map_err(|e| fail(&e))?;
+    settle(pool).await?;
+
     let started = Instant::now();
     sqlx::query(
         "INSERT INTO bench_codes_floor (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
@@ -460,30 +453,95 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, bool), St
     .map_err(|e| fail(&e))?;
     insert.floor_seconds = Some(started.elapsed().as_secs_f64());
     sqlx::query("DROP TABLE bench_codes_floor").execute(pool).await.map_err(|e| fail(&e))?;
-    let of_which = Step { name: "  of which INSERT", rows: truth.clean(), seconds: insert_only, ..insert };
+    settle(pool).await?;
+
+    let started = Instant::now();
+    let (peer_job, peer_inserted) = peer.insert().await?;
+    insert.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect("original method: codes inserted", peer_inserted, truth.clean());
+    let of_which =
+        Step { name: "  of which INSERT", rows: truth.clean(), seconds: insert_only, original_seconds: None, ..insert };
     steps.push(insert);
     steps.push(of_which);
 
+    settle(pool).await?;
+
     let started = start_step();
     let verified = app::jobs::ssr::verify_job(pool, job).await.map_err(|e| fail(&e))?;
-    steps.push(Step::done("verify", verified.codes_found, started, None));
-    expect("codes verified", verified.codes_found, truth.clean());
+    let mut step = Step::done("verify", verified.codes_found, started, None);
+    mismatches.expect("codes verified", verified.codes_found, truth.clean());
+    settle(pool).await?;
+
+    let started = Instant::now();
+    let peer_found = peer.verify(peer_job).await.map_err(|e| fail(&e))?;
+    step.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect("original method: codes verified", peer_found, truth.clean());
+    steps.push(step);
+
+    settle(pool).await?;
 
     let started = start_step();
     app::jobs::ssr::rollback_job(pool, job, user, "DELETE").await.map_err(|e| fail(&e))?;
-    steps.push(Step::done("rollback", truth.clean(), started, None));
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(pool).await.map_err(|e| fail(&e))?;
-    expect("codes after the rollback", left, batch.existing as i64);
+    let mut step = Step::done("rollback", truth.clean(), started, None);
+    settle(pool).await?;
+
+    let started = Instant::now();
+    let peer_deleted = peer.rollback(peer_job).await.map_err(|e| fail(&e))?;
+    step.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect("original method: codes rolled back", peer_deleted, truth.clean());
+    steps.push(step);
+    for (table, who) in
+        [("codes", "codes after the rollback"), ("original.codes", "original method: codes after the rollback")]
+    {
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(pool)
+            .await
+            .map_err(|e| fail(&e))?;
+        mismatches.expect(who, left, batch.existing as i64);
+    }
+
+    settle(pool).await?;
 
     let started = start_step();
     let cleared = app::jobs::ssr::clear_staging(pool, merchant, user).await.map_err(|e| fail(&e))?;
-    steps.push(Step::done("clear staging", cleared, started, None));
-    expect("rows cleared", cleared, truth.staged);
+    let mut step = Step::done("clear staging", cleared, started, None);
+    mismatches.expect("rows cleared", cleared, truth.staged);
+    settle(pool).await?;
 
-    for mismatch in &mismatches {
-        eprintln!("COUNT MISMATCH: {mismatch}");
+    let started = Instant::now();
+    let peer_cleared = peer.clear().await.map_err(|e| fail(&e))?;
+    step.original_seconds = Some(started.elapsed().as_secs_f64());
+    mismatches.expect("original method: rows cleared", peer_cleared, truth.staged);
+    steps.push(step);
+
+    Ok((steps, mismatches))
+}
+
+/// The merchant's existing codes into `codes` and `original.codes`, in key order.
+async fn load_existing(pool: &PgPool, merchant: Uuid, existing: &[generator::Key]) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("CREATE UNLOGGED TABLE bench_existing (code text)").execute(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn.copy_in_raw("COPY bench_existing FROM STDIN").await?;
+    for part in existing.chunks(100_000) {
+        let mut text = String::with_capacity(part.len() * 17);
+        for key in part {
+            text.push_str(&key.text());
+            text.push('\n');
+        }
+        copy.send(text.into_bytes()).await?;
     }
-    Ok((steps, mismatches.is_empty()))
+    copy.finish().await?;
+    drop(conn);
+    for table in ["codes", "original.codes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (merchant_id, code, source) SELECT $1, code, 'bench' FROM bench_existing ORDER BY code"
+        )))
+        .bind(merchant)
+        .execute(pool)
+        .await?;
+    }
+    sqlx::raw_sql("DROP TABLE bench_existing").execute(pool).await?;
+    Ok(())
 }
 
 impl Step {
@@ -494,6 +552,7 @@ impl Step {
             rows,
             seconds: started.elapsed().as_secs_f64(),
             floor_seconds,
+            original_seconds: None,
             peak_rss_mb: peak,
             rss_growth_mb: (peak - base_mb).max(0.0),
         }
@@ -535,43 +594,95 @@ async fn floor_copy_text(pool: &PgPool, merchant: Uuid) -> Result<Vec<u8>, sqlx:
     Ok(out)
 }
 
+/// The journey's seconds, ours and the original method's.
+fn journey(steps: &[Step]) -> (f64, f64) {
+    let of_journey = || steps.iter().filter(|s| JOURNEY.contains(&s.name));
+    (of_journey().map(|s| s.seconds).sum(), of_journey().map(|s| s.original_seconds.unwrap_or(f64::NAN)).sum())
+}
+
 fn print(steps: &[Step], counts_match: bool, options: &Options) {
+    let (journey, original_journey) = journey(steps);
+    let seconds = |value: Option<f64>| value.map_or("null".to_owned(), |f| format!("{f:.3}"));
     if options.json {
         for step in steps {
-            let floor = step.floor_seconds.map_or("null".to_owned(), |f| format!("{f:.3}"));
             println!(
-                r#"{{"step": "{}", "rows": {}, "seconds": {:.3}, "floor_seconds": {floor}, "peak_rss_mb": {:.0}, "rss_growth_mb": {:.0}}}"#,
+                r#"{{"step": "{}", "rows": {}, "seconds": {:.3}, "floor_seconds": {}, "original_seconds": {}, "peak_rss_mb": {:.0}, "rss_growth_mb": {:.0}}}"#,
                 step.name.trim(),
                 step.rows,
                 step.seconds,
+                seconds(step.floor_seconds),
+                seconds(step.original_seconds),
                 step.peak_rss_mb,
                 step.rss_growth_mb
             );
         }
+        println!(r#"{{"step": "journey", "seconds": {journey:.3}, "original_seconds": {original_journey:.3}}}"#);
         println!(r#"{{"counts_match": {counts_match}}}"#);
         return;
     }
     println!(
-        "{:<26} {:>11} {:>9} {:>11} {:>9} {:>7} {:>9} {:>7}",
-        "step", "rows", "seconds", "rows/s", "floor s", "ratio", "peak MiB", "+MiB"
+        "schema: {}; original: the original method on tables of its shape, same data, same run",
+        options.schema.name()
     );
+    println!(
+        "{:<26} {:>11} {:>9} {:>11} {:>9} {:>7} {:>10} {:>7} {:>9} {:>7}",
+        "step", "rows", "seconds", "rows/s", "floor s", "ratio", "original s", "ratio", "peak MiB", "+MiB"
+    );
+    let ratio = |value: Option<f64>, seconds: f64| match value {
+        Some(f) => (format!("{f:.2}"), format!("{:.3}", seconds / f)),
+        None => ("-".into(), "-".into()),
+    };
     for step in steps {
         let rate = step.rows as f64 / step.seconds.max(1e-9);
-        let (floor, ratio) = match step.floor_seconds {
-            Some(f) => (format!("{f:.2}"), format!("{:.2}", step.seconds / f)),
-            None => ("-".into(), "-".into()),
-        };
+        let (floor, floor_ratio) = ratio(step.floor_seconds, step.seconds);
+        let (original, original_ratio) = ratio(step.original_seconds, step.seconds);
         println!(
-            "{:<26} {:>11} {:>9.2} {:>11.0} {:>9} {:>7} {:>9.0} {:>7.0}",
-            step.name, step.rows, step.seconds, rate, floor, ratio, step.peak_rss_mb, step.rss_growth_mb
+            "{:<26} {:>11} {:>9.2} {:>11.0} {:>9} {:>7} {:>10} {:>7} {:>9.0} {:>7.0}",
+            step.name,
+            step.rows,
+            step.seconds,
+            rate,
+            floor,
+            floor_ratio,
+            original,
+            original_ratio,
+            step.peak_rss_mb,
+            step.rss_growth_mb
         );
     }
-    let journey: f64 = steps
-        .iter()
-        .filter(|s| ["stage", "check duplicates", "pre-flight", "insert (with pre-flight)"].contains(&s.name))
-        .map(|s| s.seconds)
-        .sum();
-    println!("journey (stage, check, pre-flight, insert): {journey:.1} s");
+    println!(
+        "journey (stage, check, pre-flight, insert): {journey:.1} s; the original method: {original_journey:.1} s \
+         (ratio {:.3})",
+        journey / original_journey
+    );
+    println!("ratio: our seconds over the floor's, or over the original method's");
     println!("peak MiB: this process' peak during the step; +MiB: how far above its memory at the step's start");
     println!("counts match the generator: {}", if counts_match { "yes" } else { "NO" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_that_differs_from_the_truth_fails_the_run_and_says_which() {
+        let truth = Truth { staged: 100, internal: 2, database: 28, both: 1 };
+        let right = DuplicateStats {
+            total_rows: 100,
+            internal_duplicates: 2,
+            database_duplicates: 28,
+            both: 1,
+            clean_count: truth.clean(),
+        };
+        let mut mismatches = Mismatches::default();
+        mismatches.expect_figures("check", &right, &truth);
+        mismatches.expect("codes inserted", truth.clean(), 71);
+        assert!(mismatches.verdict().is_ok());
+
+        let wrong = DuplicateStats { database_duplicates: 27, clean_count: truth.clean() + 1, ..right };
+        mismatches.expect_figures("original method: check", &wrong, &truth);
+        let error = mismatches.verdict().unwrap_err();
+        assert!(error.contains("original method: check: database duplicates: 27, the generator made 28"), "{error}");
+        assert!(error.contains("original method: check: clean: 72, the generator made 71"), "{error}");
+    }
 }
