@@ -264,7 +264,7 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
         )));
     }
     sqlx::query(
-        "UPDATE codes_import_jobs SET status = 'completed', codes_inserted = $2, completed_at = now() WHERE id = $1",
+        "UPDATE codes_import_jobs SET status = 'completed', codes_inserted = $2, completed_at = clock_timestamp() WHERE id = $1",
     )
     .bind(job)
     .bind(inserted)
@@ -379,10 +379,12 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Ap
             )));
         }
     }
-    sqlx::query("UPDATE codes_import_jobs SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1")
-        .bind(job)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE codes_import_jobs SET status = 'rolled_back', rolled_back_at = clock_timestamp() WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     tracing::info!(%job, deleted, "import job rolled back");
     Ok(deleted)

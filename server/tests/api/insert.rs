@@ -506,3 +506,32 @@ async fn an_insert_into_an_adopted_original_codes_with_row_level_security_adds_e
         .unwrap_err();
     assert_eq!(again.as_database_error().and_then(|e| e.constraint()), Some("codes_code_merchant_id_unique"));
 }
+
+#[tokio::test]
+async fn completed_at_and_rolled_back_at_are_stamped_after_the_last_row_not_at_the_transactions_start() {
+    // Seen: completed_at was now() inside the transaction — its start, seconds before the last
+    // row at 165 k rows, minutes at 10.9 M. The audit record must hold the commit time.
+    let w = world(3_000).await;
+    sqlx::raw_sql(
+        "CREATE TABLE ci_row_times (t timestamptz NOT NULL);
+         CREATE FUNCTION ci_row_time() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO ci_row_times VALUES (clock_timestamp()); RETURN NULL; END $$;
+         CREATE TRIGGER ci_row_time AFTER INSERT OR DELETE ON codes FOR EACH ROW EXECUTE FUNCTION ci_row_time();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+
+    let detail = w.insert().await;
+    assert_eq!(detail.summary.status, "completed");
+    let last_insert: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT max(t) FROM ci_row_times").fetch_one(&w.pool).await.unwrap();
+    let completed = detail.summary.completed_at.unwrap();
+    assert!(completed >= last_insert, "completed_at {completed} is before the last row's {last_insert}");
+
+    jobs::rollback_job(&w.pool, detail.summary.id, w.user, "DELETE").await.unwrap();
+    let last_delete: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT max(t) FROM ci_row_times").fetch_one(&w.pool).await.unwrap();
+    let rolled_back = w.finished(detail.summary.id).await.summary.rolled_back_at.unwrap();
+    assert!(rolled_back >= last_delete, "rolled_back_at {rolled_back} is before the last deletion's {last_delete}");
+}
