@@ -500,15 +500,15 @@ async fn review_polls_during_a_running_check_open_no_connection_and_change_nothi
             .await
             .unwrap();
 
-    for _ in 0..20 {
+    for _ in 0..40 {
         let review: app::duplicates::ReviewState = poll().await.json().await.unwrap();
         assert!(review.check.is_some_and(|op| op.is_running()));
     }
 
     let opened = sessions().await - sessions_before;
-    // Reaping took a connection out of the pool on every poll (20 or more sessions here); the
-    // pool itself may still open one or two on its way to its steady size.
-    assert!(opened <= 2, "20 polls started {opened} database sessions");
+    // Reaping took a connection out of the pool on every poll (40 or more sessions here). The
+    // pool may still open a few on its way to its steady size, never more than its bound (16).
+    assert!(opened < 16, "40 polls started {opened} database sessions");
     let updated: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT updated_at FROM merchant_operations WHERE merchant_id = $1")
             .bind(merchant)
