@@ -267,12 +267,13 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
         .execute(&w.pool)
         .await
         .unwrap();
-    let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
+    // Rows removed after the check (before the insert starts, so its pre-flight always sees it).
     sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1 AND row_number > 500")
         .bind(w.merchant)
         .execute(&w.pool)
         .await
         .unwrap();
+    let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     let failed = w.finished(failed).await.summary;
     assert_eq!(failed.status, "failed", "rows were removed after the check");
     let refused = jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err();
