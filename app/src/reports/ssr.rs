@@ -47,19 +47,49 @@ impl Drop for DownloadSlot {
     }
 }
 
-/// Reserves a download for `user`: `Throttled` (429) past [`MAX_DOWNLOADS_PER_USER`] of
-/// theirs, `Overloaded` (503) past [`MAX_DOWNLOADS`] in all.
-pub fn reserve_download(user: Uuid) -> Result<DownloadSlot, AppError> {
-    let mut by_user = DOWNLOADS_BY_USER.lock().map_err(|_| AppError::Internal)?;
+/// Why a report cannot be sent, with what is known of it; an [`AppError`] at the boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("There is no such report.")]
+    NoSuchReport,
+    #[error("There is no such merchant.")]
+    NoSuchMerchant,
+    #[error("You are downloading {MAX_DOWNLOADS_PER_USER} reports already; wait for one to finish.")]
+    TooManyOfYours,
+    #[error("The server is sending as many reports as it can; try again in a moment.")]
+    TooMany,
+    #[error("the download counts' lock is poisoned")]
+    Poisoned,
+    #[error("the report's COPY ended before it started")]
+    Vanished,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<ReportError> for AppError {
+    fn from(error: ReportError) -> Self {
+        match error {
+            ReportError::NoSuchReport | ReportError::NoSuchMerchant => AppError::NotFound(error.to_string()),
+            ReportError::TooManyOfYours => AppError::Throttled(error.to_string()),
+            ReportError::TooMany => AppError::Overloaded(error.to_string()),
+            ReportError::Database(error) => AppError::from(error),
+            ReportError::Poisoned | ReportError::Vanished => {
+                tracing::error!(%error, "a report failed");
+                AppError::Internal
+            }
+        }
+    }
+}
+
+/// Reserves a download for `user`: `TooManyOfYours` (429) past [`MAX_DOWNLOADS_PER_USER`] of
+/// theirs, `TooMany` (503) past [`MAX_DOWNLOADS`] in all.
+pub fn reserve_download(user: Uuid) -> Result<DownloadSlot, ReportError> {
+    let mut by_user = DOWNLOADS_BY_USER.lock().map_err(|_| ReportError::Poisoned)?;
     let mine = by_user.entry(user).or_insert(0);
     if *mine >= MAX_DOWNLOADS_PER_USER {
-        return Err(AppError::Throttled(format!(
-            "You are downloading {MAX_DOWNLOADS_PER_USER} reports already; wait for one to finish."
-        )));
+        return Err(ReportError::TooManyOfYours);
     }
-    let permit = DOWNLOADS.try_acquire().map_err(|_| {
-        AppError::Overloaded("The server is sending as many reports as it can; try again in a moment.".into())
-    })?;
+    let permit = DOWNLOADS.try_acquire().map_err(|_| ReportError::TooMany)?;
     *mine += 1;
     Ok(DownloadSlot { _permit: permit, user })
 }
@@ -132,7 +162,7 @@ pub async fn export(
     merchant: Uuid,
     kind: ReportKind,
     slot: DownloadSlot,
-) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, AppError> {
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ReportError> {
     // Not a pooled connection: one dropped mid-`COPY` (the client went away) must be closed,
     // not handed to the next request.
     let mut conn = pool.acquire().await?.detach();
@@ -181,7 +211,7 @@ pub async fn export(
         drop(rows);
         let _ = conn.close().await;
     });
-    start.await.map_err(|_| AppError::Internal)??;
+    start.await.map_err(|_| ReportError::Vanished)??;
     Ok(futures_util::stream::unfold(received, |mut received| async move {
         received.recv().await.map(|piece| (piece, received))
     }))
@@ -209,15 +239,14 @@ pub async fn download(
     Path((merchant, file)): Path<(Uuid, String)>,
 ) -> Response {
     let answer = async {
-        let kind =
-            file.strip_suffix(".csv").and_then(ReportKind::from_slug).ok_or_else(|| AppError::not_found("report"))?;
+        let kind = file.strip_suffix(".csv").and_then(ReportKind::from_slug).ok_or(ReportError::NoSuchReport)?;
         caller.may_act_for(merchant)?;
         let slot = reserve_download(caller.user_id())?;
         let name: String = sqlx::query_scalar("SELECT name FROM merchants WHERE id = $1")
             .bind(merchant)
             .fetch_optional(&state.pool)
             .await?
-            .ok_or_else(|| AppError::not_found("merchant"))?;
+            .ok_or(ReportError::NoSuchMerchant)?;
         let body = export(&state.pool, merchant, kind, slot).await?;
         let disposition =
             format!("attachment; filename=\"{}\"", file_name(&name, kind, chrono::Utc::now().date_naive()));
