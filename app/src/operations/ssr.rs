@@ -110,8 +110,33 @@ async fn own_connection(pool: &PgPool) -> Result<PgConnection, sqlx::Error> {
     Ok(pool.acquire().await?.detach())
 }
 
-/// Starts an operation of `kind` for `merchant`, or says which one is running (`Conflict`).
-pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>) -> Result<Running, AppError> {
+/// Why an operation cannot start, with what is known of it; an [`AppError`] at the boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    /// Another operation holds the merchant: what, who started it and when.
+    #[error("{what} is running for this merchant (started by {by} at {at} UTC). Wait for it to finish.")]
+    Busy { what: String, by: String, at: String },
+    /// The lock is taken but its operation's row is not there yet.
+    #[error("Another operation is starting for this merchant. Try again in a moment.")]
+    Starting,
+    /// One runs (for steps that are not operations themselves but must not overlap one).
+    #[error("{0} is running for this merchant. Wait for it to finish.")]
+    Running(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<OperationError> for AppError {
+    fn from(error: OperationError) -> Self {
+        match error {
+            OperationError::Database(error) => AppError::from(error),
+            busy => AppError::Conflict(busy.to_string()),
+        }
+    }
+}
+
+/// Starts an operation of `kind` for `merchant`, or says which one is running (`Busy`).
+pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>) -> Result<Running, OperationError> {
     let mut conn = own_connection(pool).await?;
     if !try_lock(&mut conn, merchant).await? {
         let _ = conn.close().await;
@@ -146,16 +171,15 @@ pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>
     }
 }
 
-/// The `Conflict` that names what is running for `merchant`.
-async fn busy(pool: &PgPool, merchant: Uuid) -> AppError {
+/// What is running for `merchant`, as the refusal names it.
+async fn busy(pool: &PgPool, merchant: Uuid) -> OperationError {
     match running(pool, merchant).await {
-        Ok(Some(op)) => AppError::conflict(format!(
-            "{} is running for this merchant (started by {} at {} UTC). Wait for it to finish.",
-            with_article(op.kind_name()),
-            op.started_by_email.as_deref().unwrap_or("the system"),
-            op.started_at.format("%H:%M:%S"),
-        )),
-        _ => AppError::conflict("Another operation is starting for this merchant. Try again in a moment."),
+        Ok(Some(op)) => OperationError::Busy {
+            what: with_article(op.kind_name()),
+            by: op.started_by_email.clone().unwrap_or_else(|| "the system".to_owned()),
+            at: op.started_at.format("%H:%M:%S").to_string(),
+        },
+        _ => OperationError::Starting,
     }
 }
 
@@ -291,12 +315,9 @@ pub async fn reap_all(pool: &PgPool) -> Result<(), sqlx::Error> {
 
 /// `Conflict` naming the running operation if one runs for `merchant` (for steps such as
 /// starting an upload, which are not operations themselves but must not overlap one).
-pub async fn ensure_idle(pool: &PgPool, merchant: Uuid) -> Result<(), AppError> {
+pub async fn ensure_idle(pool: &PgPool, merchant: Uuid) -> Result<(), OperationError> {
     match running(pool, merchant).await? {
-        Some(op) => Err(AppError::conflict(format!(
-            "{} is running for this merchant. Wait for it to finish.",
-            with_article(kind_name(&op.kind))
-        ))),
+        Some(op) => Err(OperationError::Running(with_article(kind_name(&op.kind)))),
         None => Ok(()),
     }
 }

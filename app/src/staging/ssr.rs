@@ -69,8 +69,8 @@ pub enum StagingError {
     #[error("The chunk has no rows.")]
     EmptyChunk,
     /// Another operation runs for the merchant (its own message says which).
-    #[error("{0}")]
-    Busy(AppError),
+    #[error(transparent)]
+    Busy(#[from] crate::operations::ssr::OperationError),
     #[error("the upload {0} vanished inside its own transaction")]
     Vanished(Uuid),
     #[error("a file's report could not be stored: {0}")]
@@ -96,7 +96,7 @@ impl From<StagingError> for AppError {
             Unfinished { .. } | UploadRunning(_) | Starting | Cancelled | Lost | Closed(_) | OutOfOrder { .. } => {
                 AppError::Conflict(error.to_string())
             }
-            Busy(error) => error,
+            Busy(error) => AppError::from(error),
             Database(error) => AppError::from(error),
             Vanished(_) | Report(_) => {
                 tracing::error!(%error, "staging failed");
@@ -260,7 +260,7 @@ pub async fn start_upload(
         return if same_files(&existing, files) { Ok(existing) } else { Err(unfinished_conflict(&existing)) };
     }
     // New rows must not arrive under a running check or insert.
-    crate::operations::ssr::ensure_idle(pool, merchant).await.map_err(StagingError::Busy)?;
+    crate::operations::ssr::ensure_idle(pool, merchant).await?;
     let id = Uuid::new_v4();
     let total: i64 = files.iter().map(|f| f.rows).sum();
     let mut tx = pool.begin().await?;
