@@ -204,7 +204,7 @@ pub async fn start_check(merchant: Uuid) -> Result<Operation, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        ssr::start_check(&state.pool, merchant, Some(caller.user_id())).await
+        Ok(ssr::start_check(&state.pool, merchant, Some(caller.user_id())).await?)
     })
     .await
 }
@@ -238,7 +238,7 @@ pub async fn preflight_insert(merchant: Uuid) -> Result<Preflight, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        ssr::run_preflight(&state.pool, merchant, Some(caller.user_id())).await
+        Ok(ssr::run_preflight(&state.pool, merchant, Some(caller.user_id())).await?)
     })
     .await
 }

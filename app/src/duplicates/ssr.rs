@@ -151,12 +151,58 @@ async fn last_row(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Optio
         .await
 }
 
-/// Starts the check in the background and returns its operation; `Conflict` while another
-/// operation or an upload runs for the merchant, `Invalid` when nothing is staged.
-pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Operation, AppError> {
+/// Why the check or the pre-flight cannot run, with what is known of it; an [`AppError`] at the
+/// boundary. (What they find — duplicates, rows the pre-flight refuses — is data, not an error.)
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("Nothing is staged for this merchant: upload files first.")]
+    NothingStaged,
+    /// Another operation runs for the merchant.
+    #[error(transparent)]
+    Busy(#[from] operations::OperationError),
+    /// An upload for the merchant is unfinished.
+    #[error(transparent)]
+    Upload(#[from] crate::staging::ssr::StagingError),
+    #[error("the operation {0} vanished as it started")]
+    Vanished(Uuid),
+    #[error("the figures could not be recorded: {0}")]
+    Record(#[from] serde_json::Error),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl CheckError {
+    /// What the operation's record (and the page) says of this error; nothing is logged.
+    fn shown(&self) -> AppError {
+        match self {
+            CheckError::NothingStaged => AppError::Invalid(self.to_string()),
+            CheckError::Busy(_) | CheckError::Upload(_) => AppError::Conflict(self.to_string()),
+            CheckError::Vanished(_) | CheckError::Record(_) | CheckError::Database(_) => AppError::Internal,
+        }
+    }
+}
+
+impl From<CheckError> for AppError {
+    fn from(error: CheckError) -> Self {
+        match error {
+            CheckError::Busy(error) => AppError::from(error),
+            CheckError::Upload(error) => AppError::from(error),
+            CheckError::Database(error) => AppError::from(error),
+            CheckError::Vanished(_) | CheckError::Record(_) => {
+                tracing::error!(%error, "the duplicate check failed");
+                AppError::Internal
+            }
+            CheckError::NothingStaged => error.shown(),
+        }
+    }
+}
+
+/// Starts the check in the background and returns its operation; `Busy` while another
+/// operation runs for the merchant, `Upload` while an upload is unfinished, `NothingStaged`.
+pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Operation, CheckError> {
     crate::staging::ssr::ensure_no_upload(pool, merchant, "checking duplicates").await?;
     if last_row(pool, merchant).await?.is_none() {
-        return Err(AppError::invalid("Nothing is staged for this merchant: upload files first."));
+        return Err(CheckError::NothingStaged);
     }
     let running = operations::begin(pool, merchant, "check", user).await?;
     let id = running.id;
@@ -164,18 +210,18 @@ pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> R
     tokio::spawn(async move {
         let mut running = running;
         let outcome = run_check(&background, &mut running).await;
-        running.finish(outcome).await;
+        running.finish(outcome.map_err(AppError::from)).await;
     });
-    operations::latest(pool, merchant, "check").await?.filter(|op| op.id == id).ok_or(AppError::Internal)
+    operations::latest(pool, merchant, "check").await?.filter(|op| op.id == id).ok_or(CheckError::Vanished(id))
 }
 
 /// The check's work, on the connection that holds the merchant's lock.
-pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Result<serde_json::Value, AppError> {
+pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Result<serde_json::Value, CheckError> {
     let changed = mark_duplicates(&mut running.conn, running.merchant, Some((pool, running.id))).await?;
     running.phase(pool, "Counting per file").await;
     let figures = figures(&mut running.conn, running.merchant).await?;
     tracing::info!(merchant = %running.merchant, changed, rows = figures.overall.total_rows, "duplicate check done");
-    serde_json::to_value(&figures).map_err(|_| AppError::Internal)
+    Ok(serde_json::to_value(&figures)?)
 }
 
 /// The latest check and its figures, whether they still describe what is staged, and any
@@ -249,19 +295,26 @@ struct PreflightRecord {
 }
 
 /// The pre-flight as an operation of its own (it holds the merchant's lock while it runs).
-pub async fn run_preflight(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Preflight, AppError> {
+pub async fn run_preflight(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Preflight, CheckError> {
     crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
     let mut running = operations::begin(pool, merchant, "preflight", user).await?;
     running.phase(pool, "Re-checking database duplicates and fields").await;
     let outcome = async {
         let preflight = validate_clean_codes_for_insert(pool, &mut running.conn, merchant).await?;
         let figures = figures(&mut running.conn, merchant).await?;
-        Ok::<_, AppError>(preflight_record(preflight, figures))
+        Ok::<_, CheckError>(preflight_record(preflight, figures))
     }
     .await;
-    let preflight = outcome.as_ref().ok().map(|(p, _)| p.clone());
-    running.finish(outcome.map(|(_, record)| record)).await;
-    preflight.ok_or(AppError::Internal)
+    match outcome {
+        Ok((preflight, record)) => {
+            running.finish(Ok(record)).await;
+            Ok(preflight)
+        }
+        Err(error) => {
+            running.finish(Err(error.shown())).await;
+            Err(error)
+        }
+    }
 }
 
 fn preflight_record(preflight: Preflight, figures: CheckFigures) -> (Preflight, serde_json::Value) {
@@ -278,7 +331,7 @@ pub async fn validate_clean_codes_for_insert(
     pool: &PgPool,
     conn: &mut PgConnection,
     merchant: Uuid,
-) -> Result<Preflight, AppError> {
+) -> Result<Preflight, CheckError> {
     let mut errors = Vec::new();
     let staged_last = last_row(&mut *conn, merchant).await?;
     let checked_last = operations::latest_result(pool, merchant, "check")
