@@ -33,9 +33,9 @@ pub async fn prepare_database(url: &str) -> Result<PgPool, StartupError> {
         .await
         .map_err(|source| StartupError::Unreachable { url: shown.clone(), source })?;
     // Before the migrations too: they read codes to adopt it.
-    ensure_no_row_security(&pool).await?;
-    MIGRATOR.run(&pool).await.map_err(|source| StartupError::Migrate { url: shown, source })?;
-    ensure_no_row_security(&pool).await?;
+    ensure_no_row_security(&pool, &shown).await?;
+    MIGRATOR.run(&pool).await.map_err(|source| StartupError::Migrate { url: shown.clone(), source })?;
+    ensure_no_row_security(&pool, &shown).await?;
     Ok(pool)
 }
 
@@ -93,7 +93,7 @@ pub async fn ensure_session_per_connection(url: &str) -> Result<(), StartupError
 /// writes: a policy (the original system has one on `codes`) would hide production codes from
 /// the duplicate check and refuse the insert's rows, and nothing would say so. The tables'
 /// owner and roles with `BYPASSRLS` are not subject to it (unless `FORCE ROW LEVEL SECURITY`).
-async fn ensure_no_row_security(pool: &PgPool) -> Result<(), StartupError> {
+async fn ensure_no_row_security(pool: &PgPool, shown: &str) -> Result<(), StartupError> {
     let subject: Option<(String, String)> = sqlx::query_as(
         "SELECT t.name, current_user::text
          FROM unnest(ARRAY['codes', 'codes_check_temp', 'codes_import_jobs']) AS t(name)
@@ -102,7 +102,7 @@ async fn ensure_no_row_security(pool: &PgPool) -> Result<(), StartupError> {
     )
     .fetch_optional(pool)
     .await
-    .map_err(|source| StartupError::Unreachable { url: String::new(), source })?;
+    .map_err(|source| StartupError::Unreachable { url: shown.to_owned(), source })?;
     match subject {
         Some((table, role)) => Err(StartupError::RowSecurity { table, role }),
         None => Ok(()),

@@ -182,11 +182,6 @@ pub const MAX_CONCURRENT_HASHES: usize = 4;
 const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 static HASH_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_HASHES);
 
-/// Password hashes running in this process now.
-pub fn hashes_in_flight() -> usize {
-    MAX_CONCURRENT_HASHES - HASH_SLOTS.available_permits()
-}
-
 /// Runs `work` (an Argon2 hash or verification) on the blocking pool once a hashing slot is
 /// free; `Overloaded` when none frees up within [`HASH_WAIT`] — never a queue without end.
 async fn with_hash_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {

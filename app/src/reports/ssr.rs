@@ -94,11 +94,6 @@ pub fn reserve_download(user: Uuid) -> Result<DownloadSlot, ReportError> {
     Ok(DownloadSlot { _permit: permit, user })
 }
 
-/// Reports streaming in this process now.
-pub fn downloads_in_flight() -> usize {
-    MAX_DOWNLOADS - DOWNLOADS.available_permits()
-}
-
 /// Bytes per piece sent to the client.
 const PIECE: usize = 64 * 1024;
 /// Pieces buffered between the database and the client.

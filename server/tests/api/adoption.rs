@@ -343,15 +343,7 @@ async fn the_original_database_is_adopted_whole_and_its_staged_batch_carried_ove
         rows: 2,
         report: FileReport::default(),
     };
-    let upload: UploadState = ops
-        .post(app.url("/api/start-upload"))
-        .json(&serde_json::json!({ "merchant": MERCHANT_A, "files": [manifest] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload: UploadState = app.start_upload(&ops, MERCHANT_A, &[manifest]).await.json().await.unwrap();
     let body = format!("2,{MERCHANT_A},NEWCODE0001,,,,,,\n3,{MERCHANT_A},NEWCODE0002,,,7,Crème,,\n");
     let sent = ops.post(app.url(&chunk_path(upload.id, 0, 0))).body(body).send().await.unwrap();
     assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());

@@ -3,7 +3,7 @@
 //! cluster is never touched.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
     time::{Duration, Instant},
 };
@@ -16,7 +16,7 @@ use app::{
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::helpers::{free_port, serve, wait_idle, TestApp, TestDb};
+use crate::helpers::{free_port, is_root, serve, wait_idle, TestApp, TestDb};
 
 /// A PostgreSQL cluster of the test's own, stopped and deleted when dropped.
 struct OwnCluster {
@@ -55,17 +55,20 @@ impl OwnCluster {
         }
     }
 
-    /// Runs one of PostgreSQL's programs, as the postgres user when run as root.
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of PostgreSQL's programs, to run as the postgres user when the tests run as root.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        let mut command = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
+        if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
         } else {
             Command::new(&path)
-        };
-        let output = command.args(args).output().unwrap();
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self.command(program).args(args).output().unwrap();
         assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
@@ -82,7 +85,7 @@ impl OwnCluster {
 
     /// Starts the cluster again from another thread; the value is forgotten (the test's own
     /// handle stops and deletes the cluster).
-    fn start_again(self, _data: &str) {
+    fn start_again(self) {
         self.pg_ctl("start");
         std::mem::forget(self);
     }
@@ -103,20 +106,9 @@ impl OwnCluster {
 impl Drop for OwnCluster {
     fn drop(&mut self) {
         let data = self.data();
-        let _ = Command::new(self.bin.join("pg_ctl")).args(["-D", &data, "-m", "immediate", "stop"]).output();
-        if is_root() {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"))
-                .args(["-D", &data, "-m", "immediate", "-w", "stop"])
-                .output();
-        }
-        let _ = std::fs::remove_dir_all(Path::new(&self.dir));
+        let _ = self.command("pg_ctl").args(["-D", &data, "-m", "immediate", "-w", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
 /// The app served in this process against a database on `cluster`.
@@ -199,15 +191,7 @@ async fn a_restart_of_postgresql_during_an_upload_loses_nothing_and_the_upload_r
         rows: chunks * 500,
         report: FileReport::default(),
     };
-    let upload: UploadState = admin
-        .post(app.url("/api/start-upload"))
-        .json(&serde_json::json!({ "merchant": merchant, "files": [manifest] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload: UploadState = app.start_upload(&admin, merchant, &[manifest]).await.json().await.unwrap();
     let mut refused_while_down = 0;
     let mut restarting = None;
     for seq in 0..chunks {
@@ -216,10 +200,10 @@ async fn a_restart_of_postgresql_during_an_upload_loses_nothing_and_the_upload_r
             // than the pool waits for a connection (10 s): a shorter outage is absorbed by the
             // wait, with no error at all.
             cluster.pg_ctl("stop");
-            let (bin, data, port, dir) = (cluster.bin.clone(), cluster.data(), cluster.port, cluster.dir.clone());
+            let (bin, port, dir) = (cluster.bin.clone(), cluster.port, cluster.dir.clone());
             restarting = Some(std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_secs(12));
-                OwnCluster { bin, dir, port }.start_again(&data);
+                OwnCluster { bin, dir, port }.start_again();
             }));
         }
         let body: String = (0..500).map(|i| format!("{},{merchant},UP-{seq}-{i},,,,,,\n", i + 2 + seq * 500)).collect();

@@ -127,6 +127,21 @@ impl TestApp {
         client.post(self.url(&format!("/api/{endpoint}"))).form(form).send().await.expect("request")
     }
 
+    /// Calls `start-upload` as `client` for `merchant` with `files` (it takes JSON).
+    pub async fn start_upload(
+        &self,
+        client: &reqwest::Client,
+        merchant: Uuid,
+        files: &[app::staging::FileManifest],
+    ) -> reqwest::Response {
+        client
+            .post(self.url("/api/start-upload"))
+            .json(&serde_json::json!({ "merchant": merchant, "files": files }))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Creates a merchant directly in the database.
     pub async fn merchant(&self, name: &str) -> Uuid {
         app::admin::ssr::create_merchant(&self.pool, name).await.expect("create merchant").id
@@ -206,23 +221,41 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Starts a daemon of a Debian package (`what`) in the foreground and waits (20 s at most) until
-/// it listens on `port`; `scripts/test` installs the packages.
-pub fn spawn_listening(command: &mut Command, port: u16, what: &str) -> Child {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
-            let _ = child.kill();
-            panic!("{what} did not start listening on port {port}");
+/// A daemon of a Debian package that a test owns (PgBouncer, HAProxy): its process and the
+/// folder with its configuration, both gone when dropped.
+pub struct Daemon {
+    pub port: u16,
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Starts `command` (`what`, for messages) in the foreground and waits (20 s at most) until
+    /// it listens on `port`; `scripts/test` installs the packages.
+    pub fn start(command: &mut Command, port: u16, dir: std::path::PathBuf, what: &str) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                panic!("{what} did not start listening on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        Self { port, child, dir }
     }
-    child
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The real server binary, as a process of its own on `database_url` (several may share one
@@ -271,4 +304,9 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether the tests run as root (CI does): daemons that refuse root then run as postgres.
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }

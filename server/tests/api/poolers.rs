@@ -2,10 +2,7 @@
 //! Debian's PgBouncer, started by the test on a free port. In session mode the whole journey
 //! runs through it; in transaction mode the server refuses to start, in one line.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command},
-};
+use std::process::Command;
 
 use app::{
     auth::Role,
@@ -19,15 +16,11 @@ use uuid::Uuid;
 
 use crate::{
     adoption::Codes,
-    helpers::{free_port, serve, spawn_listening, wait_idle, TestApp, TestDb},
+    helpers::{free_port, is_root, serve, wait_idle, Daemon, TestApp, TestDb},
 };
 
 /// A PgBouncer in front of the test PostgreSQL, stopped when dropped.
-pub struct PgBouncer {
-    pub port: u16,
-    child: Child,
-    dir: PathBuf,
-}
+pub struct PgBouncer(Daemon);
 
 impl PgBouncer {
     /// Starts `pgbouncer` with `pool_mode` (`session` or `transaction`) and waits until it
@@ -57,26 +50,13 @@ impl PgBouncer {
             command.args(["-u", "postgres"]);
         }
         command.arg(dir.join("pgbouncer.ini"));
-        let child = spawn_listening(&mut command, port, "pgbouncer (Debian's pgbouncer package)");
-        Self { port, child, dir }
+        Self(Daemon::start(&mut command, port, dir, "pgbouncer (Debian's pgbouncer package)"))
     }
 
     /// The URL of `database` through this PgBouncer.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.0.port)
     }
-}
-
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
 fn make_world_writable(dir: &std::path::Path) {
@@ -127,15 +107,7 @@ async fn the_whole_journey_runs_through_pgbouncer_in_session_mode() {
             report: FileReport::default(),
         })
         .collect();
-    let upload: UploadState = admin
-        .post(app.url("/api/start-upload"))
-        .json(&serde_json::json!({ "merchant": merchant, "files": files }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload: UploadState = app.start_upload(&admin, merchant, &files).await.json().await.unwrap();
     for (file, rows) in batch.chunks(1500).enumerate() {
         for (seq, part) in rows.chunks(500).enumerate() {
             let body: String = part

@@ -5,8 +5,7 @@
 
 use std::{
     collections::HashSet,
-    path::PathBuf,
-    process::{Child, Command},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -19,15 +18,11 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{free_port, spawn_listening, wait_idle, ServerProcess, TestApp, TestDb, PASSWORD};
+use crate::helpers::{free_port, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
 
 /// HAProxy in front of `backends`, round-robin, health-checked on `/healthz`; each answer says
 /// which backend served it (`x-served-by`). Stopped when dropped.
-pub struct HaProxy {
-    pub port: u16,
-    child: Child,
-    dir: PathBuf,
-}
+pub struct HaProxy(Daemon);
 
 impl HaProxy {
     pub fn start(backends: &[&str]) -> Self {
@@ -49,20 +44,11 @@ impl HaProxy {
         std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
         let mut command = Command::new("haproxy");
         command.args(["-db", "-f"]).arg(dir.join("haproxy.cfg"));
-        let child = spawn_listening(&mut command, port, "haproxy (Debian's haproxy package)");
-        Self { port, child, dir }
+        Self(Daemon::start(&mut command, port, dir, "haproxy (Debian's haproxy package)"))
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for HaProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        format!("http://127.0.0.1:{}{path}", self.0.port)
     }
 }
 

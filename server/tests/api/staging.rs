@@ -26,12 +26,7 @@ fn chunk(merchant: Uuid, rows: &[(u64, &str)]) -> Vec<u8> {
 }
 
 async fn start(app: &TestApp, client: &reqwest::Client, merchant: Uuid, files: &[FileManifest]) -> reqwest::Response {
-    client
-        .post(app.url("/api/start-upload"))
-        .json(&serde_json::json!({ "merchant": merchant, "files": files }))
-        .send()
-        .await
-        .unwrap()
+    app.start_upload(client, merchant, files).await
 }
 
 async fn send(
