@@ -123,11 +123,12 @@ impl FromServerFnError for AppError {
 }
 
 #[cfg(feature = "ssr")]
-impl From<sqlx::Error> for AppError {
-    /// A database that cannot be reached (or is shutting down, or starting) is `Unavailable`:
-    /// worth trying again. Anything else is `Internal`. Logged once here.
-    fn from(error: sqlx::Error) -> Self {
-        let unreachable = match &error {
+impl AppError {
+    /// What a failure of the database is for the user, logging nothing: a database that cannot
+    /// be reached (or is shutting down, or starting) is `Unavailable`, worth trying again;
+    /// anything else is `Internal`.
+    pub fn of_database(error: &sqlx::Error) -> Self {
+        let unreachable = match error {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
             // SQLSTATE 08: connection exception; 57P: shutting down, starting up, terminated.
             sqlx::Error::Database(db) => {
@@ -136,12 +137,28 @@ impl From<sqlx::Error> for AppError {
             _ => false,
         };
         if unreachable {
-            tracing::warn!(%error, "the database is unavailable");
             AppError::Unavailable("The database is not answering just now; try again shortly.".into())
         } else {
-            tracing::error!(%error, "database error");
             AppError::Internal
         }
+    }
+
+    /// [`AppError::of_database`], logged once in full (with the database's own text, which
+    /// never goes further).
+    pub fn logged(error: &sqlx::Error) -> Self {
+        let shown = Self::of_database(error);
+        match shown {
+            AppError::Unavailable(_) => tracing::warn!(%error, "the database is unavailable"),
+            _ => tracing::error!(%error, "database error"),
+        }
+        shown
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        AppError::logged(&error)
     }
 }
 

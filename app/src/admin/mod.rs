@@ -39,7 +39,7 @@ pub async fn list_merchants() -> Result<Vec<Merchant>, AppError> {
 pub async fn create_merchant(name: String) -> Result<Merchant, AppError> {
     respond(async move {
         let (state, _) = ops_context().await?;
-        ssr::create_merchant(&state.pool, &name).await
+        Ok(ssr::create_merchant(&state.pool, &name).await?)
     })
     .await
 }
@@ -65,7 +65,7 @@ pub async fn create_user(
     respond(async move {
         let (state, _) = ops_context().await?;
         let merchants: Vec<Uuid> = merchant.into_iter().collect();
-        crate::auth::ssr::create_user(&state.pool, &email, password, role, &merchants).await
+        Ok(crate::auth::ssr::create_user(&state.pool, &email, password, role, &merchants).await?)
     })
     .await
 }
@@ -75,7 +75,7 @@ pub async fn create_user(
 pub async fn bind_merchant(user: Uuid, merchant: Uuid) -> Result<(), AppError> {
     respond(async move {
         let (state, _) = ops_context().await?;
-        ssr::bind_merchant(&state.pool, user, merchant).await
+        Ok(ssr::bind_merchant(&state.pool, user, merchant).await?)
     })
     .await
 }
@@ -88,7 +88,7 @@ pub async fn set_user_disabled(user: Uuid, disabled: bool) -> Result<(), AppErro
         if user == caller.user_id() && disabled {
             return Err(AppError::invalid("You cannot disable your own account."));
         }
-        ssr::set_user_disabled(&state.pool, user, disabled).await
+        Ok(ssr::set_user_disabled(&state.pool, user, disabled).await?)
     })
     .await
 }

@@ -4,9 +4,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::UserSummary;
-use crate::{
-    auth::{ssr::constraint_of, Merchant, Role},
-    error::AppError,
+use crate::auth::{
+    ssr::{constraint_of, AccountError},
+    Merchant, Role,
 };
 
 /// Merchants by name: all of them, or only those in `only`.
@@ -19,31 +19,32 @@ pub async fn list_merchants(pool: &PgPool, only: Option<&[Uuid]>) -> Result<Vec<
     .await
 }
 
-fn merchant_name(name: &str) -> Result<&str, AppError> {
+fn merchant_name(name: &str) -> Result<&str, AccountError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 {
-        return Err(AppError::invalid("Give the merchant a name of 1 to 200 characters."));
+        return Err(AccountError::BadMerchantName);
     }
     Ok(name)
 }
 
 /// Renames merchant `id` (e.g. one adopted from an original database, named after its id);
-/// `Invalid` for a blank name or an unknown merchant, `Conflict` if the name is taken.
-pub async fn rename_merchant(pool: &PgPool, id: Uuid, name: &str) -> Result<Merchant, AppError> {
+/// `BadMerchantName` for a blank name, `NoSuchMerchant`, `MerchantTaken` if the name is taken.
+pub async fn rename_merchant(pool: &PgPool, id: Uuid, name: &str) -> Result<Merchant, AccountError> {
     let name = merchant_name(name)?;
     let renamed = sqlx::query("UPDATE merchants SET name = $2 WHERE id = $1").bind(id).bind(name).execute(pool).await;
     match renamed {
         Err(error) if constraint_of(&error) == Some("merchants_name_unique") => {
-            Err(AppError::conflict(format!("A merchant named {name} exists already.")))
+            Err(AccountError::MerchantTaken(name.to_owned()))
         }
         Err(error) => Err(error.into()),
-        Ok(done) if done.rows_affected() == 0 => Err(AppError::not_found("merchant")),
+        Ok(done) if done.rows_affected() == 0 => Err(AccountError::NoSuchMerchant),
         Ok(_) => Ok(Merchant { id, name: name.to_owned() }),
     }
 }
 
-/// Creates a merchant named `name` (trimmed); `Invalid` if blank, `Conflict` if taken.
-pub async fn create_merchant(pool: &PgPool, name: &str) -> Result<Merchant, AppError> {
+/// Creates a merchant named `name` (trimmed); `BadMerchantName` if blank, `MerchantTaken` if
+/// taken.
+pub async fn create_merchant(pool: &PgPool, name: &str) -> Result<Merchant, AccountError> {
     let name = merchant_name(name)?;
     let merchant = Merchant { id: Uuid::new_v4(), name: name.to_owned() };
     let inserted = sqlx::query("INSERT INTO merchants (id, name) VALUES ($1, $2)")
@@ -53,9 +54,9 @@ pub async fn create_merchant(pool: &PgPool, name: &str) -> Result<Merchant, AppE
         .await;
     match inserted {
         Err(error) if constraint_of(&error) == Some("merchants_name_unique") => {
-            Err(AppError::conflict(format!("A merchant named {name} exists already.")))
+            Err(AccountError::MerchantTaken(name.to_owned()))
         }
-        other => other.map(|_| merchant).map_err(AppError::from),
+        other => other.map(|_| merchant).map_err(AccountError::from),
     }
 }
 
@@ -81,14 +82,14 @@ pub async fn list_users(pool: &PgPool) -> Result<Vec<UserSummary>, sqlx::Error> 
         .collect())
 }
 
-/// Binds a merchant admin to a merchant; `Invalid` for an unknown user or merchant or an
+/// Binds a merchant admin to a merchant; `NoSuchUser`, `NoSuchMerchant`, or `OpsBound` for an
 /// ops user (who acts for every merchant anyway).
-pub async fn bind_merchant(pool: &PgPool, user: Uuid, merchant: Uuid) -> Result<(), AppError> {
+pub async fn bind_merchant(pool: &PgPool, user: Uuid, merchant: Uuid) -> Result<(), AccountError> {
     let role: Option<String> =
         sqlx::query_scalar("SELECT role FROM users WHERE id = $1").bind(user).fetch_optional(pool).await?;
     match role.as_deref().and_then(Role::parse) {
-        None => Err(AppError::invalid("No user has that id.")),
-        Some(Role::Ops) => Err(AppError::invalid("Ops act for every merchant already.")),
+        None => Err(AccountError::NoSuchUser),
+        Some(Role::Ops) => Err(AccountError::OpsBound),
         Some(Role::MerchantAdmin) => {
             let mut conn = pool.acquire().await?;
             crate::auth::ssr::bind_merchants(&mut conn, user, &[merchant]).await
@@ -96,12 +97,12 @@ pub async fn bind_merchant(pool: &PgPool, user: Uuid, merchant: Uuid) -> Result<
     }
 }
 
-/// Sets a user's disabled flag; `Invalid` for an unknown user.
-pub async fn set_user_disabled(pool: &PgPool, user: Uuid, disabled: bool) -> Result<(), AppError> {
+/// Sets a user's disabled flag; `NoSuchUser` for an unknown user.
+pub async fn set_user_disabled(pool: &PgPool, user: Uuid, disabled: bool) -> Result<(), AccountError> {
     let updated =
         sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1").bind(user).bind(disabled).execute(pool).await?;
     if updated.rows_affected() == 0 {
-        return Err(AppError::invalid("No user has that id."));
+        return Err(AccountError::NoSuchUser);
     }
     tracing::info!(%user, disabled, "changed a user's disabled flag");
     Ok(())

@@ -23,6 +23,71 @@ use crate::{error::AppError, state::AppState};
 /// The session key under which the signed-in user's id is kept.
 const USER_ID_KEY: &str = "user_id";
 
+/// Why a sign-in, a password, a user or a merchant was refused or failed, with what is known of
+/// it; an [`AppError`] at the boundary (the server function, the command line), where a fault
+/// of the server is logged once.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("Enter an email address like name@example.com.")]
+    BadEmail,
+    #[error("The password must have at least {MIN_PASSWORD_LEN} characters.")]
+    ShortPassword,
+    #[error("The password must have at most {MAX_PASSWORD_LEN} bytes.")]
+    LongPassword,
+    /// Unknown email or wrong password, never saying which.
+    #[error("The email or password is incorrect.")]
+    BadCredentials,
+    /// Minutes left on the lock of the email or the address.
+    #[error("Too many failed sign-ins. Try again in {}.", if *.0 == 1 { "1 minute".to_owned() } else { format!("{} minutes", .0) })]
+    Throttled(i64),
+    /// Said only to the right password, after the attempt was counted.
+    #[error("This account is disabled. Ask ops to enable it.")]
+    Disabled,
+    /// Every hashing slot stayed busy for as long as a sign-in waits.
+    #[error("The server is busy signing people in; try again in a moment.")]
+    HashingBusy,
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    #[error("A merchant admin needs at least one merchant.")]
+    NoMerchant,
+    #[error("A user with the email {0} exists already.")]
+    EmailTaken(String),
+    #[error("There is no such user.")]
+    NoSuchUser,
+    #[error("There is no such merchant.")]
+    NoSuchMerchant,
+    #[error("Ops act for every merchant already.")]
+    OpsBound,
+    #[error("Give the merchant a name of 1 to 200 characters.")]
+    BadMerchantName,
+    #[error("A merchant named {0} exists already.")]
+    MerchantTaken(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<AccountError> for AppError {
+    fn from(error: AccountError) -> Self {
+        use AccountError::*;
+        match error {
+            BadEmail | ShortPassword | LongPassword | NoMerchant | OpsBound | BadMerchantName => {
+                AppError::Invalid(error.to_string())
+            }
+            BadCredentials => AppError::BadCredentials,
+            Throttled(_) => AppError::Throttled(error.to_string()),
+            Disabled => AppError::Forbidden(error.to_string()),
+            HashingBusy => AppError::Overloaded(error.to_string()),
+            EmailTaken(_) | MerchantTaken(_) => AppError::Conflict(error.to_string()),
+            NoSuchUser | NoSuchMerchant => AppError::NotFound(error.to_string()),
+            Hashing(_) => {
+                tracing::error!(%error, "an account operation failed");
+                AppError::Internal
+            }
+            Database(error) => AppError::from(error),
+        }
+    }
+}
+
 /// Runs a server function's body and sets the HTTP status its error calls for (401, 403, …).
 /// Every server function returns through this.
 pub async fn respond<T>(body: impl Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
@@ -184,31 +249,28 @@ static HASH_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MA
 
 /// Runs `work` (an Argon2 hash or verification) on the blocking pool once a hashing slot is
 /// free; `Overloaded` when none frees up within [`HASH_WAIT`] — never a queue without end.
-async fn with_hash_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+async fn with_hash_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AccountError> {
     let slot = tokio::time::timeout(HASH_WAIT, HASH_SLOTS.acquire()).await;
     let Ok(Ok(_slot)) = slot else {
         tracing::warn!(limit = MAX_CONCURRENT_HASHES, "password hashing at its bound: answered 503");
-        return Err(AppError::Overloaded("The server is busy signing people in; try again in a moment.".into()));
+        return Err(AccountError::HashingBusy);
     };
-    tokio::task::spawn_blocking(work).await.map_err(|_| AppError::Internal)
+    tokio::task::spawn_blocking(work).await.map_err(|error| AccountError::Hashing(error.to_string()))
 }
 
 /// Hashes a password with Argon2id (the crate's defaults: m = 19 MiB, t = 2, p = 1, OWASP's
 /// minimum), off the async threads; `Overloaded` when hashing is at its bound.
 #[tracing::instrument(skip_all)]
-pub async fn hash_password(password: String) -> Result<String, AppError> {
+pub async fn hash_password(password: String) -> Result<String, AccountError> {
     with_hash_slot(move || Argon2::default().hash_password(password.as_bytes()).map(|hash| hash.to_string()))
         .await?
-        .map_err(|error| {
-            tracing::error!(%error, "could not hash a password");
-            AppError::Internal
-        })
+        .map_err(|error| AccountError::Hashing(error.to_string()))
 }
 
 /// Whether `password` matches the PHC string `hash` (or, for an unknown account, a hash of
 /// nothing anyone knows, which takes as long); a malformed hash never matches.
 #[tracing::instrument(skip_all)]
-pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AppError> {
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AccountError> {
     with_hash_slot(move || {
         let hash = hash.as_deref().unwrap_or(&DUMMY_HASH);
         PasswordHash::new(hash)
@@ -228,19 +290,18 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Checks a new password against the length rules.
-pub fn check_new_password(password: &str) -> Result<(), AppError> {
-    let length = password.chars().count();
-    if length < MIN_PASSWORD_LEN {
-        return Err(AppError::invalid(format!("The password must have at least {MIN_PASSWORD_LEN} characters.")));
+pub fn check_new_password(password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(AccountError::ShortPassword);
     }
     if password.len() > MAX_PASSWORD_LEN {
-        return Err(AppError::invalid(format!("The password must have at most {MAX_PASSWORD_LEN} bytes.")));
+        return Err(AccountError::LongPassword);
     }
     Ok(())
 }
 
 /// Normalises an email for storage and look-up; `Invalid` unless it looks like one.
-pub fn normalise_email(email: &str) -> Result<String, AppError> {
+pub fn normalise_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -248,7 +309,7 @@ pub fn normalise_email(email: &str) -> Result<String, AppError> {
     if valid {
         Ok(email)
     } else {
-        Err(AppError::invalid("Enter an email address like name@example.com."))
+        Err(AccountError::BadEmail)
     }
 }
 
@@ -278,13 +339,13 @@ pub async fn sign_in(
     email: &str,
     password: &str,
     client: Option<&str>,
-) -> Result<CurrentUser, AppError> {
+) -> Result<CurrentUser, AccountError> {
     let email = email.trim().to_lowercase();
     if email.is_empty() || email.len() > MAX_EMAIL_LEN {
-        return Err(AppError::invalid("Enter an email address like name@example.com."));
+        return Err(AccountError::BadEmail);
     }
     if password.len() > super::MAX_PASSWORD_LEN {
-        return Err(AppError::BadCredentials);
+        return Err(AccountError::BadCredentials);
     }
     let email_key = format!("email:{email}");
     let address_key = client.map(|addr| format!("addr:{addr}"));
@@ -295,10 +356,7 @@ pub async fn sign_in(
     }
     if let Some(minutes) = locked {
         tracing::warn!(client, "sign-in refused: throttled");
-        return Err(AppError::Throttled(format!(
-            "Too many failed sign-ins. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        )));
+        return Err(AccountError::Throttled(minutes));
     }
 
     let found = sqlx::query_as::<_, (Uuid, String)>("SELECT id, password_hash FROM users WHERE email = $1")
@@ -313,13 +371,13 @@ pub async fn sign_in(
     };
     let Some((user, disabled)) = user else {
         tracing::warn!(client, "sign-in refused: bad credentials");
-        return Err(AppError::BadCredentials);
+        return Err(AccountError::BadCredentials);
     };
     if disabled {
         // The attempt stays counted: the right password of a disabled account is not a way
         // to try passwords without limit.
         tracing::warn!(user = %user.id, "sign-in refused: account disabled");
-        return Err(AppError::forbidden("This account is disabled. Ask ops to enable it."));
+        return Err(AccountError::Disabled);
     }
     sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(&email_key).execute(pool).await?;
     if let Some(key) = &address_key {
@@ -375,11 +433,11 @@ pub async fn create_user(
     password: String,
     role: Role,
     merchants: &[Uuid],
-) -> Result<Uuid, AppError> {
+) -> Result<Uuid, AccountError> {
     let email = normalise_email(email)?;
     check_new_password(&password)?;
     if role == Role::MerchantAdmin && merchants.is_empty() {
-        return Err(AppError::invalid("A merchant admin needs at least one merchant."));
+        return Err(AccountError::NoMerchant);
     }
     let hash = hash_password(password).await?;
     let id = Uuid::new_v4();
@@ -393,7 +451,7 @@ pub async fn create_user(
         .await;
     if let Err(error) = inserted {
         if constraint_of(&error) == Some("users_email_unique") {
-            return Err(AppError::conflict(format!("A user with the email {email} exists already.")));
+            return Err(AccountError::EmailTaken(email));
         }
         return Err(error.into());
     }
@@ -405,8 +463,8 @@ pub async fn create_user(
     Ok(id)
 }
 
-/// Binds a merchant admin to merchants; unknown merchants are `Invalid`.
-pub async fn bind_merchants(conn: &mut PgConnection, user: Uuid, merchants: &[Uuid]) -> Result<(), AppError> {
+/// Binds a merchant admin to merchants; `NoSuchMerchant` (or `NoSuchUser`) for an unknown id.
+pub async fn bind_merchants(conn: &mut PgConnection, user: Uuid, merchants: &[Uuid]) -> Result<(), AccountError> {
     let bound = sqlx::query(
         "INSERT INTO user_merchants (user_id, merchant_id) SELECT $1, unnest($2::uuid[])
          ON CONFLICT DO NOTHING",
@@ -416,13 +474,9 @@ pub async fn bind_merchants(conn: &mut PgConnection, user: Uuid, merchants: &[Uu
     .execute(conn)
     .await;
     match bound {
-        Err(error) if constraint_of(&error) == Some("user_merchants_merchant_fk") => {
-            Err(AppError::invalid("No merchant has that id."))
-        }
-        Err(error) if constraint_of(&error) == Some("user_merchants_user_fk") => {
-            Err(AppError::invalid("No user has that id."))
-        }
-        other => other.map(|_| ()).map_err(AppError::from),
+        Err(error) if constraint_of(&error) == Some("user_merchants_merchant_fk") => Err(AccountError::NoSuchMerchant),
+        Err(error) if constraint_of(&error) == Some("user_merchants_user_fk") => Err(AccountError::NoSuchUser),
+        other => other.map(|_| ()).map_err(AccountError::from),
     }
 }
 

@@ -173,11 +173,14 @@ pub enum CheckError {
 
 impl CheckError {
     /// What the operation's record (and the page) says of this error; nothing is logged.
-    fn shown(&self) -> AppError {
+    pub(crate) fn shown(&self) -> AppError {
         match self {
+            CheckError::Database(error)
+            | CheckError::Busy(operations::OperationError::Database(error))
+            | CheckError::Upload(crate::staging::ssr::StagingError::Database(error)) => AppError::of_database(error),
             CheckError::NothingStaged => AppError::Invalid(self.to_string()),
             CheckError::Busy(_) | CheckError::Upload(_) => AppError::Conflict(self.to_string()),
-            CheckError::Vanished(_) | CheckError::Record(_) | CheckError::Database(_) => AppError::Internal,
+            CheckError::Vanished(_) | CheckError::Record(_) => AppError::Internal,
         }
     }
 }

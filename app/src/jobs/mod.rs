@@ -129,7 +129,7 @@ pub async fn start_insert(merchant: Uuid, confirmation: String) -> Result<Uuid, 
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        ssr::start_insert(&state.pool, merchant, caller.user_id(), &confirmation).await
+        Ok(ssr::start_insert(&state.pool, merchant, caller.user_id(), &confirmation).await?)
     })
     .await
 }
@@ -140,7 +140,7 @@ pub async fn verify_job(job: Uuid) -> Result<JobVerification, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
-        ssr::verify_job(&state.pool, job).await
+        Ok(ssr::verify_job(&state.pool, job).await?)
     })
     .await
 }
@@ -151,7 +151,7 @@ pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<(), AppErro
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
-        ssr::rollback_job(&state.pool, job, caller.user_id(), &confirmation).await
+        Ok(ssr::rollback_job(&state.pool, job, caller.user_id(), &confirmation).await?)
     })
     .await
 }
@@ -162,7 +162,7 @@ pub async fn clear_staging(merchant: Uuid) -> Result<i64, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        ssr::clear_staging(&state.pool, merchant, caller.user_id()).await
+        Ok(ssr::clear_staging(&state.pool, merchant, caller.user_id()).await?)
     })
     .await
 }

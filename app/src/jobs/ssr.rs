@@ -4,7 +4,12 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::{JobDetail, JobFilter, JobSummary, JobVerification};
-use crate::{error::AppError, operations::ssr as operations};
+use crate::{
+    duplicates::ssr::CheckError,
+    error::AppError,
+    operations::ssr::{self as operations, OperationError},
+    staging::ssr::StagingError,
+};
 
 /// `SELECT` of [`JobSummary`]s followed by `$rest` (a literal: the statement stays static).
 macro_rules! select_jobs {
@@ -96,47 +101,151 @@ pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, s
     }))
 }
 
-/// The merchant a job belongs to; `NotFound` for an unknown job.
-pub async fn merchant_of(pool: &PgPool, job: Uuid) -> Result<Uuid, AppError> {
+/// The merchant a job belongs to; `NoSuchJob` for an unknown job.
+pub async fn merchant_of(pool: &PgPool, job: Uuid) -> Result<Uuid, JobError> {
     sqlx::query_scalar("SELECT merchant_id FROM codes_import_jobs WHERE id = $1")
         .bind(job)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| AppError::not_found("job"))
+        .ok_or(JobError::NoSuchJob)
 }
 
 /// What the user must type to confirm an insert, and a rollback.
 pub const INSERT_CONFIRMATION: &str = "YES";
 pub const ROLLBACK_CONFIRMATION: &str = "DELETE";
 
+/// What a job that lost its database says.
+const INSERT_LOST: &str = "The insert lost its database connection, so nothing was inserted. Run it again.";
+
+/// Why an insert, a rollback or a clear did not happen, with what is known of it; an
+/// [`AppError`] at the boundary — the server function's answer, and the words the job's and the
+/// operation's records keep (never a database's internal text: a fault of the database is
+/// logged once, in full, where it becomes an `AppError`).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("Type {0} to confirm the {1}.")]
+    Unconfirmed(&'static str, &'static str),
+    #[error("There is no such job.")]
+    NoSuchJob,
+    /// Another operation runs for the merchant.
+    #[error(transparent)]
+    Busy(#[from] OperationError),
+    /// An upload for the merchant is unfinished.
+    #[error(transparent)]
+    Upload(#[from] StagingError),
+    /// The pre-flight could not run.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// The pre-flight found rows the insert must not take; its errors are in the job's record.
+    #[error("The pre-flight failed: {}", .0.join(" "))]
+    Preflight(Vec<String>),
+    #[error(
+        "The insert added {inserted} codes where the pre-flight counted {expected}, so nothing was inserted. \
+         Run the duplicate check and the insert again."
+    )]
+    Miscounted { inserted: i64, expected: i64 },
+    /// A code reached production between the pre-flight and the insert (the unique index's
+    /// words for it).
+    #[error(
+        "A code reached production after the pre-flight ({0}), so nothing was inserted. \
+         Run the insert again: its pre-flight will flag it."
+    )]
+    Arrived(String),
+    /// A constraint or trigger of the adopted database refused a row: its own message, which is
+    /// written for people (never SQL text).
+    #[error("The insert failed and nothing was inserted: {0}")]
+    Refused(String),
+    /// The insert's connection was lost, or the database shut down under it (its transaction
+    /// with it).
+    #[error("{INSERT_LOST}")]
+    Lost(#[source] sqlx::Error),
+    #[error("This job was rolled back already.")]
+    RolledBack,
+    #[error("Only a completed job can be rolled back; this one is {0}.")]
+    NotCompleted(String),
+    #[error("{0} of this job's codes are claimed by customers, so it cannot be rolled back. Nothing was deleted.")]
+    Claimed(i64),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl JobError {
+    /// What the user is told, and the job's and the operation's records keep; logs nothing.
+    fn shown(&self) -> AppError {
+        match self {
+            JobError::Database(error)
+            | JobError::Busy(OperationError::Database(error))
+            | JobError::Upload(StagingError::Database(error)) => AppError::of_database(error),
+            JobError::Check(error) => error.shown(),
+            JobError::Lost(_) => AppError::Unavailable(self.to_string()),
+            JobError::NoSuchJob => AppError::NotFound(self.to_string()),
+            JobError::Unconfirmed(..) | JobError::Preflight(_) | JobError::Refused(_) | JobError::NotCompleted(_) => {
+                AppError::Invalid(self.to_string())
+            }
+            // Another operation, an unfinished upload (the only answers besides the database's
+            // that `begin` and `ensure_no_upload` give), a count that moved, a claimed code.
+            _ => AppError::Conflict(self.to_string()),
+        }
+    }
+}
+
+impl From<JobError> for AppError {
+    /// The boundary: a fault of the server is logged here, once.
+    fn from(error: JobError) -> Self {
+        match error {
+            JobError::Database(error) => AppError::from(error),
+            JobError::Busy(error) => AppError::from(error),
+            JobError::Upload(error) => AppError::from(error),
+            JobError::Check(error) => AppError::from(error),
+            JobError::Lost(error) => {
+                tracing::warn!(%error, "the insert lost its database connection");
+                AppError::Unavailable(JobError::Lost(error).to_string())
+            }
+            error => error.shown(),
+        }
+    }
+}
+
 /// Starts the insert of the merchant's clean staged rows in the background: a job row now,
 /// then the pre-flight and one transaction that inserts the rows, checks the count and
 /// completes the job. Returns the job's id.
-pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmation: &str) -> Result<Uuid, AppError> {
+pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmation: &str) -> Result<Uuid, JobError> {
     if confirmation.trim() != INSERT_CONFIRMATION {
-        return Err(AppError::invalid(format!("Type {INSERT_CONFIRMATION} to confirm the insert.")));
+        return Err(JobError::Unconfirmed(INSERT_CONFIRMATION, "insert"));
     }
     crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
     let running = operations::begin(pool, merchant, "insert", Some(user)).await?;
     let job = Uuid::new_v4();
-    let created = sqlx::query(
-        "INSERT INTO codes_import_jobs (id, merchant_id, status, created_by, source_info)
-         VALUES ($1, $2, 'validating', $3, $4)",
-    )
-    .bind(job)
-    .bind(merchant)
-    .bind(user)
-    .bind(source_info(pool, merchant).await?)
-    .execute(pool)
+    let created = async {
+        sqlx::query(
+            "INSERT INTO codes_import_jobs (id, merchant_id, status, created_by, source_info)
+             VALUES ($1, $2, 'validating', $3, $4)",
+        )
+        .bind(job)
+        .bind(merchant)
+        .bind(user)
+        .bind(source_info(pool, merchant).await?)
+        .execute(pool)
+        .await
+    }
     .await;
     if let Err(error) = created {
-        running.finish(Err(error.into())).await;
-        return Err(AppError::Internal);
+        running.finish(Err(AppError::of_database(&error))).await;
+        return Err(JobError::Database(error));
     }
     let background = pool.clone();
     tokio::spawn(async move {
         let mut running = running;
-        let outcome = run_insert(&background, &mut running, job).await;
+        // The boundary of a background insert: its error is logged here, in full and once,
+        // and recorded as the user is told it.
+        let outcome = run_insert(&background, &mut running, job).await.map_err(|error| {
+            tracing::warn!(%job, %merchant, %error, "the insert failed");
+            match error.shown() {
+                // Whichever statement lost the database, the job's record says what it means.
+                AppError::Unavailable(_) => AppError::Unavailable(INSERT_LOST.to_owned()),
+                shown => shown,
+            }
+        });
         if let Err(error) = &outcome {
             fail_job(&background, job, &error.to_string()).await;
         }
@@ -196,7 +305,7 @@ struct Inserted {
 
 /// The insert's work, on the connection that holds the merchant's lock. Any error leaves no
 /// row of the job in `codes`: everything is in one transaction.
-async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid) -> Result<Inserted, AppError> {
+async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid) -> Result<Inserted, JobError> {
     let merchant = running.merchant;
     let started = std::time::Instant::now();
     running.phase(pool, "Pre-flight: re-checking database duplicates and fields").await;
@@ -212,7 +321,7 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
             .bind(&report)
             .execute(pool)
             .await?;
-        return Err(AppError::invalid(format!("The pre-flight failed: {}", preflight.errors.join(" "))));
+        return Err(JobError::Preflight(preflight.errors));
     }
     let expected = preflight.clean_count;
     sqlx::query(
@@ -254,14 +363,11 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
         .bind(job)
         .execute(&mut *tx)
         .await
-        .map_err(|error| insert_failed(&error))?
+        .map_err(insert_failed)?
         .rows_affected() as i64;
     if inserted != expected {
         tx.rollback().await?;
-        return Err(AppError::conflict(format!(
-            "The insert added {inserted} codes where the pre-flight counted {expected}, so nothing was inserted. \
-             Run the duplicate check and the insert again."
-        )));
+        return Err(JobError::Miscounted { inserted, expected });
     }
     sqlx::query(
         "UPDATE codes_import_jobs SET status = 'completed', codes_inserted = $2, completed_at = clock_timestamp() WHERE id = $1",
@@ -296,29 +402,37 @@ async fn code_order(conn: &mut sqlx::PgConnection) -> Result<&'static str, sqlx:
     Ok(if by_code_point == Some(true) { " COLLATE \"C\"" } else { "" })
 }
 
-/// A failed `INSERT` as the job records it: the database's own words (a constraint or a
-/// trigger that refused a row), never SQL text.
-fn insert_failed(error: &sqlx::Error) -> AppError {
-    match error.as_database_error() {
-        Some(db) if db.code().as_deref() == Some("23505") => AppError::conflict(format!(
-            "A code reached production after the pre-flight ({}), so nothing was inserted. \
-             Run the insert again: its pre-flight will flag it.",
-            db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+/// A failed `INSERT` as the job records it: the database's own words for a constraint or a
+/// trigger that refused a row, never SQL text; any other failure as it is.
+fn insert_failed(error: sqlx::Error) -> JobError {
+    if matches!(AppError::of_database(&error), AppError::Unavailable(_)) {
+        return JobError::Lost(error);
+    }
+    let Some(db) = error.as_database_error() else { return JobError::Database(error) };
+    let words = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+    match db.code().as_deref() {
+        Some("23505") => JobError::Arrived(
+            words
                 .and_then(|pg| pg.detail())
                 .map_or("a duplicate key", |detail| detail.trim_end_matches('.'))
-        )),
-        Some(db) => AppError::invalid(format!("The insert failed and nothing was inserted: {}", db.message())),
-        None => AppError::invalid("The insert lost its database connection; nothing was inserted.".to_owned()),
+                .to_owned(),
+        ),
+        // A value the column cannot hold (22), an integrity constraint (23), a trigger's RAISE
+        // (P0001): the database speaks of the row.
+        Some(code) if code.starts_with("22") || code.starts_with("23") || code == "P0001" => {
+            JobError::Refused(db.message().to_owned())
+        }
+        _ => JobError::Database(error),
     }
 }
 
 /// Recounts a job's codes in production.
-pub async fn verify_job(pool: &PgPool, job: Uuid) -> Result<JobVerification, AppError> {
+pub async fn verify_job(pool: &PgPool, job: Uuid) -> Result<JobVerification, JobError> {
     let codes_inserted: Option<i64> = sqlx::query_scalar("SELECT codes_inserted FROM codes_import_jobs WHERE id = $1")
         .bind(job)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| AppError::not_found("job"))?;
+        .ok_or(JobError::NoSuchJob)?;
     let codes_found: i64 =
         sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1").bind(job).fetch_one(pool).await?;
     Ok(JobVerification { codes_inserted, codes_found })
@@ -326,23 +440,28 @@ pub async fn verify_job(pool: &PgPool, job: Uuid) -> Result<JobVerification, App
 
 /// Rolls a completed job back: deletes its codes and marks it `rolled_back`, in one
 /// transaction. Refused for a job in any other state, and for one with claimed codes.
-pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &str) -> Result<(), AppError> {
+pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &str) -> Result<(), JobError> {
     if confirmation.trim() != ROLLBACK_CONFIRMATION {
-        return Err(AppError::invalid(format!("Type {ROLLBACK_CONFIRMATION} to confirm the rollback.")));
+        return Err(JobError::Unconfirmed(ROLLBACK_CONFIRMATION, "rollback"));
     }
     let merchant = merchant_of(pool, job).await?;
     let mut running = operations::begin(pool, merchant, "rollback", Some(user)).await?;
     running.phase(pool, "Deleting the job's codes").await;
     let outcome = rollback_in(&mut running.conn, job).await;
-    let result = outcome
-        .as_ref()
-        .map(|deleted| serde_json::json!({ "job": job, "codes_deleted": deleted }))
-        .map_err(Clone::clone);
-    running.finish(result).await;
+    running.finish(recorded(&outcome, |deleted| serde_json::json!({ "job": job, "codes_deleted": deleted }))).await;
     outcome.map(|_| ())
 }
 
-async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, AppError> {
+/// What an operation's record keeps of `outcome`: its result, or its error as the caller will
+/// be told it.
+fn recorded<T>(
+    outcome: &Result<T, JobError>,
+    result: impl FnOnce(&T) -> serde_json::Value,
+) -> Result<serde_json::Value, AppError> {
+    outcome.as_ref().map(result).map_err(JobError::shown)
+}
+
+async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, JobError> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     let (status, inserted): (String, Option<i64>) =
         sqlx::query_as("SELECT status, codes_inserted FROM codes_import_jobs WHERE id = $1 FOR UPDATE")
@@ -351,10 +470,8 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Ap
             .await?;
     match status.as_str() {
         "completed" => {}
-        "rolled_back" => return Err(AppError::conflict("This job was rolled back already.")),
-        other => {
-            return Err(AppError::invalid(format!("Only a completed job can be rolled back; this one is {other}.")))
-        }
+        "rolled_back" => return Err(JobError::RolledBack),
+        other => return Err(JobError::NotCompleted(other.to_owned())),
     }
     // Claimed codes are never deleted: the delete skips them (a claim that commits while the
     // delete waits for its row is seen, as PostgreSQL re-checks the row), and a claim that
@@ -373,10 +490,7 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Ap
             .await?;
         if claimed > 0 {
             tx.rollback().await?;
-            return Err(AppError::conflict(format!(
-                "{claimed} of this job's codes are claimed by customers, so it cannot be rolled back. \
-                 Nothing was deleted."
-            )));
+            return Err(JobError::Claimed(claimed));
         }
     }
     sqlx::query(
@@ -392,7 +506,7 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Ap
 
 /// Deletes the merchant's staged rows; refused while an upload is unfinished or another
 /// operation runs. Returns how many rows were deleted.
-pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<i64, AppError> {
+pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<i64, JobError> {
     crate::staging::ssr::ensure_no_upload(pool, merchant, "clearing staging").await?;
     let mut running = operations::begin(pool, merchant, "clear", Some(user)).await?;
     running.phase(pool, "Deleting the staged rows").await;
@@ -401,9 +515,8 @@ pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<
         .execute(&mut running.conn)
         .await
         .map(|done| done.rows_affected() as i64)
-        .map_err(AppError::from);
-    let result = outcome.as_ref().map(|deleted| serde_json::json!({ "rows_deleted": deleted })).map_err(Clone::clone);
-    running.finish(result).await;
+        .map_err(JobError::from);
+    running.finish(recorded(&outcome, |deleted| serde_json::json!({ "rows_deleted": deleted }))).await;
     outcome
 }
 

@@ -109,7 +109,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
     let before = w.codes().await;
     assert!(clean > 1_000);
 
-    let refused = jobs::start_insert(&w.pool, w.merchant, w.user, "yes please").await.unwrap_err();
+    let refused = AppError::from(jobs::start_insert(&w.pool, w.merchant, w.user, "yes please").await.unwrap_err());
     assert_eq!(refused, AppError::invalid("Type YES to confirm the insert."));
 
     let job = w.insert().await;
@@ -233,7 +233,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
         .execute(&w.pool)
         .await
         .unwrap();
-    let refused = jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err();
+    let refused = AppError::from(jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err());
     assert_eq!(
         refused,
         AppError::conflict(
@@ -247,7 +247,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
         .await
         .unwrap();
 
-    let refused = jobs::rollback_job(&w.pool, job.id, w.user, "delete it").await.unwrap_err();
+    let refused = AppError::from(jobs::rollback_job(&w.pool, job.id, w.user, "delete it").await.unwrap_err());
     assert_eq!(refused, AppError::invalid("Type DELETE to confirm the rollback."));
 
     jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap();
@@ -258,7 +258,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
     let verification = jobs::verify_job(&w.pool, job.id).await.unwrap();
     assert_eq!((verification.codes_inserted, verification.codes_found), (job.codes_inserted, 0));
 
-    let twice = jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err();
+    let twice = AppError::from(jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err());
     assert_eq!(twice, AppError::conflict("This job was rolled back already."));
 
     // A failed job cannot be rolled back.
@@ -276,7 +276,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
     let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     let failed = w.finished(failed).await.summary;
     assert_eq!(failed.status, "failed", "rows were removed after the check");
-    let refused = jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err();
+    let refused = AppError::from(jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err());
     assert_eq!(refused, AppError::invalid("Only a completed job can be rolled back; this one is failed."));
 }
 
@@ -284,10 +284,10 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
 async fn one_insert_per_merchant_at_a_time_and_an_insert_killed_with_its_server_fails_its_job() {
     let w = world(1_000).await;
     let holding = operations::begin(&w.pool, w.merchant, "insert", Some(w.user)).await.unwrap();
-    let busy = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap_err();
+    let busy = AppError::from(jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap_err());
     let AppError::Conflict(message) = busy else { panic!("{busy:?}") };
     assert!(message.starts_with("An insert is running for this merchant (started by ins@example.com"), "{message}");
-    let busy = jobs::clear_staging(&w.pool, w.merchant, w.user).await.unwrap_err();
+    let busy = AppError::from(jobs::clear_staging(&w.pool, w.merchant, w.user).await.unwrap_err());
     assert!(matches!(busy, AppError::Conflict(_)));
 
     // The holder's server dies mid-insert, its job still `processing`.

@@ -288,3 +288,23 @@ async fn an_id_that_is_not_the_callers_is_answered_as_one_that_does_not_exist() 
         assert_eq!(foreign, unknown, "{endpoint}: another merchant's {name} and an unknown one differ");
     }
 }
+
+#[tokio::test]
+async fn ops_naming_a_user_or_merchant_that_does_not_exist_get_404() {
+    // Seen: an unknown user or merchant answered 400, as if the request were malformed.
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let ops = app.sign_in(&world.ops).await;
+    let unknown = Uuid::new_v4().to_string();
+    let (user, merchant) = (world.spare_admin.id.to_string(), world.merchant_a.to_string());
+    for (endpoint, form, says) in [
+        ("set-user-disabled", vec![("user", unknown.clone()), ("disabled", "true".into())], "There is no such user."),
+        ("bind-merchant", vec![("user", unknown.clone()), ("merchant", merchant)], "There is no such user."),
+        ("bind-merchant", vec![("user", user), ("merchant", unknown.clone())], "There is no such merchant."),
+    ] {
+        let response = ops.post(app.url(&format!("/api/{endpoint}"))).form(&form).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!((status, body.contains(says)), (404, true), "{endpoint} {form:?}: {body}");
+    }
+}
