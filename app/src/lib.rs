@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod components;
 pub mod csv;
 pub mod duplicates;

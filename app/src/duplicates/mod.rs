@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{context, respond};
-use crate::{error::AppError, operations::Operation};
+use crate::{batch::Batch, error::AppError, operations::Operation};
 
 /// The check's figures over a set of staged rows (the merchant's, or one file's).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,21 +84,29 @@ impl CheckFigures {
     }
 }
 
-/// What the review page shows for a merchant.
+/// What the review page shows for a merchant: all of it read from the merchant's batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewState {
     pub merchant_id: Uuid,
-    /// The latest check (running, completed or failed).
+    /// The merchant's latest batch: the live one, or what became of the last one.
+    pub batch: Option<Batch>,
+    /// The batch's latest check (running, completed or failed).
     pub check: Option<Operation>,
-    /// The figures of the latest completed check, and when it ran.
+    /// The figures of the check (or of a pre-flight after it) that describe the batch, and
+    /// when they were made.
     pub figures: Option<CheckFigures>,
     pub checked_at: Option<DateTime<Utc>>,
-    /// Rows were staged or cleared since those figures: they need a new check.
-    pub stale: bool,
-    /// Staged rows now (the highest `row_number`), `None` if nothing is staged.
-    pub last_row: Option<i64>,
+    /// Why those figures no longer describe what is staged, if they do not.
+    pub stale: Option<String>,
     /// Another operation (insert, rollback, clear) running for the merchant.
     pub running: Option<Operation>,
+}
+
+impl ReviewState {
+    /// The live batch, if rows are staged in it.
+    pub fn staged(&self) -> Option<&Batch> {
+        self.batch.as_ref().filter(|b| b.state.is_live() && b.rows_staged > 0)
+    }
 }
 
 /// A staged row's status, as the preview filter and the reports name it.

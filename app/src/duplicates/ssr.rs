@@ -1,10 +1,15 @@
 //! Set-based SQL for the duplicate check, its figures, the preview and the pre-flight.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{CheckFigures, DuplicateStats, FileStats, Preflight, PreviewPage, PreviewRow, ReviewState, RowStatus};
 use crate::{
+    batch::{
+        ssr::{self as batch, BatchError},
+        Batch, BatchState,
+    },
     error::AppError,
     operations::{ssr as operations, Operation},
 };
@@ -167,6 +172,9 @@ pub enum CheckError {
     Vanished(Uuid),
     #[error("the figures could not be recorded: {0}")]
     Record(#[from] serde_json::Error),
+    /// The batch was inserted: nothing is left to check.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -178,6 +186,7 @@ impl CheckError {
             CheckError::Database(error)
             | CheckError::Busy(operations::OperationError::Database(error))
             | CheckError::Upload(crate::staging::ssr::StagingError::Database(error)) => AppError::of_database(error),
+            CheckError::Batch(error) => error.shown(),
             CheckError::NothingStaged => AppError::Invalid(self.to_string()),
             CheckError::Busy(_) | CheckError::Upload(_) => AppError::Conflict(self.to_string()),
             CheckError::Vanished(_) | CheckError::Record(_) => AppError::Internal,
@@ -190,6 +199,7 @@ impl From<CheckError> for AppError {
         match error {
             CheckError::Busy(error) => AppError::from(error),
             CheckError::Upload(error) => AppError::from(error),
+            CheckError::Batch(error) => AppError::from(error),
             CheckError::Database(error) => AppError::from(error),
             CheckError::Vanished(_) | CheckError::Record(_) => {
                 tracing::error!(%error, "the duplicate check failed");
@@ -204,6 +214,7 @@ impl From<CheckError> for AppError {
 /// operation runs for the merchant, `Upload` while an upload is unfinished, `NothingStaged`.
 pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Operation, CheckError> {
     crate::staging::ssr::ensure_no_upload(pool, merchant, "checking duplicates").await?;
+    batch::refuse_if_inserted(pool, merchant).await?;
     if last_row(pool, merchant).await?.is_none() {
         return Err(CheckError::NothingStaged);
     }
@@ -223,35 +234,79 @@ pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Resu
     let changed = mark_duplicates(&mut running.conn, running.merchant, Some((pool, running.id))).await?;
     running.phase(pool, "Counting per file").await;
     let figures = figures(&mut running.conn, running.merchant).await?;
+    batch::checked_by(&mut running.conn, running.merchant, running.id, &[BatchState::Open, BatchState::Checked])
+        .await?;
     tracing::info!(merchant = %running.merchant, changed, rows = figures.overall.total_rows, "duplicate check done");
     Ok(serde_json::to_value(&figures)?)
 }
 
-/// The latest check and its figures, whether they still describe what is staged, and any
-/// other operation running for the merchant.
+/// The review of the merchant's batch: the batch, its latest check, the figures that describe
+/// it (or why they no longer do), and any other operation running. Four queries, none of which
+/// writes or takes a connection out of the pool.
 pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, AppError> {
-    let check = operations::latest(pool, merchant, "check").await?;
-    let completed = operations::latest_result(pool, merchant, "check").await?;
-    let (figures, checked_at) = match completed {
-        Some((op, result)) => (serde_json::from_value::<CheckFigures>(result).ok(), op.finished_at),
+    let batch = batch::latest(pool, merchant).await?;
+    let Some(current) = batch.as_ref().filter(|b| b.state.is_live()) else {
+        // Nothing staged, or the last batch cleared or lost: no check, no figures of it.
+        let running = operations::running(pool, merchant).await?;
+        return Ok(ReviewState {
+            merchant_id: merchant,
+            batch,
+            check: None,
+            figures: None,
+            checked_at: None,
+            stale: None,
+            running,
+        });
+    };
+    // The batch's checks are those started after it was.
+    let check = operations::latest(pool, merchant, "check").await?.filter(|op| op.started_at >= current.created_at);
+    let (figures, checked_at) = match current.figures_operation {
+        Some(operation) => figures_of(pool, operation).await?.unzip(),
         None => (None, None),
     };
-    let last_row = last_row(pool, merchant).await?;
-    // A later pre-flight over the same rows may have flagged more of them: its figures are
-    // newer. (One over rows staged after the check counted unchecked rows: ignored.)
-    let preflight = operations::latest_result(pool, merchant, "preflight").await?;
-    let (figures, checked_at) = match (preflight, figures) {
-        (Some((op, result)), Some(checked)) if op.finished_at > checked_at => {
-            match serde_json::from_value::<PreflightRecord>(result) {
-                Ok(record) if record.figures.last_row == checked.last_row => (Some(record.figures), op.finished_at),
-                _ => (Some(checked), checked_at),
-            }
-        }
-        (_, figures) => (figures, checked_at),
-    };
-    let stale = figures.as_ref().is_some_and(|f| f.last_row != last_row);
+    let stale = figures.as_ref().filter(|_| current.stale()).map(|figures| stale_reason(current, figures));
     let running = operations::running(pool, merchant).await?.filter(|op| op.kind != "check");
-    Ok(ReviewState { merchant_id: merchant, check, figures, checked_at, stale, last_row, running })
+    Ok(ReviewState { merchant_id: merchant, batch, check, figures, checked_at, stale, running })
+}
+
+/// The figures a completed check or pre-flight recorded, and when it finished.
+async fn figures_of(pool: &PgPool, operation: Uuid) -> Result<Option<(CheckFigures, DateTime<Utc>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Recorded {
+        kind: String,
+        result: serde_json::Value,
+        finished_at: DateTime<Utc>,
+    }
+    let recorded: Option<Recorded> = sqlx::query_as(
+        "SELECT kind, result, finished_at FROM merchant_operations
+         WHERE id = $1 AND status = 'completed' AND result IS NOT NULL AND finished_at IS NOT NULL",
+    )
+    .bind(operation)
+    .fetch_optional(pool)
+    .await?;
+    Ok(recorded.and_then(|r| {
+        let figures = if r.kind == "preflight" {
+            serde_json::from_value::<PreflightRecord>(r.result).ok().map(|record| record.figures)
+        } else {
+            serde_json::from_value::<CheckFigures>(r.result).ok()
+        };
+        figures.map(|figures| (figures, r.finished_at))
+    }))
+}
+
+/// Why a batch's figures no longer describe it, in words.
+fn stale_reason(batch: &Batch, figures: &CheckFigures) -> String {
+    let at = batch.staged_at.format("%H:%M:%S UTC");
+    let checked = figures.overall.total_rows;
+    let now = batch.rows_staged;
+    let what = if now > checked {
+        format!("{} rows were staged after this check (at {at})", now - checked)
+    } else if now < checked {
+        format!("{} rows were removed after this check (at {at})", checked - now)
+    } else {
+        format!("The staged rows changed after this check (at {at})")
+    };
+    format!("{what}: run it again before inserting.")
 }
 
 /// `limit` staged rows of `merchant` after `after`, in row order, of one status or all:
@@ -300,11 +355,13 @@ struct PreflightRecord {
 /// The pre-flight as an operation of its own (it holds the merchant's lock while it runs).
 pub async fn run_preflight(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> Result<Preflight, CheckError> {
     crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
+    batch::refuse_if_inserted(pool, merchant).await?;
     let mut running = operations::begin(pool, merchant, "preflight", user).await?;
     running.phase(pool, "Re-checking database duplicates and fields").await;
     let outcome = async {
-        let preflight = validate_clean_codes_for_insert(pool, &mut running.conn, merchant).await?;
+        let preflight = validate_clean_codes_for_insert(&mut running.conn, merchant).await?;
         let figures = figures(&mut running.conn, merchant).await?;
+        batch::checked_by(&mut running.conn, merchant, running.id, &[BatchState::Checked]).await?;
         Ok::<_, CheckError>(preflight_record(preflight, figures))
     }
     .await;
@@ -330,23 +387,22 @@ fn preflight_record(preflight: Preflight, figures: CheckFigures) -> (Preflight, 
 /// describe every staged row; clean rows whose code reached production since are flagged
 /// database duplicates now; clean rows must have a code. Returns the clean count and why an
 /// insert cannot go ahead, if it cannot.
-pub async fn validate_clean_codes_for_insert(
-    pool: &PgPool,
-    conn: &mut PgConnection,
-    merchant: Uuid,
-) -> Result<Preflight, CheckError> {
+pub async fn validate_clean_codes_for_insert(conn: &mut PgConnection, merchant: Uuid) -> Result<Preflight, CheckError> {
     let mut errors = Vec::new();
     let staged_last = last_row(&mut *conn, merchant).await?;
-    let checked_last = operations::latest_result(pool, merchant, "check")
-        .await?
-        .and_then(|(_, result)| serde_json::from_value::<CheckFigures>(result).ok())
-        .map(|f| f.last_row);
-    match (checked_last, staged_last) {
-        (_, None) => errors.push("Nothing is staged for this merchant.".to_owned()),
-        (None, _) => errors.push("Run the duplicate check first.".to_owned()),
-        (Some(checked), staged) if checked != staged => {
-            errors.push("Rows were staged or cleared after the last duplicate check: run the check again.".to_owned())
+    // The batch says whether a check saw exactly what is staged (an insert's own pre-flight
+    // runs with its batch `inserting`).
+    let batch = batch::latest(&mut *conn, merchant).await?.filter(|b| b.state.is_live());
+    match (&batch, staged_last) {
+        (None, _) | (_, None) => errors.push("Nothing is staged for this merchant.".to_owned()),
+        (Some(b), _) if b.state == BatchState::Inserted => errors.push(format!(
+            "This batch was inserted as job {}. Clear staging to start the next batch.",
+            b.job_id.map(|j| j.to_string()).unwrap_or_default()
+        )),
+        (Some(b), _) if b.stale() => {
+            errors.push("Rows were staged or removed after the last duplicate check: run the check again.".to_owned())
         }
+        (Some(b), _) if b.state == BatchState::Open => errors.push("Run the duplicate check first.".to_owned()),
         _ => {}
     }
 

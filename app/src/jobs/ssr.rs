@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{JobDetail, JobFilter, JobSummary, JobVerification};
 use crate::{
+    batch::ssr::{self as batch, BatchError},
     duplicates::ssr::CheckError,
     error::AppError,
     operations::ssr::{self as operations, OperationError},
@@ -136,6 +137,9 @@ pub enum JobError {
     /// The pre-flight could not run.
     #[error(transparent)]
     Check(#[from] CheckError),
+    /// The merchant's batch is not checked, or was inserted already.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
     /// The pre-flight found rows the insert must not take; its errors are in the job's record.
     #[error("The pre-flight failed: {}", .0.join(" "))]
     Preflight(Vec<String>),
@@ -177,6 +181,7 @@ impl JobError {
             | JobError::Busy(OperationError::Database(error))
             | JobError::Upload(StagingError::Database(error)) => AppError::of_database(error),
             JobError::Check(error) => error.shown(),
+            JobError::Batch(error) => error.shown(),
             JobError::Lost(_) => AppError::Unavailable(self.to_string()),
             JobError::NoSuchJob => AppError::NotFound(self.to_string()),
             JobError::Unconfirmed(..) | JobError::Preflight(_) | JobError::Refused(_) | JobError::NotCompleted(_) => {
@@ -197,6 +202,7 @@ impl From<JobError> for AppError {
             JobError::Busy(error) => AppError::from(error),
             JobError::Upload(error) => AppError::from(error),
             JobError::Check(error) => AppError::from(error),
+            JobError::Batch(error) => AppError::from(error),
             JobError::Lost(error) => {
                 tracing::warn!(%error, "the insert lost its database connection");
                 AppError::Unavailable(JobError::Lost(error).to_string())
@@ -214,8 +220,13 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
         return Err(JobError::Unconfirmed(INSERT_CONFIRMATION, "insert"));
     }
     crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
-    let running = operations::begin(pool, merchant, "insert", Some(user)).await?;
+    let mut running = operations::begin(pool, merchant, "insert", Some(user)).await?;
     let job = Uuid::new_v4();
+    // The batch must be checked; from here it is this job's.
+    if let Err(refused) = batch::inserting(&mut running.conn, merchant, job).await {
+        running.finish(Err(refused.shown())).await;
+        return Err(refused.into());
+    }
     let created = async {
         sqlx::query(
             "INSERT INTO codes_import_jobs (id, merchant_id, status, created_by, source_info)
@@ -224,12 +235,13 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
         .bind(job)
         .bind(merchant)
         .bind(user)
-        .bind(source_info(pool, merchant).await?)
+        .bind(source_info(pool, merchant, job).await?)
         .execute(pool)
         .await
     }
     .await;
     if let Err(error) = created {
+        let _ = batch::insert_failed(pool, job).await;
         running.finish(Err(AppError::of_database(&error))).await;
         return Err(JobError::Database(error));
     }
@@ -263,25 +275,26 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
     Ok(job)
 }
 
-/// The files whose rows are staged now: those of the merchant's uploads since staging was
-/// last cleared, with their sizes, checksums and validation reports.
-async fn source_info(pool: &PgPool, merchant: Uuid) -> Result<serde_json::Value, sqlx::Error> {
+/// The files whose rows the job inserts: those of its batch's uploads, with their sizes,
+/// checksums and validation reports, and the batch.
+async fn source_info(pool: &PgPool, merchant: Uuid, job: Uuid) -> Result<serde_json::Value, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT jsonb_build_object('files', COALESCE(jsonb_agg(jsonb_build_object(
+        "SELECT jsonb_build_object('batch', min(b.id::text), 'files', COALESCE(jsonb_agg(jsonb_build_object(
                     'upload', u.id, 'name', f.name, 'size', f.size, 'checksum', f.checksum,
-                    'rows_staged', f.rows_received, 'report', f.report)
+                    'rows_staged', f.rows_received, 'restaged', f.restaged, 'report', f.report)
                 ORDER BY u.created_at, f.file_index), '[]'::jsonb))
-         FROM uploads u JOIN upload_files f ON f.upload_id = u.id
-         WHERE u.merchant_id = $1 AND f.rows_received > 0 AND u.status <> 'lost'
-           AND u.created_at > COALESCE((SELECT max(started_at) FROM merchant_operations
-                                        WHERE merchant_id = $1 AND kind = 'clear' AND status = 'completed'),
-                                       '-infinity')",
+         FROM staging_batches b JOIN uploads u ON u.batch_id = b.id JOIN upload_files f ON f.upload_id = u.id
+         WHERE b.merchant_id = $1 AND b.job_id = $2 AND f.rows_received > 0",
     )
     .bind(merchant)
+    .bind(job)
     .fetch_one(pool)
     .await
 }
 
+/// Marks the job failed with `message`, and its batch checked again (or open, if the
+/// pre-flight found codes that reached production since the check). If the database does not
+/// answer, the next operation's start does both.
 async fn fail_job(pool: &PgPool, job: Uuid, message: &str) {
     let failed = sqlx::query(
         "UPDATE codes_import_jobs SET status = 'failed', error_message = $2, completed_at = NULL
@@ -291,7 +304,7 @@ async fn fail_job(pool: &PgPool, job: Uuid, message: &str) {
     .bind(message)
     .execute(pool)
     .await;
-    if let Err(error) = failed {
+    if let Err(error) = failed.and(batch::insert_failed(pool, job).await) {
         tracing::error!(%job, %error, "could not mark the job failed");
     }
 }
@@ -309,7 +322,7 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     let merchant = running.merchant;
     let started = std::time::Instant::now();
     running.phase(pool, "Pre-flight: re-checking database duplicates and fields").await;
-    let preflight = crate::duplicates::ssr::validate_clean_codes_for_insert(pool, &mut running.conn, merchant).await?;
+    let preflight = crate::duplicates::ssr::validate_clean_codes_for_insert(&mut running.conn, merchant).await?;
     let report = serde_json::json!({
         "errors": preflight.errors,
         "clean_count": preflight.clean_count,
@@ -376,6 +389,7 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     .bind(inserted)
     .execute(&mut *tx)
     .await?;
+    batch::inserted(&mut *tx, job).await?;
     tx.commit().await?;
     tracing::info!(%job, %merchant, inserted, "import job completed");
     Ok(Inserted { inserted, preflight_seconds, insert_seconds: started.elapsed().as_secs_f64() })
@@ -499,6 +513,7 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Jo
     .bind(job)
     .execute(&mut *tx)
     .await?;
+    batch::rolled_back(&mut *tx, job).await?;
     tx.commit().await?;
     tracing::info!(%job, deleted, "import job rolled back");
     Ok(deleted)
@@ -510,12 +525,18 @@ pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<
     crate::staging::ssr::ensure_no_upload(pool, merchant, "clearing staging").await?;
     let mut running = operations::begin(pool, merchant, "clear", Some(user)).await?;
     running.phase(pool, "Deleting the staged rows").await;
-    let outcome = sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1")
-        .bind(merchant)
-        .execute(&mut running.conn)
-        .await
-        .map(|done| done.rows_affected() as i64)
-        .map_err(JobError::from);
+    let outcome = async {
+        let mut tx = sqlx::Connection::begin(&mut running.conn).await?;
+        let deleted = sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1")
+            .bind(merchant)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+        batch::cleared(&mut *tx, merchant, deleted).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+    .await;
     running.finish(recorded(&outcome, |deleted| serde_json::json!({ "rows_deleted": deleted }))).await;
     outcome
 }

@@ -99,6 +99,14 @@ async fn fail_orphans(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sq
     )
     .bind(merchant)
     .bind(INTERRUPTED_INSERT)
+    .execute(&mut *conn)
+    .await?;
+    // …and its batch is checked again, as reads already show it.
+    sqlx::query(
+        "UPDATE staging_batches SET state = 'checked', job_id = NULL, updated_at = now()
+         WHERE merchant_id = $1 AND state = 'inserting'",
+    )
+    .bind(merchant)
     .execute(conn)
     .await?;
     Ok(failed.rows_affected())
@@ -135,12 +143,27 @@ impl From<OperationError> for AppError {
     }
 }
 
+/// How many times `begin` asks again for a lock that no running operation holds (50 ms apart).
+const LOCK_RETRIES: u32 = 40;
+
 /// Starts an operation of `kind` for `merchant`, or says which one is running (`Busy`).
 pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>) -> Result<Running, OperationError> {
     let mut conn = own_connection(pool).await?;
-    if !try_lock(&mut conn, merchant).await? {
-        let _ = conn.close().await;
-        return Err(busy(pool, merchant).await);
+    // A lock held with no operation running is one being taken or let go: an operation that
+    // just recorded its end releases the lock a moment later. Ask again for a little while
+    // before answering `Starting`, so that a step right after another is not refused.
+    let mut tries = 0;
+    while !try_lock(&mut conn, merchant).await? {
+        match busy(pool, merchant).await {
+            OperationError::Starting if tries < LOCK_RETRIES => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            refused => {
+                let _ = conn.close().await;
+                return Err(refused);
+            }
+        }
     }
     let started = async {
         let orphans = fail_orphans(&mut conn, merchant).await?;
@@ -242,6 +265,17 @@ pub async fn running(pool: &PgPool, merchant: Uuid) -> Result<Option<Operation>,
         .fetch_optional(pool)
         .await
         .map(|op| op.filter(Operation::is_running))
+}
+
+/// The operations running for `merchants` (every merchant if `None`); one query.
+pub async fn running_of(pool: &PgPool, merchants: Option<&[Uuid]>) -> Result<Vec<Operation>, sqlx::Error> {
+    let running = sqlx::query_as::<_, Operation>(select_operations!(
+        "WHERE ($1::uuid[] IS NULL OR o.merchant_id = ANY($1)) AND o.status = 'running'"
+    ))
+    .bind(merchants)
+    .fetch_all(pool)
+    .await?;
+    Ok(running.into_iter().filter(Operation::is_running).collect())
 }
 
 /// The merchant's latest operation of `kind` (failed, if its server died). One query; changes

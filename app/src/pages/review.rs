@@ -1,12 +1,17 @@
 //! `/review?merchant=…`: the duplicate check of the merchant's staged rows — its progress,
 //! figures, a chart and a table per file, and a preview of the rows by status.
 
+use chrono::{DateTime, Utc};
 use leptos::{ev, prelude::*, task::spawn_local};
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::{
+    components::A,
+    hooks::{use_navigate, use_query_map},
+};
 use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
+    batch::BatchState,
     components::{error::ErrorNotice, format::format_count},
     duplicates::{
         load_review, preflight_insert, preview_rows, start_check, CheckFigures, DuplicateStats, PreviewPage,
@@ -114,7 +119,8 @@ pub fn MerchantReview(merchant: Uuid) -> impl IntoView {
     }
 }
 
-/// The check's state and, once it has them, its figures.
+/// The merchant's batch as it stands: nothing staged, cleared, lost, or staged with its check,
+/// figures, insert and clear — each read from the batch, so nothing shown outlives it.
 #[component]
 fn ReviewBody(
     state: ReviewState,
@@ -123,6 +129,41 @@ fn ReviewBody(
     starting: RwSignal<bool>,
     problem: RwSignal<Option<String>>,
 ) -> impl IntoView {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let Some(batch) = state.batch.clone() else {
+        return view! {
+            <section class="card" data-testid="batch-state">
+                <h2>"Staged batch"</h2>
+                <p class="muted">"Nothing is staged for this merchant. Upload files first."</p>
+            </section>
+        }
+        .into_any();
+    };
+    match batch.state {
+        BatchState::Cleared => {
+            return view! {
+                <section class="card" data-testid="batch-state">
+                    <h2>"Staged batch"</h2>
+                    <p class="success" role="status" data-testid="batch-cleared">
+                        "Deleted " {format_count(batch.rows_cleared.unwrap_or(0))} " staged rows"
+                        {batch.finished_at.map(|t| format!(" at {}", time(t)))} "."
+                    </p>
+                    <p class="muted">"Nothing is staged for this merchant. Upload files to start the next batch."</p>
+                </section>
+            }
+            .into_any()
+        }
+        BatchState::Lost => {
+            return view! {
+                <section class="card" data-testid="batch-state">
+                    <h2>"Staged batch"</h2>
+                    <p class="warning" role="status" data-testid="batch-lost">{crate::staging::STAGING_LOST}</p>
+                </section>
+            }
+            .into_any()
+        }
+        _ => {}
+    }
     let running = state.check.as_ref().is_some_and(|c| c.is_running());
     let other = state.running.clone();
     let status = match &state.check {
@@ -139,39 +180,63 @@ fn ReviewBody(
             </p>
         }
         .into_any(),
-        Some(check) => view! {
-            <p data-testid="check-status" class="success">
-                "Checked at " {check.finished_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()}
+        Some(_) => view! {
+            <p data-testid="check-status" class=if state.stale.is_some() { "warning" } else { "success" }>
+                "Checked at " {state.checked_at.map(time).unwrap_or_default()}
             </p>
         }
         .into_any(),
     };
-    let nothing_staged = state.last_row.is_none();
+    let nothing_staged = state.staged().is_none();
+    let inserted = batch.state == BatchState::Inserted;
+    let merchant = state.merchant_id;
+    let job_link = |job: Uuid| view! { <A href=format!("/jobs/{job}")>{job.to_string()}</A> };
     view! {
+        <section class="card" data-testid="batch-state">
+            <h2>"Staged batch"</h2>
+            <p data-testid="batch-staged">
+                {format_count(batch.rows_staged)} " rows staged from " {batch.files} " file(s); last staged "
+                {time(batch.staged_at)} "."
+            </p>
+            {inserted.then(|| view! {
+                <p class="success" role="status" data-testid="batch-inserted">
+                    "Inserted as job " {batch.job_id.map(job_link)} ", "
+                    {format_count(batch.codes_inserted.unwrap_or(0))} " codes. Clear staging to start the next batch."
+                </p>
+            })}
+            {(batch.state == BatchState::Inserting).then(|| view! {
+                <p class="running" role="status" data-testid="batch-inserting">
+                    "The insert of job " {batch.job_id.map(job_link)} " is running."
+                </p>
+            })}
+        </section>
         <section class="card">
             <h2>"Duplicate check"</h2>
             {status}
             {other.map(|op| view! {
                 <p class="warning" role="status">{with_article(op.kind_name())} " is running for this merchant."</p>
             })}
-            {state.stale.then(|| view! {
-                <p class="warning" role="status" data-testid="check-stale">
-                    "Rows were staged or cleared after this check: run it again before inserting."
-                </p>
+            {state.stale.clone().map(|reason| view! {
+                <p class="warning" role="status" data-testid="check-stale">{reason}</p>
             })}
             {nothing_staged.then(|| view! { <p class="muted">"Nothing is staged for this merchant. Upload files first."</p> })}
-            <div class="actions">
-                <button class="primary" on:click=run data-testid="run-check"
-                    prop:disabled=move || running || nothing_staged || starting.get()>
-                    {if state.check.is_some() { "Check again" } else { "Check duplicates" }}
-                </button>
-            </div>
+            {(!inserted).then(|| view! {
+                <div class="actions">
+                    <button class="primary" on:click=run data-testid="run-check"
+                        prop:disabled=move || running || nothing_staged || starting.get()>
+                        {if state.check.is_some() { "Check again" } else { "Check duplicates" }}
+                    </button>
+                </div>
+            })}
             {move || problem.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
         </section>
-        {state.figures.map(|figures| view! { <Figures merchant=state.merchant_id figures/> })}
-        {(!nothing_staged).then(|| view! { <InsertCard merchant=state.merchant_id ready=!running && !state.stale/> })}
-        {(!nothing_staged).then(|| view! { <ClearCard merchant=state.merchant_id polls=state_polls/> })}
+        {state.figures.map(|figures| view! { <Figures merchant figures/> })}
+        {(batch.state == BatchState::Checked && !nothing_staged).then(|| view! {
+            <InsertCard merchant ready=!running && state.stale.is_none() && state.running.is_none()/>
+        })}
+        {(!nothing_staged).then(|| view! { <ClearCard merchant polls=state_polls/> })}
     }
+    .into_any()
 }
 
 /// Step 6: the pre-flight, then the insert once the user types YES.

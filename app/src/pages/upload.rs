@@ -10,7 +10,10 @@ use crate::{
     csv::FileReport,
     duplicates::start_check,
     pages::review::MerchantReview,
-    staging::{cancel_upload, client, finish_upload, start_upload, unfinished_upload, FileManifest, UploadState},
+    staging::{
+        cancel_upload, client, finish_upload, staged_files, start_upload, unfinished_upload, FileManifest, StagedFile,
+        UploadState,
+    },
 };
 
 /// One chosen file and what is known of it so far.
@@ -25,11 +28,24 @@ struct FileEntry {
     rows_sent: i64,
     /// Why this file's upload stopped (the server refused a chunk); the other files go on.
     upload_error: Option<String>,
+    /// The user chose to stage it again although the batch holds it already.
+    restage: bool,
 }
 
 impl FileEntry {
     fn is_valid(&self) -> bool {
         self.report.as_ref().is_some_and(FileReport::is_valid) && self.read_error.is_none()
+    }
+
+    /// The same file (size and checksum) staged in the merchant's batch already, if it is.
+    fn already_staged<'a>(&self, staged: &'a [StagedFile]) -> Option<&'a StagedFile> {
+        let checksum = self.checksum.as_deref()?;
+        staged.iter().find(|s| s.is(self.size as i64, checksum))
+    }
+
+    /// Whether the upload sends it: valid, and not staged already unless the user chose so.
+    fn to_send(&self, staged: &[StagedFile]) -> bool {
+        self.is_valid() && (self.restage || self.already_staged(staged).is_none())
     }
 
     fn is_checked(&self) -> bool {
@@ -43,6 +59,8 @@ enum Phase {
     Choosing,
     Uploading,
     Done(UploadState),
+    /// Sending stopped at the user's request: they choose whether its rows stay staged.
+    Stopping(UploadState),
     Cancelled(UploadState),
     Failed(String),
 }
@@ -79,6 +97,22 @@ pub fn UploadPage() -> impl IntoView {
     let progress = RwSignal::new(Progress::default());
     let cancel_requested = RwSignal::new(false);
     let notice = RwSignal::new(None::<String>);
+    // Files staged in the merchant's batch already: a file chosen again is marked, not resent.
+    let staged = RwSignal::new(Vec::<StagedFile>::new());
+    let refresh_staged = move || {
+        spawn_local(async move {
+            let list = match merchant.get_untracked() {
+                Some(merchant) => staged_files(merchant).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            staged.set(list);
+        })
+    };
+    Effect::new(move |_| {
+        merchant.track();
+        refresh_staged();
+    });
+    let picked_again = RwSignal::new(Vec::<String>::new());
     let unfinished = Resource::new(
         move || (merchant.get(), phase.get() == Phase::Choosing),
         |(merchant, _)| async move {
@@ -89,11 +123,19 @@ pub fn UploadPage() -> impl IntoView {
         },
     );
 
-    // A user with one merchant has it chosen for them (in the browser, once it is known).
+    // A user with one merchant has it chosen for them, and `?merchant=` (from the home page)
+    // chooses one (in the browser, once the list is known).
+    let query = leptos_router::hooks::use_query_map();
     Effect::new(move |_| {
         if let Some(Ok(list)) = merchants.get() {
-            if list.len() == 1 && merchant.get_untracked().is_none() {
-                merchant.set(Some(list[0].id));
+            let asked = query.read_untracked().get("merchant").and_then(|m| m.parse::<Uuid>().ok());
+            let chosen = asked.filter(|id| list.iter().any(|m| m.id == *id));
+            if merchant.get_untracked().is_none() {
+                match (chosen, list.len()) {
+                    (Some(id), _) => merchant.set(Some(id)),
+                    (None, 1) => merchant.set(Some(list[0].id)),
+                    _ => {}
+                }
             }
         }
     });
@@ -136,9 +178,13 @@ pub fn UploadPage() -> impl IntoView {
 
     let add_files = move |picked: Vec<(String, gloo_file::File)>| {
         let mut added = false;
+        let mut again = Vec::new();
         for (name, file) in picked {
-            if !name.to_lowercase().ends_with(".csv") || files.with_untracked(|all| all.iter().any(|f| f.name == name))
-            {
+            if !name.to_lowercase().ends_with(".csv") {
+                continue;
+            }
+            if files.with_untracked(|all| all.iter().any(|f| f.name == name)) {
+                again.push(name);
                 continue;
             }
             files.update(|all| {
@@ -151,12 +197,14 @@ pub fn UploadPage() -> impl IntoView {
                     read_error: None,
                     rows_sent: 0,
                     upload_error: None,
+                    restage: false,
                 });
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
             client::remember(name, file);
             added = true;
         }
+        picked_again.set(again);
         if added {
             phase.set(Phase::Choosing);
             validate_pending();
@@ -205,7 +253,8 @@ pub fn UploadPage() -> impl IntoView {
         let Some(merchant) = merchant.get_untracked() else {
             return;
         };
-        let chosen: Vec<FileEntry> = files.get_untracked().into_iter().filter(FileEntry::is_valid).collect();
+        let already = staged.get_untracked();
+        let chosen: Vec<FileEntry> = files.get_untracked().into_iter().filter(|f| f.to_send(&already)).collect();
         let manifests: Vec<FileManifest> = chosen
             .iter()
             .filter_map(|f| {
@@ -216,6 +265,7 @@ pub fn UploadPage() -> impl IntoView {
                     checksum: f.checksum.clone()?,
                     rows: report.rows_staged,
                     report,
+                    restage: f.already_staged(&already).is_some(),
                 })
             })
             .collect();
@@ -317,14 +367,18 @@ pub fn UploadPage() -> impl IntoView {
                 )));
             }
             if cancel_requested.get_untracked() {
-                return match cancel_upload(state.id).await {
-                    Ok(state) => phase.set(Phase::Cancelled(state)),
-                    Err(error) => phase.set(Phase::Failed(error.to_string())),
-                };
+                let mut stopped = state.clone();
+                for file in &mut stopped.files {
+                    file.rows_received = files.with_untracked(|all| {
+                        all.iter().find(|f| f.name == file.name).map_or(file.rows_received, |f| f.rows_sent)
+                    });
+                }
+                return phase.set(Phase::Stopping(stopped));
             }
             match finish_upload(state.id).await {
                 Ok(state) => {
                     phase.set(Phase::Done(state));
+                    refresh_staged();
                     // The journey goes on: the duplicate check starts, and the review shows
                     // below (a check refused as busy shows there too, with what runs).
                     let _ = start_check(merchant).await;
@@ -347,9 +401,23 @@ pub fn UploadPage() -> impl IntoView {
         merchant.get().is_some()
             // After a finished upload the same files would be staged twice: choose files anew.
             && !matches!(phase.get(), Phase::Uploading | Phase::Done(_))
-            && files.with(|all| all.iter().all(FileEntry::is_checked) && all.iter().any(|f| f.is_valid()))
+            && !matches!(phase.get(), Phase::Stopping(_))
+            && staged.with(|already| {
+                files.with(|all| all.iter().all(FileEntry::is_checked) && all.iter().any(|f| f.to_send(already)))
+            })
     };
     let uploading = move || phase.get() == Phase::Uploading;
+    // What the server kept of a cancelled upload is what each file has sent now.
+    let after_cancel = move |state: &UploadState| {
+        files.update(|all| {
+            for entry in all.iter_mut() {
+                if let Some(part) = state.files.iter().find(|f| f.name == entry.name) {
+                    entry.rows_sent = part.rows_received;
+                }
+            }
+        });
+        refresh_staged();
+    };
 
     view! {
         <h1>"Upload"</h1>
@@ -401,8 +469,13 @@ pub fn UploadPage() -> impl IntoView {
         <Show when=move || files.with(|f| !f.is_empty())>
             <section class="card">
                 <h2>"2. Validation"</h2>
-                <FilesTable files remove phase/>
-                <BatchTotals files/>
+                {move || (!picked_again.get().is_empty()).then(|| view! {
+                    <p class="muted" role="status" data-testid="picked-again">
+                        {picked_again.get().join(", ")} " chosen already: each file is listed once."
+                    </p>
+                })}
+                <FilesTable files remove phase staged/>
+                <BatchTotals files staged/>
             </section>
         </Show>
 
@@ -427,10 +500,13 @@ pub fn UploadPage() -> impl IntoView {
                             "Staged " {format_count(state.rows_received())} " rows from " {state.files.len()} " file(s)."
                         </p>
                     }.into_any(),
+                    Phase::Stopping(state) => view! { <CancelChoice state phase on_done=after_cancel/> }.into_any(),
                     Phase::Cancelled(state) => view! {
                         <p class="warning" role="status" data-testid="upload-cancelled">
                             "Upload cancelled. " {format_count(state.rows_received())} " of "
-                            {format_count(state.total_rows)} " rows are staged."
+                            {format_count(state.total_rows)} " rows are staged"
+                            {(state.rows_received() > 0).then_some(": choosing the same files again marks them staged already")}
+                            "."
                         </p>
                     }.into_any(),
                     Phase::Failed(problem) => view! { <p class="error" role="alert">{problem}</p> }.into_any(),
@@ -451,6 +527,44 @@ fn merchant_changed(used: Uuid, now: Signal<Option<Uuid>>) -> bool {
     now.get_untracked() != Some(used)
 }
 
+/// After the user stopped an upload: keep the rows it staged, or remove them. Either way the
+/// upload is cancelled; kept rows' files are then marked staged if chosen again.
+#[component]
+fn CancelChoice(
+    state: UploadState,
+    phase: RwSignal<Phase>,
+    on_done: impl Fn(&UploadState) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let id = state.id;
+    let cancel = Action::new_local(move |remove: &bool| {
+        let remove = *remove;
+        async move {
+            match cancel_upload(id, remove).await {
+                Ok(state) => {
+                    on_done(&state);
+                    phase.set(Phase::Cancelled(state));
+                }
+                Err(error) => phase.set(Phase::Failed(error.to_string())),
+            }
+        }
+    });
+    view! {
+        <div class="notice" role="alertdialog" data-testid="cancel-choice">
+            <p>
+                <strong>"Upload stopped. "</strong>
+                {format_count(state.rows_received())} " of " {format_count(state.total_rows)}
+                " rows are staged. Keep them staged, or remove them?"
+            </p>
+            <div class="actions">
+                <button data-testid="cancel-keep" on:click=move |_| { cancel.dispatch(false); }
+                    prop:disabled=move || cancel.pending().get()>"Keep the staged rows"</button>
+                <button class="danger" data-testid="cancel-remove" on:click=move |_| { cancel.dispatch(true); }
+                    prop:disabled=move || cancel.pending().get()>"Remove them"</button>
+            </div>
+        </div>
+    }
+}
+
 /// The unfinished upload of the chosen merchant, with how to resume or cancel it.
 #[component]
 fn UnfinishedNotice(
@@ -461,7 +575,7 @@ fn UnfinishedNotice(
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 match unfinished.await {
-                    Ok(Some(state)) if state.status == "lost" && phase.get_untracked() == Phase::Choosing => {
+                    Ok(Some(state)) if state.status == crate::staging::UploadStatus::Lost && phase.get_untracked() == Phase::Choosing => {
                         let names = state.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
                         view! {
                             <div class="notice" data-testid="lost-upload">
@@ -480,13 +594,21 @@ fn UnfinishedNotice(
                                     {format_count(state.rows_received())} " of " {format_count(state.total_rows)}
                                     " rows are staged from " {names} "."
                                 </p>
-                                <p>"Choose the same files to resume it, or cancel it."</p>
-                                <button on:click=move |_| {
-                                    spawn_local(async move {
-                                        let _ = cancel_upload(id).await;
-                                        unfinished.refetch();
-                                    });
-                                }>"Cancel the unfinished upload"</button>
+                                <p>"Choose the same files to resume it, or cancel it: keep the rows it staged, or remove them."</p>
+                                <div class="actions">
+                                    <button data-testid="cancel-keep" on:click=move |_| {
+                                        spawn_local(async move {
+                                            let _ = cancel_upload(id, false).await;
+                                            unfinished.refetch();
+                                        });
+                                    }>"Cancel it, keep its rows"</button>
+                                    <button class="danger" data-testid="cancel-remove" on:click=move |_| {
+                                        spawn_local(async move {
+                                            let _ = cancel_upload(id, true).await;
+                                            unfinished.refetch();
+                                        });
+                                    }>"Cancel it, remove its rows"</button>
+                                </div>
                             </div>
                         }.into_any()
                     }
@@ -504,7 +626,15 @@ fn FilesTable(
     files: RwSignal<Vec<FileEntry>>,
     remove: impl Fn(String) + Copy + Send + Sync + 'static,
     phase: RwSignal<Phase>,
+    staged: RwSignal<Vec<StagedFile>>,
 ) -> impl IntoView {
+    let set_restage = move |name: &str, restage: bool| {
+        files.update(|all| {
+            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                entry.restage = restage;
+            }
+        })
+    };
     view! {
         <table class="files" data-testid="files-table">
             <thead>
@@ -524,6 +654,12 @@ fn FilesTable(
                 {move || files.get().into_iter().map(|entry| {
                     let name = entry.name.clone();
                     let status = file_status(&entry);
+                    // While its upload runs or once it is done, the file's own progress says more.
+                    let sending = matches!(phase.get(), Phase::Uploading | Phase::Done(_));
+                    let already = staged.with(|list| entry.already_staged(list).map(StagedFile::described))
+                        .filter(|_| !sending);
+                    let restage = entry.restage;
+                    let restage_name = name.clone();
                     let report = entry.report.clone().unwrap_or_default();
                     let checked = entry.report.is_some();
                     let errors = report.first_errors.clone();
@@ -552,7 +688,21 @@ fn FilesTable(
                             <td class="num" data-testid="rows-staged">{checked.then(|| format_count(report.rows_staged))}</td>
                             <td class="num" data-testid="rows-skipped">{checked.then(|| format_count(report.rows_skipped()))}</td>
                             <td class="num" data-testid="rows-rejected">{checked.then(|| format_count(rejected))}</td>
-                            <td data-testid="file-status">{status}</td>
+                            <td data-testid="file-status">
+                                {match &already {
+                                    Some(described) if restage => format!("Staged already {described}: will be staged again"),
+                                    Some(described) => format!("Staged already {described}: skipped"),
+                                    None => status,
+                                }}
+                                {already.is_some().then(|| view! {
+                                    <label class="restage">
+                                        <input type="checkbox" data-testid="restage" prop:checked=restage
+                                            prop:disabled=move || phase.get() == Phase::Uploading
+                                            on:change=move |event| set_restage(&restage_name, event_target_checked(&event))/>
+                                        "Stage it again"
+                                    </label>
+                                })}
+                            </td>
                             <td>
                                 <Show when=move || phase.get() == Phase::Choosing>
                                     {
@@ -615,28 +765,33 @@ fn file_status(entry: &FileEntry) -> String {
 
 /// The batch's totals over the valid files.
 #[component]
-fn BatchTotals(files: RwSignal<Vec<FileEntry>>) -> impl IntoView {
+fn BatchTotals(files: RwSignal<Vec<FileEntry>>, staged: RwSignal<Vec<StagedFile>>) -> impl IntoView {
     let totals = move || {
-        files.with(|all| {
-            let valid: Vec<&FileReport> =
-                all.iter().filter(|f| f.is_valid()).filter_map(|f| f.report.as_ref()).collect();
-            let excluded = all.iter().filter(|f| f.is_checked() && !f.is_valid()).count();
-            (
-                valid.len(),
-                excluded,
-                valid.iter().map(|r| r.rows_staged).sum::<i64>(),
-                valid.iter().map(|r| r.rows_skipped()).sum::<i64>(),
-                valid.iter().map(|r| r.rows_rejected).sum::<i64>(),
-            )
+        staged.with(|already| {
+            files.with(|all| {
+                let sent: Vec<&FileReport> =
+                    all.iter().filter(|f| f.to_send(already)).filter_map(|f| f.report.as_ref()).collect();
+                let excluded = all.iter().filter(|f| f.is_checked() && !f.is_valid()).count();
+                let skipped_files = all.iter().filter(|f| f.is_valid() && !f.to_send(already)).count();
+                (
+                    sent.len(),
+                    excluded,
+                    skipped_files,
+                    sent.iter().map(|r| r.rows_staged).sum::<i64>(),
+                    sent.iter().map(|r| r.rows_skipped()).sum::<i64>(),
+                    sent.iter().map(|r| r.rows_rejected).sum::<i64>(),
+                )
+            })
         })
     };
     view! {
         <p class="totals" data-testid="batch-totals">
             {move || {
-                let (valid, excluded, staged, skipped, rejected) = totals();
+                let (files, excluded, already, rows, skipped, rejected) = totals();
+                let already = if already > 0 { format!(", {already} staged already") } else { String::new() };
                 format!(
-                    "{valid} file(s) to upload, {excluded} excluded: {} rows to stage, {} skipped, {} rejected.",
-                    format_count(staged), format_count(skipped), format_count(rejected)
+                    "{files} file(s) to upload, {excluded} excluded{already}: {} rows to stage, {} skipped, {} rejected.",
+                    format_count(rows), format_count(skipped), format_count(rejected)
                 )
             }}
         </p>

@@ -135,10 +135,52 @@ pub struct FileManifest {
     /// The rows validation will stage from this file.
     pub rows: i64,
     pub report: FileReport,
+    /// Stage it although the same file (checksum and size) is staged in the batch already: the
+    /// user's explicit choice. Without it such a file is refused.
+    #[serde(default)]
+    pub restage: bool,
+}
+
+/// A file whose rows are staged in the merchant's live batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
+pub struct StagedFile {
+    pub name: String,
+    pub size: i64,
+    pub checksum: String,
+    pub rows_staged: i64,
+    pub rows_expected: i64,
+    /// When its upload started, and how it ended (a cancelled one may have staged part).
+    pub staged_at: chrono::DateTime<chrono::Utc>,
+    #[cfg_attr(feature = "ssr", sqlx(try_from = "String"))]
+    pub upload_status: UploadStatus,
+}
+
+impl StagedFile {
+    /// Whether `name`, `size` and `checksum` are this file's bytes (the name may differ).
+    pub fn is(&self, size: i64, checksum: &str) -> bool {
+        self.size == size && self.checksum == checksum
+    }
+
+    /// "on 2026-12-01 10:02 UTC as codes.csv (24,000 of 252,000 rows, cancelled)".
+    pub fn described(&self) -> String {
+        let rows = if self.rows_staged == self.rows_expected {
+            format!("{} rows", crate::components::format::format_count(self.rows_staged))
+        } else {
+            format!(
+                "{} of {} rows, {}",
+                crate::components::format::format_count(self.rows_staged),
+                crate::components::format::format_count(self.rows_expected),
+                self.upload_status.as_str()
+            )
+        };
+        format!("on {} as {} ({rows})", self.staged_at.format("%Y-%m-%d %H:%M UTC"), self.name)
+    }
 }
 
 /// Where one file of an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct FileProgress {
     pub index: i32,
     pub name: String,
@@ -150,13 +192,54 @@ pub struct FileProgress {
     pub next_seq: i32,
 }
 
+/// Where an upload stands. Stored in `uploads.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// Its chunks are arriving (or will, when it resumes).
+    Uploading,
+    /// Every file's rows arrived.
+    Completed,
+    /// Stopped by the user; what it staged was kept or removed, as they chose.
+    Cancelled,
+    /// A crash of the database emptied staging (unlogged) under it.
+    Lost,
+}
+
+impl UploadStatus {
+    pub const ALL: [UploadStatus; 4] =
+        [UploadStatus::Uploading, UploadStatus::Completed, UploadStatus::Cancelled, UploadStatus::Lost];
+
+    /// The name stored in `uploads.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadStatus::Uploading => "uploading",
+            UploadStatus::Completed => "completed",
+            UploadStatus::Cancelled => "cancelled",
+            UploadStatus::Lost => "lost",
+        }
+    }
+
+    /// Reads `uploads.status`; anything else is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+}
+
+impl TryFrom<String> for UploadStatus {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value).ok_or_else(|| format!("{value:?} is not an upload status"))
+    }
+}
+
 /// An upload and its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadState {
     pub id: Uuid,
     pub merchant_id: Uuid,
-    /// `uploading`, `complete`, `cancelled`, or `lost` (its staged rows, in a crash of the database).
-    pub status: String,
+    pub status: UploadStatus,
     pub total_rows: i64,
     pub files: Vec<FileProgress>,
 }
@@ -255,6 +338,17 @@ pub async fn unfinished_upload(merchant: Uuid) -> Result<Option<UploadState>, Ap
     .await
 }
 
+/// The files staged in the merchant's live batch, so the page can mark a file chosen again.
+#[server(prefix = "/api", endpoint = "staged-files")]
+pub async fn staged_files(merchant: Uuid) -> Result<Vec<StagedFile>, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        Ok(ssr::staged_files(&state.pool, merchant).await?)
+    })
+    .await
+}
+
 /// Marks an upload complete once every file's rows have arrived; `Invalid` before that.
 #[server(prefix = "/api", endpoint = "finish-upload")]
 pub async fn finish_upload(upload: Uuid) -> Result<UploadState, AppError> {
@@ -267,14 +361,15 @@ pub async fn finish_upload(upload: Uuid) -> Result<UploadState, AppError> {
     .await
 }
 
-/// Stops an upload; the rows already staged stay staged (the answer says how many).
+/// Stops an upload. The rows it staged stay staged, or with `remove_rows` are deleted (the
+/// answer's files then count 0 rows received).
 #[server(prefix = "/api", endpoint = "cancel-upload")]
-pub async fn cancel_upload(upload: Uuid) -> Result<UploadState, AppError> {
+pub async fn cancel_upload(upload: Uuid, remove_rows: bool) -> Result<UploadState, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         let merchant = ssr::merchant_of(&state.pool, upload).await?;
         caller.may_see(merchant, "upload")?;
-        Ok(ssr::cancel_upload(&state.pool, upload).await?)
+        Ok(ssr::cancel_upload(&state.pool, upload, remove_rows).await?)
     })
     .await
 }

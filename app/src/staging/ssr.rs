@@ -12,11 +12,12 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    binary_copy, ChunkAck, FileManifest, FileProgress, UploadState, MAX_FILES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS,
-    STAGING_LOST,
+    binary_copy, ChunkAck, FileManifest, FileProgress, StagedFile, UploadState, UploadStatus, MAX_FILES,
+    MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, STAGING_LOST,
 };
 use crate::{
     auth::ssr::{constraint_of, Caller},
+    batch::ssr::{self as batch, BatchError},
     csv::{normalised, Column, COLUMNS},
     error::AppError,
     state::AppState,
@@ -68,9 +69,16 @@ pub enum StagingError {
     BadNumber { row: i64, column: &'static str },
     #[error("The chunk has no rows.")]
     EmptyChunk,
+    #[error(
+        "{name} is staged in this batch already ({described}); choose to stage it again if that is what you want."
+    )]
+    AlreadyStaged { name: String, described: String },
     /// Another operation runs for the merchant (its own message says which).
     #[error(transparent)]
     Busy(#[from] crate::operations::ssr::OperationError),
+    /// The merchant's batch takes no upload now (it was inserted and not cleared).
+    #[error(transparent)]
+    Batch(BatchError),
     #[error("the upload {0} vanished inside its own transaction")]
     Vanished(Uuid),
     #[error("a file's report could not be stored: {0}")]
@@ -93,10 +101,16 @@ impl From<StagingError> for AppError {
             | BadNumber { .. }
             | EmptyChunk => AppError::Invalid(error.to_string()),
             NoSuchUpload | NoSuchMerchant | NoSuchFile => AppError::NotFound(error.to_string()),
-            Unfinished { .. } | UploadRunning(_) | Starting | Cancelled | Lost | Closed(_) | OutOfOrder { .. } => {
-                AppError::Conflict(error.to_string())
-            }
+            Unfinished { .. }
+            | UploadRunning(_)
+            | Starting
+            | Cancelled
+            | Lost
+            | Closed(_)
+            | OutOfOrder { .. }
+            | AlreadyStaged { .. } => AppError::Conflict(error.to_string()),
             Busy(error) => AppError::from(error),
+            Batch(error) => AppError::from(error),
             Database(error) => AppError::from(error),
             Vanished(_) | Report(_) => {
                 tracing::error!(%error, "staging failed");
@@ -129,6 +143,7 @@ pub async fn recover_lost_staging(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    batch::lost(&mut *tx).await?;
     sqlx::query("INSERT INTO staging_intact VALUES (true)").execute(&mut *tx).await?;
     tx.commit().await?;
     tracing::warn!(uploads = lost, "staging was emptied by a crash of the database; its uploads are marked lost");
@@ -168,33 +183,29 @@ pub async fn merchant_of(pool: &PgPool, upload: Uuid) -> Result<Uuid, StagingErr
 
 /// An upload with its files, by id.
 pub async fn load_upload(conn: &mut PgConnection, upload: Uuid) -> Result<Option<UploadState>, sqlx::Error> {
-    let Some((id, merchant_id, status, total_rows)) = sqlx::query_as::<_, (Uuid, Uuid, String, i64)>(
-        "SELECT id, merchant_id, status, total_rows FROM uploads WHERE id = $1",
-    )
-    .bind(upload)
-    .fetch_optional(&mut *conn)
-    .await?
+    #[derive(sqlx::FromRow)]
+    struct Upload {
+        id: Uuid,
+        merchant_id: Uuid,
+        #[sqlx(try_from = "String")]
+        status: UploadStatus,
+        total_rows: i64,
+    }
+    let Some(Upload { id, merchant_id, status, total_rows }) =
+        sqlx::query_as("SELECT id, merchant_id, status, total_rows FROM uploads WHERE id = $1")
+            .bind(upload)
+            .fetch_optional(&mut *conn)
+            .await?
     else {
         return Ok(None);
     };
-    let files = sqlx::query_as::<_, (i32, String, i64, String, i64, i64, i32)>(
-        "SELECT file_index, name, size, checksum, rows_expected, rows_received, next_seq
-         FROM upload_files WHERE upload_id = $1 ORDER BY file_index",
+    let files = sqlx::query_as::<_, FileProgress>(
+        r#"SELECT file_index AS "index", name, size, checksum, rows_expected, rows_received, next_seq
+           FROM upload_files WHERE upload_id = $1 ORDER BY file_index"#,
     )
     .bind(upload)
     .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(index, name, size, checksum, rows_expected, rows_received, next_seq)| FileProgress {
-        index,
-        name,
-        size,
-        checksum,
-        rows_expected,
-        rows_received,
-        next_seq,
-    })
-    .collect();
+    .await?;
     Ok(Some(UploadState { id, merchant_id, status, total_rows, files }))
 }
 
@@ -213,15 +224,31 @@ pub async fn unfinished_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<U
 
 /// The merchant's latest upload if its staged rows were lost in a crash of the database.
 pub async fn lost_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<UploadState>, sqlx::Error> {
-    let latest: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, status FROM uploads WHERE merchant_id = $1 ORDER BY created_at DESC LIMIT 1")
-            .bind(merchant)
-            .fetch_optional(pool)
-            .await?;
-    match latest {
-        Some((id, status)) if status == "lost" => load_upload(&mut *pool.acquire().await?, id).await,
-        _ => Ok(None),
+    let lost: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM (SELECT id, status FROM uploads WHERE merchant_id = $1 ORDER BY created_at DESC LIMIT 1) latest
+         WHERE status = 'lost'",
+    )
+    .bind(merchant)
+    .fetch_optional(pool)
+    .await?;
+    match lost {
+        Some(id) => load_upload(&mut *pool.acquire().await?, id).await,
+        None => Ok(None),
     }
+}
+
+/// The files with rows staged in the merchant's live batch, in upload order.
+pub async fn staged_files(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Vec<StagedFile>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT f.name, f.size, f.checksum, f.rows_received AS rows_staged, f.rows_expected,
+                u.created_at AS staged_at, u.status AS upload_status
+         FROM staging_batches b JOIN uploads u ON u.batch_id = b.id JOIN upload_files f ON f.upload_id = u.id
+         WHERE b.merchant_id = $1 AND b.state IN ('open', 'checked', 'inserting', 'inserted') AND f.rows_received > 0
+         ORDER BY u.created_at, f.file_index",
+    )
+    .bind(merchant)
+    .fetch_all(db)
+    .await
 }
 
 fn same_files(state: &UploadState, files: &[FileManifest]) -> bool {
@@ -264,20 +291,36 @@ pub async fn start_upload(
     let id = Uuid::new_v4();
     let total: i64 = files.iter().map(|f| f.rows).sum();
     let mut tx = pool.begin().await?;
-    let created = sqlx::query(
-        "INSERT INTO uploads (id, merchant_id, created_by, row_base, total_rows)
-         SELECT $1, $2, $3, COALESCE(max(row_number), 0), $4 FROM codes_check_temp WHERE merchant_id = $2",
-    )
-    .bind(id)
-    .bind(merchant)
-    .bind(user)
-    .bind(total)
-    .execute(&mut *tx)
-    .await;
+    let created = match batch::for_upload(&mut tx, merchant).await {
+        Ok(batch) => {
+            // A file staged in the batch already goes in again only by the user's choice.
+            let staged = staged_files(&mut *tx, merchant).await?;
+            if let Some((file, already)) = files
+                .iter()
+                .filter(|f| !f.restage)
+                .find_map(|f| staged.iter().find(|s| s.is(f.size, &f.checksum)).map(|s| (f, s)))
+            {
+                return Err(StagingError::AlreadyStaged { name: file.name.clone(), described: already.described() });
+            }
+            sqlx::query(
+                "INSERT INTO uploads (id, merchant_id, created_by, row_base, total_rows, batch_id)
+                 SELECT $1, $2, $3, COALESCE(max(row_number), 0), $4, $5 FROM codes_check_temp WHERE merchant_id = $2",
+            )
+            .bind(id)
+            .bind(merchant)
+            .bind(user)
+            .bind(total)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+        }
+        Err(BatchError::Database(error)) => Err(error),
+        Err(refused) => return Err(StagingError::Batch(refused)),
+    };
     if let Err(error) = created {
         return match constraint_of(&error) {
             // Another request started one at the same moment.
-            Some("uploads_one_active_per_merchant") => {
+            Some("uploads_one_active_per_merchant" | "staging_batches_one_live_per_merchant") => {
                 drop(tx);
                 match unfinished_upload(pool, merchant).await? {
                     Some(existing) if same_files(&existing, files) => Ok(existing),
@@ -293,8 +336,9 @@ pub async fn start_upload(
     for (index, file) in files.iter().enumerate() {
         let report = serde_json::to_value(&file.report)?;
         sqlx::query(
-            "INSERT INTO upload_files (upload_id, file_index, name, size, checksum, rows_expected, row_offset, report)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO upload_files (upload_id, file_index, name, size, checksum, rows_expected, row_offset, report,
+                                       restaged)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id)
         .bind(index as i32)
@@ -304,6 +348,7 @@ pub async fn start_upload(
         .bind(file.rows)
         .bind(offset)
         .bind(report)
+        .bind(file.restage)
         .execute(&mut *tx)
         .await?;
         offset += file.rows;
@@ -326,10 +371,10 @@ fn unfinished_conflict(existing: &UploadState) -> StagingError {
 pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, StagingError> {
     let mut tx = pool.begin().await?;
     let state = load_upload(&mut tx, upload).await?.ok_or(StagingError::NoSuchUpload)?;
-    match state.status.as_str() {
-        "complete" => return Ok(state),
-        "cancelled" => return Err(StagingError::Cancelled),
-        _ => {}
+    match state.status {
+        UploadStatus::Completed => return Ok(state),
+        UploadStatus::Cancelled => return Err(StagingError::Cancelled),
+        UploadStatus::Uploading | UploadStatus::Lost => {}
     }
     if let Some(file) = state.files.iter().find(|f| f.rows_received != f.rows_expected) {
         return Err(StagingError::Incomplete {
@@ -338,7 +383,7 @@ pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, S
             expected: file.rows_expected,
         });
     }
-    sqlx::query("UPDATE uploads SET status = 'complete', finished_at = now(), updated_at = now() WHERE id = $1")
+    sqlx::query("UPDATE uploads SET status = 'completed', finished_at = now(), updated_at = now() WHERE id = $1")
         .bind(upload)
         .execute(&mut *tx)
         .await?;
@@ -348,15 +393,42 @@ pub async fn finish_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, S
     Ok(state)
 }
 
-/// Cancels an unfinished upload; what it staged stays staged.
-pub async fn cancel_upload(pool: &PgPool, upload: Uuid) -> Result<UploadState, StagingError> {
+/// Cancels an unfinished upload. What it staged stays staged, or with `remove_rows` is deleted
+/// (its rows are numbered after `row_base`, so the primary key finds them) and its files count
+/// no row received; its batch's check, if any, then no longer describes the batch.
+pub async fn cancel_upload(pool: &PgPool, upload: Uuid, remove_rows: bool) -> Result<UploadState, StagingError> {
     let mut tx = pool.begin().await?;
     // The lock waits for a chunk being stored, so the answer counts it.
     sqlx::query("SELECT 1 FROM upload_files WHERE upload_id = $1 FOR UPDATE").bind(upload).execute(&mut *tx).await?;
-    sqlx::query("UPDATE uploads SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'uploading'")
+    let cancelled: Option<(Uuid, i64, i64, Option<Uuid>)> = sqlx::query_as(
+        "UPDATE uploads SET status = 'cancelled', finished_at = now(), updated_at = now()
+         WHERE id = $1 AND status = 'uploading'
+         RETURNING merchant_id, row_base, total_rows, batch_id",
+    )
+    .bind(upload)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let (true, Some((merchant, row_base, total_rows, batch))) = (remove_rows, cancelled) {
+        let removed = sqlx::query(
+            "DELETE FROM codes_check_temp WHERE merchant_id = $1 AND row_number > $2 AND row_number <= $2 + $3
+               AND upload_id = $4",
+        )
+        .bind(merchant)
+        .bind(row_base)
+        .bind(total_rows)
         .bind(upload)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE upload_files SET rows_received = 0 WHERE upload_id = $1")
+            .bind(upload)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(batch) = batch {
+            batch::rows_removed(&mut *tx, batch).await?;
+        }
+        tracing::info!(%upload, removed, "removed the rows of a cancelled upload");
+    }
     let state = load_upload(&mut tx, upload).await?.ok_or(StagingError::NoSuchUpload)?;
     tx.commit().await?;
     tracing::info!(%upload, rows = state.rows_received(), "upload cancelled");
@@ -423,12 +495,12 @@ pub async fn store_chunk(
     }
     // Checked in the chunk's own transaction: rows must not be added to a staging table that
     // a crash of the database emptied since the upload's earlier chunks.
-    if status == "lost" || !staging_intact(&mut *tx).await? {
+    if status == UploadStatus::Lost.as_str() || !staging_intact(&mut *tx).await? {
         drop(tx);
         recover_lost_staging(pool).await?;
         return Err(StagingError::Lost);
     }
-    if status != "uploading" {
+    if status != UploadStatus::Uploading.as_str() {
         return Err(StagingError::Closed(status));
     }
     if seq > next_seq {

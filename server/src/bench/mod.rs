@@ -241,6 +241,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
             checksum: format!("bench-{i}"),
             rows: report.rows_staged,
             report: report.clone(),
+            restage: false,
         })
         .collect();
     settle(pool).await?;

@@ -342,6 +342,7 @@ async fn the_original_database_is_adopted_whole_and_its_staged_batch_carried_ove
         checksum: "sum-new".into(),
         rows: 2,
         report: FileReport::default(),
+        restage: false,
     };
     let upload: UploadState = app.start_upload(&ops, MERCHANT_A, &[manifest]).await.json().await.unwrap();
     let body = format!("2,{MERCHANT_A},NEWCODE0001,,,,,,\n3,{MERCHANT_A},NEWCODE0002,,,7,Crème,,\n");
@@ -411,6 +412,7 @@ async fn points_that_the_original_integer_column_cannot_hold_stop_the_insert_bef
     .execute(&pool)
     .await
     .unwrap();
+    crate::helpers::register_staged(&pool, merchant).await;
     duplicates::start_check(&pool, merchant, None).await.unwrap();
     wait_idle(&pool, merchant).await;
 

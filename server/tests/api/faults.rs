@@ -133,6 +133,7 @@ async fn a_restart_of_postgresql_during_an_insert_fails_the_job_with_its_reason_
     .execute(&app.pool)
     .await
     .unwrap();
+    crate::helpers::register_staged(&app.pool, merchant).await;
     app::duplicates::ssr::start_check(&app.pool, merchant, None).await.unwrap();
     wait_idle(&app.pool, merchant).await;
 
@@ -190,6 +191,7 @@ async fn a_restart_of_postgresql_during_an_upload_loses_nothing_and_the_upload_r
         checksum: "s".into(),
         rows: chunks * 500,
         report: FileReport::default(),
+        restage: false,
     };
     let upload: UploadState = app.start_upload(&admin, merchant, &[manifest]).await.json().await.unwrap();
     let mut refused_while_down = 0;

@@ -141,7 +141,14 @@ async fn a_disabled_account_answers_a_wrong_password_like_any_wrong_password() {
 }
 
 fn manifest(name: &str, rows: i64, size: i64) -> FileManifest {
-    FileManifest { name: name.into(), size, checksum: format!("sum-{name}"), rows, report: FileReport::default() }
+    FileManifest {
+        name: name.into(),
+        size,
+        checksum: format!("sum-{name}"),
+        rows,
+        report: FileReport::default(),
+        restage: false,
+    }
 }
 
 #[tokio::test]

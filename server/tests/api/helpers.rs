@@ -205,6 +205,48 @@ pub async fn kill_operation_connections(pool: &PgPool) {
     .unwrap();
 }
 
+/// Records the merchant's rows that a test put into staging with SQL (those of no upload) as
+/// one completed upload of its live batch, one file per `source_file` — what an upload through
+/// the app leaves behind, so the batch counts them and a check after it is stale.
+pub async fn register_staged(pool: &PgPool, merchant: Uuid) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO merchants (id, name) VALUES ($1, 'Merchant ' || $1) ON CONFLICT DO NOTHING")
+        .bind(merchant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let batch = app::batch::ssr::for_upload(&mut tx, merchant).await.unwrap();
+    let upload = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO uploads (id, merchant_id, status, row_base, total_rows, batch_id, finished_at)
+         SELECT $1, $2, 'completed', 0, count(*), $3, now() FROM codes_check_temp WHERE merchant_id = $2 AND upload_id IS NULL",
+    )
+    .bind(upload)
+    .bind(merchant)
+    .bind(batch)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO upload_files (upload_id, file_index, name, size, checksum, rows_expected, row_offset, rows_received)
+         SELECT $1, (row_number() OVER (ORDER BY name))::int - 1, name, rows, 'sql-' || name, rows, 0, rows
+         FROM (SELECT COALESCE(source_file, 'sql') AS name, count(*) AS rows FROM codes_check_temp
+               WHERE merchant_id = $2 AND upload_id IS NULL GROUP BY 1) files",
+    )
+    .bind(upload)
+    .bind(merchant)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE codes_check_temp SET upload_id = $1 WHERE merchant_id = $2 AND upload_id IS NULL")
+        .bind(upload)
+        .bind(merchant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// Waits until no operation runs for `merchant` (30 s at most).
 pub async fn wait_idle(pool: &PgPool, merchant: Uuid) {
     for _ in 0..600 {

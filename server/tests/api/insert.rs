@@ -42,6 +42,7 @@ async fn world(rows: i64) -> World {
     .execute(&pool)
     .await
     .unwrap();
+    crate::helpers::register_staged(&pool, merchant).await;
     sqlx::query("INSERT INTO codes (merchant_id, code) SELECT $1, 'C-' || n FROM generate_series(7, $2, 7) AS n")
         .bind(merchant)
         .bind(rows)
@@ -139,14 +140,29 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
     assert_eq!((verification.codes_inserted, verification.codes_found), (Some(clean), clean));
     assert!(verification.matches());
 
-    // Checked again, every staged row is now in production.
-    w.check().await;
-    assert_eq!(w.clean().await, 0);
-    let again = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
-    let again = w.finished(again).await;
-    assert_eq!(again.summary.status, "failed");
-    assert_eq!(again.validation_passed, Some(false));
-    assert!(again.summary.error_message.unwrap().contains("No clean codes are left to insert."));
+    // Seen: after an insert, the review still offered the insert, and its pre-flight said the
+    // user's own codes had "reached production meanwhile". The batch is inserted: no second
+    // insert, no check, no pre-flight of it; the review says which job inserted it.
+    let batch = app::batch::ssr::latest(&w.pool, w.merchant).await.unwrap().unwrap();
+    assert_eq!(
+        (batch.state, batch.job_id, batch.codes_inserted),
+        (app::batch::BatchState::Inserted, Some(summary.id), Some(clean))
+    );
+    let said = format!("This batch was inserted as job {}. Clear staging to start the next batch.", summary.id);
+    let again = AppError::from(jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap_err());
+    assert_eq!(again, AppError::conflict(said.clone()));
+    let check = AppError::from(duplicates::start_check(&w.pool, w.merchant, None).await.unwrap_err());
+    assert_eq!(check, AppError::conflict(said.clone()));
+    let preflight = AppError::from(duplicates::run_preflight(&w.pool, w.merchant, None).await.unwrap_err());
+    assert_eq!(preflight, AppError::conflict(said));
+    let review = duplicates::review_state(&w.pool, w.merchant).await.unwrap();
+    assert_eq!(review.batch.map(|b| b.state), Some(app::batch::BatchState::Inserted));
+    let jobs_of_merchant: i64 = sqlx::query_scalar("SELECT count(*) FROM codes_import_jobs WHERE merchant_id = $1")
+        .bind(w.merchant)
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs_of_merchant, 1, "the refused insert made no job");
 }
 
 #[tokio::test]
@@ -261,21 +277,23 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
     let twice = AppError::from(jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap_err());
     assert_eq!(twice, AppError::conflict("This job was rolled back already."));
 
-    // A failed job cannot be rolled back.
-    sqlx::query("INSERT INTO codes (merchant_id, code) VALUES ($1, 'C-1')")
-        .bind(w.merchant)
-        .execute(&w.pool)
-        .await
-        .unwrap();
-    // Rows removed after the check (before the insert starts, so its pre-flight always sees it).
-    sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1 AND row_number > 500")
-        .bind(w.merchant)
-        .execute(&w.pool)
-        .await
-        .unwrap();
+    // The rolled-back batch can be inserted again; a failed job cannot be rolled back. (A clean
+    // row without a code makes the pre-flight refuse.)
+    let batch = app::batch::ssr::latest(&w.pool, w.merchant).await.unwrap().unwrap();
+    assert_eq!((batch.state, batch.job_id), (app::batch::BatchState::Checked, None), "rolled back: checked again");
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'imports are paused'; END $$;
+         CREATE TRIGGER refuse_all BEFORE INSERT ON codes FOR EACH ROW EXECUTE FUNCTION refuse_all();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
     let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     let failed = w.finished(failed).await.summary;
-    assert_eq!(failed.status, "failed", "rows were removed after the check");
+    assert_eq!(failed.status, "failed", "a trigger refused the rows");
+    let batch = app::batch::ssr::latest(&w.pool, w.merchant).await.unwrap().unwrap();
+    assert_eq!((batch.state, batch.job_id), (app::batch::BatchState::Checked, None), "failed: checked again");
     let refused = AppError::from(jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err());
     assert_eq!(refused, AppError::invalid("Only a completed job can be rolled back; this one is failed."));
 }
@@ -332,7 +350,11 @@ async fn clearing_staging_deletes_the_merchants_rows_only() {
         sqlx::query_scalar("SELECT merchant_id FROM codes_check_temp").fetch_all(&w.pool).await.unwrap();
     assert_eq!(left, [other]);
     let review = duplicates::review_state(&w.pool, w.merchant).await.unwrap();
-    assert!(review.stale && review.last_row.is_none(), "the old figures no longer describe staging");
+    // The review says what became of the batch, and nothing of its check: no figures, no stale
+    // figures, nothing staged.
+    let batch = review.batch.clone().expect("the cleared batch");
+    assert_eq!((batch.state, batch.rows_cleared), (app::batch::BatchState::Cleared, Some(500)));
+    assert_eq!((review.figures.is_none(), review.check.is_none(), review.staged().is_none()), (true, true, true));
 }
 
 #[tokio::test]
@@ -470,6 +492,7 @@ async fn an_insert_into_an_adopted_original_codes_with_row_level_security_adds_e
     .execute(&pool)
     .await
     .unwrap();
+    crate::helpers::register_staged(&pool, merchant).await;
     let w = World { pool, merchant, user, _db: db };
     w.check().await;
     let in_production: std::collections::HashSet<&String> = existing.iter().collect();

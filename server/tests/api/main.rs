@@ -2,6 +2,7 @@
 
 mod adoption;
 mod auth;
+mod batches;
 mod duplicates;
 mod faults;
 mod hardening;

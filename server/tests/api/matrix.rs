@@ -72,8 +72,12 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
             })
         }
         "unfinished-upload" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
+        "staged-files" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
+        "batch-overview" => (vec![], [401, 200, 200, 200]),
         "finish-upload" => (vec![("upload", world.upload_done.to_string())], [401, 200, 404, 200]),
-        "cancel-upload" => (vec![("upload", world.upload_open.to_string())], [401, 200, 404, 200]),
+        "cancel-upload" => {
+            (vec![("upload", world.upload_open.to_string()), ("remove_rows", "false".into())], [401, 200, 404, 200])
+        }
         // Nothing is staged for merchant A: a permitted caller gets that answer (400).
         "start-check" => (vec![("merchant", world.merchant_a.to_string())], [401, 400, 404, 400]),
         "load-review" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
@@ -101,6 +105,7 @@ fn manifest() -> app::staging::FileManifest {
         checksum: "0".into(),
         rows: 0,
         report: Default::default(),
+        restage: false,
     }
 }
 
@@ -190,6 +195,12 @@ async fn what_an_answer_contains_is_limited_to_the_callers_merchants() {
     assert_eq!(names(app.call(&admin_a, "list-merchants", &[]).await).await, vec!["Merchant A"]);
     assert_eq!(names(app.call(&admin_b, "list-merchants", &[]).await).await, vec!["Merchant B"]);
     assert_eq!(names(app.call(&ops, "list-merchants", &[]).await).await, vec!["Merchant A", "Merchant B"]);
+    let overview = |response: reqwest::Response| async move {
+        let lines: Vec<app::batch::MerchantBatch> = response.json().await.unwrap();
+        lines.into_iter().map(|line| line.merchant.name).collect::<Vec<_>>()
+    };
+    assert_eq!(overview(app.call(&admin_b, "batch-overview", &[]).await).await, vec!["Merchant B"]);
+    assert_eq!(overview(app.call(&ops, "batch-overview", &[]).await).await, vec!["Merchant A", "Merchant B"]);
     let _ = world.merchant_b;
 }
 
@@ -237,7 +248,7 @@ async fn the_chunk_route_answers_each_caller_exactly_as_the_matrix_says() {
     let world = world(&app).await;
     let [anonymous, admin_a, admin_b, ops] = clients(&app, &world).await;
     // The world's open upload expects no rows; this one takes a row from each allowed caller.
-    app::staging::ssr::cancel_upload(&app.pool, world.upload_open).await.unwrap();
+    app::staging::ssr::cancel_upload(&app.pool, world.upload_open, false).await.unwrap();
     let manifest = app::staging::FileManifest { rows: 2, ..manifest() };
     let upload =
         app::staging::ssr::start_upload(&app.pool, world.merchant_a, world.admin_a.id, &[manifest]).await.unwrap();
@@ -268,7 +279,7 @@ async fn an_id_that_is_not_the_callers_is_answered_as_one_that_does_not_exist() 
         ("verify-job", "job", world.job_a, None),
         ("rollback-job", "job", world.job_a, Some(("confirmation", "DELETE"))),
         ("finish-upload", "upload", world.upload_done, None),
-        ("cancel-upload", "upload", world.upload_open, None),
+        ("cancel-upload", "upload", world.upload_open, Some(("remove_rows", "false"))),
         ("load-review", "merchant", world.merchant_a, None),
         ("clear-staging", "merchant", world.merchant_a, None),
     ] {

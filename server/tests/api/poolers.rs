@@ -105,6 +105,7 @@ async fn the_whole_journey_runs_through_pgbouncer_in_session_mode() {
             checksum: format!("sum-{name}"),
             rows: 1500,
             report: FileReport::default(),
+            restage: false,
         })
         .collect();
     let upload: UploadState = app.start_upload(&admin, merchant, &files).await.json().await.unwrap();
@@ -121,7 +122,7 @@ async fn the_whole_journey_runs_through_pgbouncer_in_session_mode() {
         }
     }
     let done = app.call(&admin, "finish-upload", &[("upload", upload.id.to_string())]).await;
-    assert_eq!(done.json::<UploadState>().await.unwrap().status, "complete");
+    assert_eq!(done.json::<UploadState>().await.unwrap().status, app::staging::UploadStatus::Completed);
 
     // Another server process, through the same pooler, holds the merchant's lock: the check
     // is refused as busy — the lock holds through PgBouncer.

@@ -116,6 +116,7 @@ impl Cluster {
         .execute(&self.pool)
         .await
         .unwrap();
+        crate::helpers::register_staged(&self.pool, self.merchant).await;
     }
 }
 
@@ -144,6 +145,7 @@ async fn sessions_work_on_every_process_and_an_upload_completes_when_one_dies_mi
         checksum: "sum".into(),
         rows: chunks * 1000,
         report: FileReport::default(),
+        restage: false,
     };
     let upload: UploadState = cluster
         .client

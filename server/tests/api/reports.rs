@@ -45,6 +45,7 @@ async fn staged_and_checked(app: &TestApp) -> Uuid {
         .await
         .unwrap();
     }
+    crate::helpers::register_staged(&app.pool, merchant).await;
     // P-1 and 000123 are in production already.
     sqlx::query("INSERT INTO codes (merchant_id, code) VALUES ($1, 'P-1'), ($1, '000123')")
         .bind(merchant)

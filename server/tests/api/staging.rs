@@ -14,6 +14,7 @@ fn manifest(name: &str, rows: i64) -> FileManifest {
         checksum: format!("sum-{name}"),
         rows,
         report: FileReport::default(),
+        restage: false,
     }
 }
 
@@ -77,7 +78,7 @@ async fn a_chunk_sent_twice_is_stored_once() {
     assert_eq!(staged(&app, merchant).await.len(), 2);
     send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(5, "C")])).await;
     let done = app.call(&admin, "finish-upload", &[("upload", upload.id.to_string())]).await;
-    assert_eq!(done.json::<UploadState>().await.unwrap().status, "complete");
+    assert_eq!(done.json::<UploadState>().await.unwrap().status, app::staging::UploadStatus::Completed);
     let codes: Vec<String> = staged(&app, merchant).await.into_iter().map(|r| r.1).collect();
     assert_eq!(codes, vec!["A", "B", "C"]);
 }
@@ -206,8 +207,12 @@ async fn cancelling_stops_the_upload_and_says_what_is_staged() {
     let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
     send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A")])).await;
 
-    let cancelled: UploadState =
-        app.call(&admin, "cancel-upload", &[("upload", upload.id.to_string())]).await.json().await.unwrap();
+    let cancelled: UploadState = app
+        .call(&admin, "cancel-upload", &[("upload", upload.id.to_string()), ("remove_rows", "false".into())])
+        .await
+        .json()
+        .await
+        .unwrap();
 
     assert_eq!((cancelled.status.as_str(), cancelled.rows_received()), ("cancelled", 1));
     let late = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(3, "B")])).await;
@@ -246,7 +251,7 @@ async fn staging_emptied_by_a_crash_of_the_database_marks_the_upload_lost_and_a_
     assert!(late.text().await.unwrap().contains("restarted after a crash"));
     let shown: Option<UploadState> =
         app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
-    assert_eq!(shown.map(|s| (s.id, s.status)), Some((upload.id, "lost".to_owned())));
+    assert_eq!(shown.map(|s| (s.id, s.status)), Some((upload.id, app::staging::UploadStatus::Lost)));
     let sentinel: i64 = sqlx::query_scalar("SELECT count(*) FROM staging_intact").fetch_one(&app.pool).await.unwrap();
     assert_eq!(sentinel, 1);
 
@@ -255,7 +260,7 @@ async fn staging_emptied_by_a_crash_of_the_database_marks_the_upload_lost_and_a_
     assert_ne!(again.id, upload.id);
     send(&app, &admin, again.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B"), (4, "C")])).await;
     let done = app.call(&admin, "finish-upload", &[("upload", again.id.to_string())]).await;
-    assert_eq!(done.json::<UploadState>().await.unwrap().status, "complete");
+    assert_eq!(done.json::<UploadState>().await.unwrap().status, app::staging::UploadStatus::Completed);
     let rows: Vec<(i64, String)> = staged(&app, merchant).await.into_iter().map(|r| (r.0, r.1)).collect();
     assert_eq!(rows, vec![(1, "A".into()), (2, "B".into()), (3, "C".into())]);
     let shown: Option<UploadState> =
