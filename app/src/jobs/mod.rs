@@ -19,7 +19,8 @@ pub struct JobSummary {
     pub id: Uuid,
     pub merchant_id: Uuid,
     pub merchant_name: Option<String>,
-    pub status: String,
+    #[cfg_attr(feature = "ssr", sqlx(try_from = "String"))]
+    pub status: JobStatus,
     pub total_codes_to_insert: Option<i64>,
     pub codes_inserted: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -38,14 +39,89 @@ pub const JOBS_PAGE_SIZE: i64 = 100;
 /// The history's filters and its cursor: jobs older than `before` (created_at, id).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobFilter {
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub before: Option<(DateTime<Utc>, Uuid)>,
 }
 
-/// Every status a job can have, in the order of its life.
-pub const JOB_STATUSES: [&str; 6] = ["pending", "validating", "processing", "completed", "failed", "rolled_back"];
+/// Where a job is in its life: pending → validating (the pre-flight) → processing (the insert)
+/// → completed | failed; a completed job may become rolled back. Stored as text in
+/// `codes_import_jobs.status`, whose CHECK constraint allows exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Validating,
+    Processing,
+    Completed,
+    Failed,
+    RolledBack,
+}
+
+impl JobStatus {
+    /// Every status, in the order of a job's life.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Pending,
+        JobStatus::Validating,
+        JobStatus::Processing,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::RolledBack,
+    ];
+
+    /// The name stored in `codes_import_jobs.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Validating => "validating",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Reads `codes_import_jobs.status`; anything else is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+
+    /// Whether the insert is still at work (its page follows it; nothing can be verified yet).
+    pub fn is_running(self) -> bool {
+        matches!(self, JobStatus::Pending | JobStatus::Validating | JobStatus::Processing)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not a [`JobStatus`] (a row the CHECK constraint would have refused).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a job status")]
+pub struct UnknownJobStatus(String);
+
+impl TryFrom<String> for JobStatus {
+    type Error = UnknownJobStatus;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).ok_or(UnknownJobStatus(value))
+    }
+}
+
+/// Every status name a job can have, in the order of its life (the history's filter).
+pub const JOB_STATUSES: [&str; 6] = {
+    let mut names = [""; 6];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = JobStatus::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// A job's full audit record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,12 +175,12 @@ pub async fn list_jobs(
                     .map_err(|_| AppError::invalid(format!("{t:?} is not a date (YYYY-MM-DD)."))),
             }
         };
-        let status = status.filter(|s| !s.is_empty());
-        if let Some(status) = &status {
-            if !JOB_STATUSES.contains(&status.as_str()) {
-                return Err(AppError::invalid(format!("{status:?} is not a job status.")));
-            }
-        }
+        let status = match status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(name) => Some(
+                JobStatus::parse(name).ok_or_else(|| AppError::invalid(format!("{name:?} is not a job status.")))?,
+            ),
+        };
         let filter = JobFilter { status, from: date(from)?, to: date(to)?, before: before_at.zip(before_id) };
         Ok(ssr::list_jobs(&state.pool, merchants.as_deref(), &filter, JOBS_PAGE_SIZE).await?)
     })
@@ -165,4 +241,28 @@ pub async fn clear_staging(merchant: Uuid) -> Result<i64, AppError> {
         Ok(ssr::clear_staging(&state.pool, merchant, caller.user_id()).await?)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_back_as_itself_in_storage_and_on_the_wire() {
+        for status in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(status.as_str()), Some(status));
+            assert_eq!(JobStatus::try_from(status.as_str().to_owned()).unwrap(), status);
+            let wire = serde_json::to_string(&status).unwrap();
+            assert_eq!(wire, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<JobStatus>(&wire).unwrap(), status);
+        }
+        assert_eq!(JOB_STATUSES, JobStatus::ALL.map(JobStatus::as_str));
+        assert_eq!(JobStatus::parse("complete"), None, "the staging's word is not a job's");
+    }
+
+    #[test]
+    fn only_pending_validating_and_processing_jobs_are_running() {
+        let running: Vec<_> = JobStatus::ALL.into_iter().filter(|s| s.is_running()).collect();
+        assert_eq!(running, [JobStatus::Pending, JobStatus::Validating, JobStatus::Processing]);
+    }
 }

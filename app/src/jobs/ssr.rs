@@ -3,7 +3,7 @@
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{JobDetail, JobFilter, JobSummary, JobVerification};
+use super::{JobDetail, JobFilter, JobStatus, JobSummary, JobVerification};
 use crate::{
     duplicates::ssr::CheckError,
     error::AppError,
@@ -67,7 +67,7 @@ pub async fn list_jobs(
          LIMIT $7"
     ))
     .bind(merchants)
-    .bind(&filter.status)
+    .bind(filter.status.map(JobStatus::as_str))
     .bind(filter.from)
     .bind(filter.to)
     .bind(before_at)
@@ -77,6 +77,14 @@ pub async fn list_jobs(
     .await
 }
 
+/// The parts of a job's record that [`JobSummary`] leaves out.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    validation_passed: Option<bool>,
+    validation_errors: Option<serde_json::Value>,
+    source_info: Option<serde_json::Value>,
+}
+
 /// The job's full record.
 pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, sqlx::Error> {
     let Some(summary) =
@@ -84,20 +92,18 @@ pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, s
     else {
         return Ok(None);
     };
-    let (validation_passed, validation_errors, source_info): (
-        Option<bool>,
-        Option<serde_json::Value>,
-        Option<serde_json::Value>,
-    ) = sqlx::query_as("SELECT validation_passed, validation_errors, source_info FROM codes_import_jobs WHERE id = $1")
-        .bind(job)
-        .fetch_one(pool)
-        .await?;
+    let audit = sqlx::query_as::<_, AuditRow>(
+        "SELECT validation_passed, validation_errors, source_info FROM codes_import_jobs WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_one(pool)
+    .await?;
     let pretty = |value: Option<serde_json::Value>| value.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default());
     Ok(Some(JobDetail {
         summary,
-        validation_passed,
-        validation_errors: pretty(validation_errors),
-        source_info: pretty(source_info),
+        validation_passed: audit.validation_passed,
+        validation_errors: pretty(audit.validation_errors),
+        source_info: pretty(audit.source_info),
     }))
 }
 
@@ -162,7 +168,7 @@ pub enum JobError {
     #[error("This job was rolled back already.")]
     RolledBack,
     #[error("Only a completed job can be rolled back; this one is {0}.")]
-    NotCompleted(String),
+    NotCompleted(JobStatus),
     #[error("{0} of this job's codes are claimed by customers, so it cannot be rolled back. Nothing was deleted.")]
     Claimed(i64),
     #[error(transparent)]
@@ -461,17 +467,25 @@ fn recorded<T>(
     outcome.as_ref().map(result).map_err(JobError::shown)
 }
 
+/// A job's state as a rollback reads it.
+#[derive(sqlx::FromRow)]
+struct JobState {
+    #[sqlx(try_from = "String")]
+    status: JobStatus,
+    codes_inserted: Option<i64>,
+}
+
 async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, JobError> {
     let mut tx = sqlx::Connection::begin(conn).await?;
-    let (status, inserted): (String, Option<i64>) =
+    let JobState { status, codes_inserted: inserted } =
         sqlx::query_as("SELECT status, codes_inserted FROM codes_import_jobs WHERE id = $1 FOR UPDATE")
             .bind(job)
             .fetch_one(&mut *tx)
             .await?;
-    match status.as_str() {
-        "completed" => {}
-        "rolled_back" => return Err(JobError::RolledBack),
-        other => return Err(JobError::NotCompleted(other.to_owned())),
+    match status {
+        JobStatus::Completed => {}
+        JobStatus::RolledBack => return Err(JobError::RolledBack),
+        other => return Err(JobError::NotCompleted(other)),
     }
     // Claimed codes are never deleted: the delete skips them (a claim that commits while the
     // delete waits for its row is seen, as PostgreSQL re-checks the row), and a claim that

@@ -9,7 +9,9 @@ use uuid::Uuid;
 use crate::{
     admin::list_merchants,
     components::{error::ErrorNotice, format::format_count},
-    jobs::{get_job, list_jobs, rollback_job, verify_job, JobDetail, JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES},
+    jobs::{
+        get_job, list_jobs, rollback_job, verify_job, JobDetail, JobStatus, JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES,
+    },
     staging::client::sleep_ms,
 };
 
@@ -139,7 +141,7 @@ fn JobRow(job: JobSummary) -> impl IntoView {
         <tr data-testid="job-row" data-job-id=job.id.to_string()>
             <td>{job.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
             <td>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</td>
-            <td><span class=status_class data-testid="job-status">{job.status.clone()}</span></td>
+            <td><span class=status_class data-testid="job-status">{job.status.as_str()}</span></td>
             <td class="num">{inserted_text(&job)}</td>
             <td>{job.created_by_email.clone().unwrap_or_default()}</td>
             <td>{job.files.join(", ")}</td>
@@ -164,10 +166,7 @@ pub fn JobPage() -> impl IntoView {
         },
     );
     Effect::new(move |_| {
-        let in_progress = detail
-            .get()
-            .and_then(Result::ok)
-            .is_some_and(|d| ["pending", "validating", "processing"].contains(&d.summary.status.as_str()));
+        let in_progress = detail.get().and_then(Result::ok).is_some_and(|d| d.summary.status.is_running());
         if in_progress {
             spawn_local(async move {
                 sleep_ms(1_000).await;
@@ -195,7 +194,7 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
     let time =
         |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or("–".into());
     let verify = Action::new(move |_: &()| verify_job(id));
-    let completed = job.status == "completed";
+    let completed = job.status == JobStatus::Completed;
     view! {
         <h1>"Import job"</h1>
         <section class="card">
@@ -203,7 +202,7 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
                 <dt>"Job"</dt><dd class="mono">{id.to_string()}</dd>
                 <dt>"Merchant"</dt><dd>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</dd>
                 <dt>"Status"</dt>
-                <dd><span class=format!("status status-{}", job.status) data-testid="job-status">{job.status.clone()}</span></dd>
+                <dd><span class=format!("status status-{}", job.status) data-testid="job-status">{job.status.as_str()}</span></dd>
                 <dt>"Codes to insert"</dt><dd>{job.total_codes_to_insert.map(format_count).unwrap_or("–".into())}</dd>
                 <dt>"Codes inserted"</dt><dd data-testid="job-inserted">{inserted_text(&job)}</dd>
                 <dt>"Started by"</dt><dd>{job.created_by_email.clone().unwrap_or_default()}</dd>

@@ -6,7 +6,7 @@ use std::time::Duration;
 use app::{
     duplicates::ssr as duplicates,
     error::AppError,
-    jobs::{ssr as jobs, JobDetail},
+    jobs::{ssr as jobs, JobDetail, JobStatus},
     operations::ssr as operations,
 };
 use sqlx::PgPool;
@@ -81,7 +81,7 @@ impl World {
         for _ in 0..600 {
             let detail = jobs::job_detail(&self.pool, job).await.unwrap().expect("the job exists");
             let running = operations::running(&self.pool, self.merchant).await.unwrap();
-            if !["pending", "validating", "processing"].contains(&detail.summary.status.as_str()) && running.is_none() {
+            if !detail.summary.status.is_running() && running.is_none() {
                 return detail;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -114,7 +114,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
 
     let job = w.insert().await;
     let summary = &job.summary;
-    assert_eq!(summary.status, "completed", "{:?}", summary.error_message);
+    assert_eq!(summary.status, JobStatus::Completed, "{:?}", summary.error_message);
     assert_eq!((summary.total_codes_to_insert, summary.codes_inserted), (Some(clean), Some(clean)));
     assert!(summary.completed_at.is_some());
     assert_eq!(summary.created_by, Some(w.user));
@@ -144,7 +144,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
     assert_eq!(w.clean().await, 0);
     let again = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     let again = w.finished(again).await;
-    assert_eq!(again.summary.status, "failed");
+    assert_eq!(again.summary.status, JobStatus::Failed);
     assert_eq!(again.validation_passed, Some(false));
     assert!(again.summary.error_message.unwrap().contains("No clean codes are left to insert."));
 }
@@ -167,7 +167,7 @@ async fn an_insert_that_fails_midway_leaves_no_code_of_the_job_and_says_why() {
     .unwrap();
 
     let job = w.insert().await;
-    assert_eq!(job.summary.status, "failed");
+    assert_eq!(job.summary.status, JobStatus::Failed);
     let message = job.summary.error_message.clone().unwrap();
     assert!(
         message.contains("nothing was inserted") && message.contains("code C-2801 is on the block list"),
@@ -199,7 +199,7 @@ async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_
     .unwrap();
 
     let job = w.insert().await;
-    assert_eq!(job.summary.status, "failed");
+    assert_eq!(job.summary.status, JobStatus::Failed);
     let message = job.summary.error_message.clone().unwrap();
     assert!(
         message.starts_with("A code reached production after the pre-flight (Key (code, merchant_id)=(C-")
@@ -215,7 +215,7 @@ async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_
     sqlx::raw_sql("DROP TRIGGER land_two ON codes_import_jobs").execute(&w.pool).await.unwrap();
     let clean_before = w.clean().await;
     let retry = w.insert().await;
-    assert_eq!(retry.summary.status, "completed", "{:?}", retry.summary.error_message);
+    assert_eq!(retry.summary.status, JobStatus::Completed, "{:?}", retry.summary.error_message);
     assert_eq!(retry.summary.codes_inserted, Some(clean_before - 2));
     assert!(retry.validation_errors.unwrap().contains("\"new_database_duplicates\": 2"));
 }
@@ -225,7 +225,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
     let w = world(1_000).await;
     let before = w.codes().await;
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "completed");
+    assert_eq!(job.status, JobStatus::Completed);
 
     // A claimed code blocks the rollback, and nothing is deleted.
     sqlx::query("UPDATE codes SET claimed = true WHERE id IN (SELECT id FROM codes WHERE import_job_id = $1 LIMIT 3)")
@@ -252,7 +252,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
 
     jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap();
     let after = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap().summary;
-    assert_eq!(after.status, "rolled_back");
+    assert_eq!(after.status, JobStatus::RolledBack);
     assert!(after.rolled_back_at.is_some());
     assert_eq!(w.codes().await, before);
     let verification = jobs::verify_job(&w.pool, job.id).await.unwrap();
@@ -275,7 +275,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
         .unwrap();
     let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     let failed = w.finished(failed).await.summary;
-    assert_eq!(failed.status, "failed", "rows were removed after the check");
+    assert_eq!(failed.status, JobStatus::Failed, "rows were removed after the check");
     let refused = AppError::from(jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err());
     assert_eq!(refused, AppError::invalid("Only a completed job can be rolled back; this one is failed."));
 }
@@ -304,18 +304,18 @@ async fn one_insert_per_merchant_at_a_time_and_an_insert_killed_with_its_server_
     for _ in 0..100 {
         operations::reap_all(&w.pool).await.unwrap();
         let now = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
-        if now.summary.status != "processing" {
+        if now.summary.status != JobStatus::Processing {
             detail = Some(now);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let detail = detail.expect("the interrupted job is marked failed");
-    assert_eq!(detail.summary.status, "failed");
+    assert_eq!(detail.summary.status, JobStatus::Failed);
     assert_eq!(detail.summary.error_message.as_deref(), Some(operations::INTERRUPTED_INSERT));
 
     // Now the merchant is free again.
-    assert_eq!(w.insert().await.summary.status, "completed");
+    assert_eq!(w.insert().await.summary.status, JobStatus::Completed);
 }
 
 #[tokio::test]
@@ -354,7 +354,7 @@ async fn an_insert_whose_count_differs_from_the_preflight_rolls_back() {
     let clean = w.clean().await;
 
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(
         job.error_message.as_deref(),
         Some(
@@ -388,7 +388,7 @@ async fn claims_on_other_codes_go_ahead_while_an_insert_runs() {
     let job = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     for _ in 0..200 {
         let status = jobs::job_detail(&w.pool, job).await.unwrap().unwrap().summary.status;
-        if status == "processing" {
+        if status == JobStatus::Processing {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -412,10 +412,10 @@ async fn claims_on_other_codes_go_ahead_while_an_insert_runs() {
         .unwrap();
     tx.commit().await.unwrap();
     let running = jobs::job_detail(&w.pool, job).await.unwrap().unwrap().summary.status;
-    assert_eq!(running, "processing", "the insert was still running during the claim");
+    assert_eq!(running, JobStatus::Processing, "the insert was still running during the claim");
     assert!(read > 0);
 
-    assert_eq!(w.finished(job).await.summary.status, "completed");
+    assert_eq!(w.finished(job).await.summary.status, JobStatus::Completed);
 }
 
 #[tokio::test]
@@ -480,7 +480,7 @@ async fn an_insert_into_an_adopted_original_codes_with_row_level_security_adds_e
     assert_eq!(w.clean().await, clean.len() as i64);
 
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "completed", "{:?}", job.error_message);
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error_message);
     assert_eq!(job.codes_inserted, Some(clean.len() as i64));
     let landed: Vec<String> =
         sqlx::query_scalar("SELECT code FROM codes WHERE import_job_id = $1 AND merchant_id = $2 ORDER BY code")
@@ -524,7 +524,7 @@ async fn completed_at_and_rolled_back_at_are_stamped_after_the_last_row_not_at_t
     .unwrap();
 
     let detail = w.insert().await;
-    assert_eq!(detail.summary.status, "completed");
+    assert_eq!(detail.summary.status, JobStatus::Completed);
     let last_insert: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT max(t) FROM ci_row_times").fetch_one(&w.pool).await.unwrap();
     let completed = detail.summary.completed_at.unwrap();

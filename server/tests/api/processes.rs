@@ -12,6 +12,7 @@ use std::{
 use app::{
     auth::{CurrentUser, Role},
     csv::FileReport,
+    jobs::JobStatus,
     operations::Operation,
     staging::{chunk_path, FileManifest, UploadState},
 };
@@ -272,7 +273,7 @@ async fn a_check_and_an_insert_whose_process_dies_are_failed_with_a_reason_and_r
     let (status, _, body) = cluster.call("get-job", &[("job", job.to_string())]).await;
     assert_eq!(status, 200, "{body}");
     let detail: app::jobs::JobDetail = serde_json::from_str(&body).unwrap();
-    assert_eq!(detail.summary.status, "failed");
+    assert_eq!(detail.summary.status, JobStatus::Failed);
     assert!(detail.summary.error_message.is_some_and(|m| !m.is_empty()));
     let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1")
         .bind(job)
