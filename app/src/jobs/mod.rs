@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{context, respond};
-use crate::error::AppError;
+use crate::{components::format::format_count, error::AppError};
 
 /// One row of the job history, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ pub const JOB_STATUSES: [&str; 6] = {
     names
 };
 
-/// A job's full audit record.
+/// A job's full audit record, with what its page says beside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetail {
     pub summary: JobSummary,
@@ -131,18 +131,100 @@ pub struct JobDetail {
     /// `validation_errors` and `source_info`, as indented JSON.
     pub validation_errors: Option<String>,
     pub source_info: Option<String>,
+    /// While the job runs: what its insert is doing, and since when.
+    pub progress: Option<JobProgress>,
+    /// For a completed job: how many of its codes customers have claimed (any refuses the
+    /// rollback).
+    pub claimed_codes: Option<i64>,
+    /// For a rolled-back job: how many codes its rollback deleted, as the rollback recorded it
+    /// (`None` for a rollback done outside Code Import).
+    pub codes_deleted: Option<i64>,
+}
+
+/// A running insert as its merchant operation records it, with the database's clock, so the
+/// page counts the time elapsed from the server's timestamps and not from the browser's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
+pub struct JobProgress {
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+    /// The database's time when the record was read.
+    pub now: DateTime<Utc>,
+}
+
+impl JobProgress {
+    /// Whole seconds since the insert started, at the time of the read.
+    pub fn elapsed_seconds(&self) -> i64 {
+        (self.now - self.started_at).num_seconds().max(0)
+    }
+}
+
+/// What a running job is doing, in words: the step of the insert its status names.
+pub fn progress_words(status: JobStatus, expected: Option<i64>) -> String {
+    let codes = match expected {
+        Some(n) => format!("{} codes", format_count(n)),
+        None => "the clean codes".to_owned(),
+    };
+    match status {
+        JobStatus::Pending => "Waiting to start.".to_owned(),
+        JobStatus::Validating => {
+            format!("Step 1 of 2: the pre-flight re-checks {codes} against production. Nothing is inserted yet.")
+        }
+        JobStatus::Processing => {
+            format!("Step 2 of 2: inserting {codes} in one transaction. They appear all at once when it commits.")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A duration in words, to the second: `"45 s"`, `"2 min 05 s"`, `"1 h 02 min"`.
+pub fn elapsed_words(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, s) => format!("{m} min {s:02} s"),
+        (h, m, _) => format!("{h} h {m:02} min"),
+    }
 }
 
 /// A job's codes counted again in production, against what the job recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobVerification {
+    /// The job's status when counted: a rolled-back job should have none left.
+    pub status: JobStatus,
     pub codes_inserted: Option<i64>,
     pub codes_found: i64,
 }
 
 impl JobVerification {
+    /// How many of the job's codes production should hold.
+    pub fn expected(&self) -> i64 {
+        match self.status {
+            JobStatus::RolledBack => 0,
+            _ => self.codes_inserted.unwrap_or(0),
+        }
+    }
+
+    /// Whether production holds what it should of the job.
     pub fn matches(&self) -> bool {
-        self.codes_inserted.unwrap_or(0) == self.codes_found
+        self.expected() == self.codes_found
+    }
+
+    /// The recount in words.
+    pub fn words(&self) -> String {
+        let count = |n: i64| if n == 1 { "1 code".to_owned() } else { format!("{} codes", format_count(n)) };
+        match (self.status, self.matches()) {
+            (JobStatus::RolledBack, true) => "Rolled back: 0 codes remain, as expected.".to_owned(),
+            (JobStatus::RolledBack, false) => {
+                format!("Rolled back, yet {} of this job remain in production (none should).", count(self.codes_found))
+            }
+            (_, matches) => format!(
+                "Recorded {} · found in production {} · {}",
+                self.codes_inserted.map_or("–".to_owned(), format_count),
+                format_count(self.codes_found),
+                if matches { "they match." } else { "they differ." }
+            ),
+        }
     }
 }
 
@@ -221,9 +303,10 @@ pub async fn verify_job(job: Uuid) -> Result<JobVerification, AppError> {
     .await
 }
 
-/// Rolls a completed job back (`confirmation` must be `DELETE`).
+/// Rolls a completed job back (`confirmation` must be `DELETE`); returns how many codes it
+/// deleted.
 #[server(prefix = "/api", endpoint = "rollback-job")]
-pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<(), AppError> {
+pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<i64, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
@@ -264,5 +347,44 @@ mod tests {
     fn only_pending_validating_and_processing_jobs_are_running() {
         let running: Vec<_> = JobStatus::ALL.into_iter().filter(|s| s.is_running()).collect();
         assert_eq!(running, [JobStatus::Pending, JobStatus::Validating, JobStatus::Processing]);
+    }
+
+    fn verification(status: JobStatus, found: i64) -> JobVerification {
+        JobVerification { status, codes_inserted: Some(5), codes_found: found }
+    }
+
+    #[test]
+    fn a_rolled_back_job_with_no_codes_left_verifies_as_expected() {
+        let v = verification(JobStatus::RolledBack, 0);
+        assert!(v.matches());
+        assert_eq!(v.words(), "Rolled back: 0 codes remain, as expected.");
+    }
+
+    #[test]
+    fn a_rolled_back_job_with_codes_left_is_a_difference_with_the_number() {
+        let v = verification(JobStatus::RolledBack, 3);
+        assert!(!v.matches());
+        assert_eq!(v.words(), "Rolled back, yet 3 codes of this job remain in production (none should).");
+    }
+
+    #[test]
+    fn a_completed_job_is_recounted_against_what_it_recorded() {
+        assert_eq!(verification(JobStatus::Completed, 5).words(), "Recorded 5 · found in production 5 · they match.");
+        assert_eq!(verification(JobStatus::Completed, 4).words(), "Recorded 5 · found in production 4 · they differ.");
+    }
+
+    #[test]
+    fn elapsed_time_reads_in_seconds_then_minutes_then_hours() {
+        assert_eq!(elapsed_words(0), "0 s");
+        assert_eq!(elapsed_words(59), "59 s");
+        assert_eq!(elapsed_words(125), "2 min 05 s");
+        assert_eq!(elapsed_words(3_720), "1 h 02 min");
+    }
+
+    #[test]
+    fn a_running_job_says_which_step_of_the_insert_it_is_at() {
+        assert!(progress_words(JobStatus::Validating, Some(1_200))
+            .starts_with("Step 1 of 2: the pre-flight re-checks 1,200 codes"));
+        assert!(progress_words(JobStatus::Processing, None).starts_with("Step 2 of 2: inserting the clean codes"));
     }
 }

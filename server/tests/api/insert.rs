@@ -12,7 +12,7 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{kill_operation_connections, TestDb};
+use crate::helpers::{hold_codes, kill_operation_connections, TestDb};
 
 /// A merchant with a user, `rows` staged rows in two files (every 10th code repeats an
 /// earlier one, every 7th is already in production), and the duplicate check done.
@@ -535,4 +535,70 @@ async fn completed_at_and_rolled_back_at_are_stamped_after_the_last_row_not_at_t
         sqlx::query_scalar("SELECT max(t) FROM ci_row_times").fetch_one(&w.pool).await.unwrap();
     let rolled_back = w.finished(detail.summary.id).await.summary.rolled_back_at.unwrap();
     assert!(rolled_back >= last_delete, "rolled_back_at {rolled_back} is before the last deletion's {last_delete}");
+}
+
+#[tokio::test]
+async fn a_running_jobs_record_carries_its_expected_count_phase_and_clock_from_the_start() {
+    // Seen: "Codes to insert –" until the pre-flight passed, and no phase or time at all.
+    let w = world(1_000).await;
+    let clean = w.clean().await;
+    // The insert's pre-flight reads `codes`, so it waits for this lock: the job stays in its
+    // first step for as long as the test looks at it.
+    let lock = hold_codes(&w.pool).await;
+    let job = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
+    let mut detail = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
+    for _ in 0..200 {
+        if detail.progress.as_ref().is_some_and(|p| p.phase.starts_with("Pre-flight")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        detail = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
+    }
+    assert_eq!(detail.summary.status, JobStatus::Validating);
+    assert_eq!(
+        detail.summary.total_codes_to_insert,
+        Some(clean),
+        "the count the insert expects, before its pre-flight"
+    );
+    let progress = detail.progress.clone().expect("the running insert's progress");
+    assert_eq!(progress.phase, "Pre-flight: re-checking database duplicates and fields");
+    assert!(progress.started_at <= detail.summary.created_at, "{progress:?}");
+    assert!(progress.now >= progress.started_at, "the database's clock, read with the record");
+    assert_eq!(detail.claimed_codes, None, "codes are not counted while the insert runs");
+
+    lock.rollback().await.unwrap();
+    let done = w.finished(job).await;
+    assert_eq!(done.summary.status, JobStatus::Completed, "{:?}", done.summary.error_message);
+    assert_eq!((done.summary.total_codes_to_insert, done.summary.codes_inserted), (Some(clean), Some(clean)));
+    assert_eq!(done.progress, None);
+    assert_eq!(done.claimed_codes, Some(0));
+}
+
+#[tokio::test]
+async fn a_completed_jobs_record_counts_its_claimed_codes_and_a_rolled_back_one_what_was_deleted() {
+    // Seen: claimed codes were revealed only by a refused rollback, and a rollback's count
+    // nowhere.
+    let w = world(1_000).await;
+    let job = w.insert().await.summary;
+    sqlx::query("UPDATE codes SET claimed = true WHERE id IN (SELECT id FROM codes WHERE import_job_id = $1 LIMIT 3)")
+        .bind(job.id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let detail = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap();
+    assert_eq!((detail.claimed_codes, detail.codes_deleted, detail.progress), (Some(3), None, None));
+
+    sqlx::query("UPDATE codes SET claimed = false WHERE import_job_id = $1")
+        .bind(job.id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let deleted = jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap();
+    assert_eq!(Some(deleted), job.codes_inserted);
+    let detail = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.status, JobStatus::RolledBack);
+    assert_eq!((detail.claimed_codes, detail.codes_deleted), (None, Some(deleted)));
+    let verification = jobs::verify_job(&w.pool, job.id).await.unwrap();
+    assert!(verification.matches(), "none left is what a rollback leaves: {verification:?}");
+    assert_eq!(verification.words(), "Rolled back: 0 codes remain, as expected.");
 }

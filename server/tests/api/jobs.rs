@@ -1,6 +1,6 @@
 use app::{
     auth::Role,
-    jobs::{JobFilter, JobStatus, JobSummary},
+    jobs::{JobDetail, JobFilter, JobStatus, JobSummary},
 };
 use uuid::Uuid;
 
@@ -98,6 +98,38 @@ async fn the_jobs_page_is_rendered_on_the_server_with_the_empty_state() {
 
     let missing = ops.get(app.url("/no-such-page")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn the_job_page_reads_a_completed_jobs_claimed_codes_before_any_rollback_is_tried() {
+    let app = spawn_app().await;
+    let merchant = app.merchant("Claims").await;
+    let job = insert_job(&app, merchant, "completed", "1 hour", None).await;
+    sqlx::query(
+        "INSERT INTO codes (merchant_id, code, import_job_id, claimed)
+         SELECT $1, 'K-' || n, $2, n <= 3 FROM generate_series(1, 1200) AS n",
+    )
+    .bind(merchant)
+    .bind(job)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let admin = app.sign_in(&app.user(Role::MerchantAdmin, &[merchant]).await).await;
+
+    let response = app.call(&admin, "get-job", &[("job", job.to_string())]).await;
+    assert_eq!(response.status(), 200);
+    let detail: JobDetail = response.json().await.unwrap();
+    assert_eq!((detail.summary.status, detail.claimed_codes), (JobStatus::Completed, Some(3)));
+
+    let refused =
+        app.call(&admin, "rollback-job", &[("job", job.to_string()), ("confirmation", "DELETE".into())]).await;
+    assert_eq!(refused.status(), 409);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1")
+        .bind(job)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1200, "nothing was deleted");
 }
 
 /// The `codes_import_jobs` of a fresh database: the migrations' own, or the original system's

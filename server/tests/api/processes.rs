@@ -19,7 +19,7 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{free_port, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
+use crate::helpers::{free_port, hold_codes, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
 
 /// HAProxy in front of `backends`, round-robin, health-checked on `/healthz`; each answer says
 /// which backend served it (`x-served-by`). Stopped when dropped.
@@ -201,14 +201,6 @@ async fn sessions_work_on_every_process_and_an_upload_completes_when_one_dies_mi
             .await
             .unwrap();
     assert_eq!((rows, distinct), (chunks * 1000, chunks * 1000), "every row once, none twice");
-}
-
-/// Holds an exclusive lock on `codes` so that an operation that reads it waits — long enough
-/// to kill its process while it runs.
-async fn hold_codes(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE codes IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
-    tx
 }
 
 /// Waits until the merchant's latest `kind` operation is no longer running (reaped once its
