@@ -62,8 +62,9 @@ test('the whole journey: upload, check, insert after typing YES, verify, roll ba
   await expect(page.getByTestId('job-status')).toHaveText('rolled_back');
   const left = await withDb((db) => db.query(`SELECT count(*)::int AS n FROM codes WHERE merchant_id = $1`, [merchant.id]));
   expect(left.rows[0].n).toBe(1);
+  await expect(page.getByTestId('rollback-done')).toHaveText('Rolled back: 5 codes deleted.');
   await page.getByTestId('verify').click();
-  await expect(page.getByTestId('verification')).toHaveText('Recorded 5 · found in production 0 · they differ.');
+  await expect(page.getByTestId('verification')).toHaveText('Rolled back: 0 codes remain, as expected.');
 
   // The history lists it, rolled back, with its files.
   await page.goto('/jobs');

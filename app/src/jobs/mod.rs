@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{context, respond};
-use crate::error::AppError;
+use crate::{components::format::format_count, error::AppError};
 
 /// One row of the job history, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +19,8 @@ pub struct JobSummary {
     pub id: Uuid,
     pub merchant_id: Uuid,
     pub merchant_name: Option<String>,
-    pub status: String,
+    #[cfg_attr(feature = "ssr", sqlx(try_from = "String"))]
+    pub status: JobStatus,
     pub total_codes_to_insert: Option<i64>,
     pub codes_inserted: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -38,16 +39,91 @@ pub const JOBS_PAGE_SIZE: i64 = 100;
 /// The history's filters and its cursor: jobs older than `before` (created_at, id).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobFilter {
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub before: Option<(DateTime<Utc>, Uuid)>,
 }
 
-/// Every status a job can have, in the order of its life.
-pub const JOB_STATUSES: [&str; 6] = ["pending", "validating", "processing", "completed", "failed", "rolled_back"];
+/// Where a job is in its life: pending → validating (the pre-flight) → processing (the insert)
+/// → completed | failed; a completed job may become rolled back. Stored as text in
+/// `codes_import_jobs.status`, whose CHECK constraint allows exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Validating,
+    Processing,
+    Completed,
+    Failed,
+    RolledBack,
+}
 
-/// A job's full audit record.
+impl JobStatus {
+    /// Every status, in the order of a job's life.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Pending,
+        JobStatus::Validating,
+        JobStatus::Processing,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::RolledBack,
+    ];
+
+    /// The name stored in `codes_import_jobs.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Validating => "validating",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Reads `codes_import_jobs.status`; anything else is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+
+    /// Whether the insert is still at work (its page follows it; nothing can be verified yet).
+    pub fn is_running(self) -> bool {
+        matches!(self, JobStatus::Pending | JobStatus::Validating | JobStatus::Processing)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not a [`JobStatus`] (a row the CHECK constraint would have refused).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a job status")]
+pub struct UnknownJobStatus(String);
+
+impl TryFrom<String> for JobStatus {
+    type Error = UnknownJobStatus;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).ok_or(UnknownJobStatus(value))
+    }
+}
+
+/// Every status name a job can have, in the order of its life (the history's filter).
+pub const JOB_STATUSES: [&str; 6] = {
+    let mut names = [""; 6];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = JobStatus::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// A job's full audit record, with what its page says beside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetail {
     pub summary: JobSummary,
@@ -55,18 +131,100 @@ pub struct JobDetail {
     /// `validation_errors` and `source_info`, as indented JSON.
     pub validation_errors: Option<String>,
     pub source_info: Option<String>,
+    /// While the job runs: what its insert is doing, and since when.
+    pub progress: Option<JobProgress>,
+    /// For a completed job: how many of its codes customers have claimed (any refuses the
+    /// rollback).
+    pub claimed_codes: Option<i64>,
+    /// For a rolled-back job: how many codes its rollback deleted, as the rollback recorded it
+    /// (`None` for a rollback done outside Code Import).
+    pub codes_deleted: Option<i64>,
+}
+
+/// A running insert as its merchant operation records it, with the database's clock, so the
+/// page counts the time elapsed from the server's timestamps and not from the browser's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
+pub struct JobProgress {
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+    /// The database's time when the record was read.
+    pub now: DateTime<Utc>,
+}
+
+impl JobProgress {
+    /// Whole seconds since the insert started, at the time of the read.
+    pub fn elapsed_seconds(&self) -> i64 {
+        (self.now - self.started_at).num_seconds().max(0)
+    }
+}
+
+/// What a running job is doing, in words: the step of the insert its status names.
+pub fn progress_words(status: JobStatus, expected: Option<i64>) -> String {
+    let codes = match expected {
+        Some(n) => format!("{} codes", format_count(n)),
+        None => "the clean codes".to_owned(),
+    };
+    match status {
+        JobStatus::Pending => "Waiting to start.".to_owned(),
+        JobStatus::Validating => {
+            format!("Step 1 of 2: the pre-flight re-checks {codes} against production. Nothing is inserted yet.")
+        }
+        JobStatus::Processing => {
+            format!("Step 2 of 2: inserting {codes} in one transaction. They appear all at once when it commits.")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A duration in words, to the second: `"45 s"`, `"2 min 05 s"`, `"1 h 02 min"`.
+pub fn elapsed_words(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, s) => format!("{m} min {s:02} s"),
+        (h, m, _) => format!("{h} h {m:02} min"),
+    }
 }
 
 /// A job's codes counted again in production, against what the job recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobVerification {
+    /// The job's status when counted: a rolled-back job should have none left.
+    pub status: JobStatus,
     pub codes_inserted: Option<i64>,
     pub codes_found: i64,
 }
 
 impl JobVerification {
+    /// How many of the job's codes production should hold.
+    pub fn expected(&self) -> i64 {
+        match self.status {
+            JobStatus::RolledBack => 0,
+            _ => self.codes_inserted.unwrap_or(0),
+        }
+    }
+
+    /// Whether production holds what it should of the job.
     pub fn matches(&self) -> bool {
-        self.codes_inserted.unwrap_or(0) == self.codes_found
+        self.expected() == self.codes_found
+    }
+
+    /// The recount in words.
+    pub fn words(&self) -> String {
+        let count = |n: i64| if n == 1 { "1 code".to_owned() } else { format!("{} codes", format_count(n)) };
+        match (self.status, self.matches()) {
+            (JobStatus::RolledBack, true) => "Rolled back: 0 codes remain, as expected.".to_owned(),
+            (JobStatus::RolledBack, false) => {
+                format!("Rolled back, yet {} of this job remain in production (none should).", count(self.codes_found))
+            }
+            (_, matches) => format!(
+                "Recorded {} · found in production {} · {}",
+                self.codes_inserted.map_or("–".to_owned(), format_count),
+                format_count(self.codes_found),
+                if matches { "they match." } else { "they differ." }
+            ),
+        }
     }
 }
 
@@ -99,12 +257,12 @@ pub async fn list_jobs(
                     .map_err(|_| AppError::invalid(format!("{t:?} is not a date (YYYY-MM-DD)."))),
             }
         };
-        let status = status.filter(|s| !s.is_empty());
-        if let Some(status) = &status {
-            if !JOB_STATUSES.contains(&status.as_str()) {
-                return Err(AppError::invalid(format!("{status:?} is not a job status.")));
-            }
-        }
+        let status = match status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(name) => Some(
+                JobStatus::parse(name).ok_or_else(|| AppError::invalid(format!("{name:?} is not a job status.")))?,
+            ),
+        };
         let filter = JobFilter { status, from: date(from)?, to: date(to)?, before: before_at.zip(before_id) };
         Ok(ssr::list_jobs(&state.pool, merchants.as_deref(), &filter, JOBS_PAGE_SIZE).await?)
     })
@@ -145,9 +303,10 @@ pub async fn verify_job(job: Uuid) -> Result<JobVerification, AppError> {
     .await
 }
 
-/// Rolls a completed job back (`confirmation` must be `DELETE`).
+/// Rolls a completed job back (`confirmation` must be `DELETE`); returns how many codes it
+/// deleted.
 #[server(prefix = "/api", endpoint = "rollback-job")]
-pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<(), AppError> {
+pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<i64, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_see(ssr::merchant_of(&state.pool, job).await?, "job")?;
@@ -165,4 +324,67 @@ pub async fn clear_staging(merchant: Uuid) -> Result<i64, AppError> {
         Ok(ssr::clear_staging(&state.pool, merchant, caller.user_id()).await?)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_back_as_itself_in_storage_and_on_the_wire() {
+        for status in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(status.as_str()), Some(status));
+            assert_eq!(JobStatus::try_from(status.as_str().to_owned()).unwrap(), status);
+            let wire = serde_json::to_string(&status).unwrap();
+            assert_eq!(wire, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<JobStatus>(&wire).unwrap(), status);
+        }
+        assert_eq!(JOB_STATUSES, JobStatus::ALL.map(JobStatus::as_str));
+        assert_eq!(JobStatus::parse("complete"), None, "the staging's word is not a job's");
+    }
+
+    #[test]
+    fn only_pending_validating_and_processing_jobs_are_running() {
+        let running: Vec<_> = JobStatus::ALL.into_iter().filter(|s| s.is_running()).collect();
+        assert_eq!(running, [JobStatus::Pending, JobStatus::Validating, JobStatus::Processing]);
+    }
+
+    fn verification(status: JobStatus, found: i64) -> JobVerification {
+        JobVerification { status, codes_inserted: Some(5), codes_found: found }
+    }
+
+    #[test]
+    fn a_rolled_back_job_with_no_codes_left_verifies_as_expected() {
+        let v = verification(JobStatus::RolledBack, 0);
+        assert!(v.matches());
+        assert_eq!(v.words(), "Rolled back: 0 codes remain, as expected.");
+    }
+
+    #[test]
+    fn a_rolled_back_job_with_codes_left_is_a_difference_with_the_number() {
+        let v = verification(JobStatus::RolledBack, 3);
+        assert!(!v.matches());
+        assert_eq!(v.words(), "Rolled back, yet 3 codes of this job remain in production (none should).");
+    }
+
+    #[test]
+    fn a_completed_job_is_recounted_against_what_it_recorded() {
+        assert_eq!(verification(JobStatus::Completed, 5).words(), "Recorded 5 · found in production 5 · they match.");
+        assert_eq!(verification(JobStatus::Completed, 4).words(), "Recorded 5 · found in production 4 · they differ.");
+    }
+
+    #[test]
+    fn elapsed_time_reads_in_seconds_then_minutes_then_hours() {
+        assert_eq!(elapsed_words(0), "0 s");
+        assert_eq!(elapsed_words(59), "59 s");
+        assert_eq!(elapsed_words(125), "2 min 05 s");
+        assert_eq!(elapsed_words(3_720), "1 h 02 min");
+    }
+
+    #[test]
+    fn a_running_job_says_which_step_of_the_insert_it_is_at() {
+        assert!(progress_words(JobStatus::Validating, Some(1_200))
+            .starts_with("Step 1 of 2: the pre-flight re-checks 1,200 codes"));
+        assert!(progress_words(JobStatus::Processing, None).starts_with("Step 2 of 2: inserting the clean codes"));
+    }
 }

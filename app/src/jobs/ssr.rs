@@ -3,7 +3,7 @@
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{JobDetail, JobFilter, JobSummary, JobVerification};
+use super::{JobDetail, JobFilter, JobProgress, JobStatus, JobSummary, JobVerification};
 use crate::{
     batch::ssr::{self as batch, BatchError},
     duplicates::ssr::CheckError,
@@ -31,7 +31,8 @@ macro_rules! select_jobs {
             r#"
                       COALESCE(
                           ARRAY(
-                              SELECT f ->> 'name'
+                              SELECT (f ->> 'name')
+                                     || CASE WHEN f ->> 'restaged' = 'true' THEN ' (staged again)' ELSE '' END
                               FROM jsonb_array_elements(
                                   CASE WHEN jsonb_typeof(j.source_info -> 'files') = 'array'
                                        THEN j.source_info -> 'files' ELSE '[]'::jsonb END
@@ -68,7 +69,7 @@ pub async fn list_jobs(
          LIMIT $7"
     ))
     .bind(merchants)
-    .bind(&filter.status)
+    .bind(filter.status.map(JobStatus::as_str))
     .bind(filter.from)
     .bind(filter.to)
     .bind(before_at)
@@ -78,28 +79,86 @@ pub async fn list_jobs(
     .await
 }
 
-/// The job's full record.
+/// The parts of a job's record that [`JobSummary`] leaves out.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    validation_passed: Option<bool>,
+    validation_errors: Option<serde_json::Value>,
+    source_info: Option<serde_json::Value>,
+}
+
+/// The job's full record, with what its page says beside it: the running insert's phase and
+/// clock, a completed job's claimed codes, a rolled-back job's deleted count.
 pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, sqlx::Error> {
     let Some(summary) =
         sqlx::query_as::<_, JobSummary>(select_jobs!("WHERE j.id = $1")).bind(job).fetch_optional(pool).await?
     else {
         return Ok(None);
     };
-    let (validation_passed, validation_errors, source_info): (
-        Option<bool>,
-        Option<serde_json::Value>,
-        Option<serde_json::Value>,
-    ) = sqlx::query_as("SELECT validation_passed, validation_errors, source_info FROM codes_import_jobs WHERE id = $1")
-        .bind(job)
-        .fetch_one(pool)
-        .await?;
+    let audit = sqlx::query_as::<_, AuditRow>(
+        "SELECT validation_passed, validation_errors, source_info FROM codes_import_jobs WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_one(pool)
+    .await?;
     let pretty = |value: Option<serde_json::Value>| value.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default());
+    // Each figure is read only in the state it describes: `codes` is not touched while the
+    // insert runs (its rows are not visible yet, and a lock that holds the insert up would
+    // hold the page up too).
+    let progress = if summary.status.is_running() { progress(pool, &summary).await? } else { None };
+    let claimed_codes = match summary.status {
+        JobStatus::Completed => Some(claimed_codes(pool, job).await?),
+        _ => None,
+    };
+    let codes_deleted = match summary.status {
+        JobStatus::RolledBack => codes_deleted(pool, &summary).await?,
+        _ => None,
+    };
     Ok(Some(JobDetail {
         summary,
-        validation_passed,
-        validation_errors: pretty(validation_errors),
-        source_info: pretty(source_info),
+        validation_passed: audit.validation_passed,
+        validation_errors: pretty(audit.validation_errors),
+        source_info: pretty(audit.source_info),
+        progress,
+        claimed_codes,
+        codes_deleted,
     }))
+}
+
+/// The running job's insert: the merchant's running operation of kind `insert`. While a job
+/// runs its merchant's lock is held (else `select_jobs!` reads it as failed), and the insert
+/// took that lock just before it created the job, so the operation started at or before the
+/// job was created: it is the latest such one.
+async fn progress(pool: &PgPool, job: &JobSummary) -> Result<Option<JobProgress>, sqlx::Error> {
+    sqlx::query_as::<_, JobProgress>(
+        "SELECT phase, started_at, clock_timestamp() AS now FROM merchant_operations
+         WHERE merchant_id = $1 AND kind = 'insert' AND status = 'running' AND started_at <= $2
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(job.merchant_id)
+    .bind(job.created_at)
+    .fetch_optional(pool)
+    .await
+}
+
+/// How many of the job's codes customers have claimed: a rollback would be refused. (On the
+/// index on `import_job_id`, which the migrations give an adopted `codes` too.)
+async fn claimed_codes(db: impl PgExecutor<'_>, job: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1 AND claimed").bind(job).fetch_one(db).await
+}
+
+/// What the job's rollback deleted, as its operation recorded it.
+async fn codes_deleted(pool: &PgPool, job: &JobSummary) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT (result ->> 'codes_deleted')::bigint FROM merchant_operations
+         WHERE merchant_id = $1 AND kind = 'rollback' AND status = 'completed' AND result ->> 'job' = $2::text
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(job.merchant_id)
+    .bind(job.id)
+    .fetch_optional(pool)
+    .await
+    .map(Option::flatten)
 }
 
 /// The merchant a job belongs to; `NoSuchJob` for an unknown job.
@@ -166,7 +225,7 @@ pub enum JobError {
     #[error("This job was rolled back already.")]
     RolledBack,
     #[error("Only a completed job can be rolled back; this one is {0}.")]
-    NotCompleted(String),
+    NotCompleted(JobStatus),
     #[error("{0} of this job's codes are claimed by customers, so it cannot be rolled back. Nothing was deleted.")]
     Claimed(i64),
     #[error(transparent)]
@@ -227,15 +286,18 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
         running.finish(Err(refused.shown())).await;
         return Err(refused.into());
     }
+    let expected = expected_count(pool, merchant).await;
     let created = async {
         sqlx::query(
-            "INSERT INTO codes_import_jobs (id, merchant_id, status, created_by, source_info)
-             VALUES ($1, $2, 'validating', $3, $4)",
+            "INSERT INTO codes_import_jobs (id, merchant_id, status, created_by, source_info, total_codes_to_insert)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(job)
         .bind(merchant)
+        .bind(JobStatus::Validating.as_str())
         .bind(user)
         .bind(source_info(pool, merchant, job).await?)
+        .bind(expected)
         .execute(pool)
         .await
     }
@@ -273,6 +335,18 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
             .await;
     });
     Ok(job)
+}
+
+/// The count the insert expects as it starts: the clean count of the merchant's latest figures
+/// (the check's, or a later pre-flight's: the "Ready to insert N clean codes" the user just
+/// confirmed), if they still describe what is staged. It is known already, so the job's page
+/// shows it from the first moment without a count over staging (millions of rows) or over
+/// `codes` on the request's path; the insert's pre-flight then records what it counts. Figures
+/// that cannot be read leave it to the pre-flight (their error was logged as it became an
+/// `AppError`).
+async fn expected_count(pool: &PgPool, merchant: Uuid) -> Option<i64> {
+    let state = crate::duplicates::ssr::review_state(pool, merchant).await.ok()?;
+    state.figures.filter(|_| state.stale.is_none()).map(|figures| figures.overall.clean_count)
 }
 
 /// The files whose rows the job inserts: those of its batch's uploads, with their sizes,
@@ -440,21 +514,30 @@ fn insert_failed(error: sqlx::Error) -> JobError {
     }
 }
 
+/// A job's state as verify and rollback read it.
+#[derive(sqlx::FromRow)]
+struct JobState {
+    #[sqlx(try_from = "String")]
+    status: JobStatus,
+    codes_inserted: Option<i64>,
+}
+
 /// Recounts a job's codes in production.
 pub async fn verify_job(pool: &PgPool, job: Uuid) -> Result<JobVerification, JobError> {
-    let codes_inserted: Option<i64> = sqlx::query_scalar("SELECT codes_inserted FROM codes_import_jobs WHERE id = $1")
+    let state = sqlx::query_as::<_, JobState>("SELECT status, codes_inserted FROM codes_import_jobs WHERE id = $1")
         .bind(job)
         .fetch_optional(pool)
         .await?
         .ok_or(JobError::NoSuchJob)?;
     let codes_found: i64 =
         sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1").bind(job).fetch_one(pool).await?;
-    Ok(JobVerification { codes_inserted, codes_found })
+    Ok(JobVerification { status: state.status, codes_inserted: state.codes_inserted, codes_found })
 }
 
 /// Rolls a completed job back: deletes its codes and marks it `rolled_back`, in one
-/// transaction. Refused for a job in any other state, and for one with claimed codes.
-pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &str) -> Result<(), JobError> {
+/// transaction. Refused for a job in any other state, and for one with claimed codes. Returns
+/// how many codes it deleted.
+pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &str) -> Result<i64, JobError> {
     if confirmation.trim() != ROLLBACK_CONFIRMATION {
         return Err(JobError::Unconfirmed(ROLLBACK_CONFIRMATION, "rollback"));
     }
@@ -463,7 +546,7 @@ pub async fn rollback_job(pool: &PgPool, job: Uuid, user: Uuid, confirmation: &s
     running.phase(pool, "Deleting the job's codes").await;
     let outcome = rollback_in(&mut running.conn, job).await;
     running.finish(recorded(&outcome, |deleted| serde_json::json!({ "job": job, "codes_deleted": deleted }))).await;
-    outcome.map(|_| ())
+    outcome
 }
 
 /// What an operation's record keeps of `outcome`: its result, or its error as the caller will
@@ -477,15 +560,15 @@ fn recorded<T>(
 
 async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, JobError> {
     let mut tx = sqlx::Connection::begin(conn).await?;
-    let (status, inserted): (String, Option<i64>) =
+    let JobState { status, codes_inserted: inserted } =
         sqlx::query_as("SELECT status, codes_inserted FROM codes_import_jobs WHERE id = $1 FOR UPDATE")
             .bind(job)
             .fetch_one(&mut *tx)
             .await?;
-    match status.as_str() {
-        "completed" => {}
-        "rolled_back" => return Err(JobError::RolledBack),
-        other => return Err(JobError::NotCompleted(other.to_owned())),
+    match status {
+        JobStatus::Completed => {}
+        JobStatus::RolledBack => return Err(JobError::RolledBack),
+        other => return Err(JobError::NotCompleted(other)),
     }
     // Claimed codes are never deleted: the delete skips them (a claim that commits while the
     // delete waits for its row is seen, as PostgreSQL re-checks the row), and a claim that
@@ -498,10 +581,7 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Jo
         .await?
         .rows_affected() as i64;
     if Some(deleted) != inserted {
-        let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1 AND claimed")
-            .bind(job)
-            .fetch_one(&mut *tx)
-            .await?;
+        let claimed = claimed_codes(&mut *tx, job).await?;
         if claimed > 0 {
             tx.rollback().await?;
             return Err(JobError::Claimed(claimed));

@@ -1,6 +1,8 @@
 //! `/jobs`: the import job history, filtered and paged; `/jobs/:id`: one job's audit record,
 //! with verify and rollback.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use leptos::{ev, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_params_map};
@@ -9,7 +11,10 @@ use uuid::Uuid;
 use crate::{
     admin::list_merchants,
     components::{error::ErrorNotice, format::format_count},
-    jobs::{get_job, list_jobs, rollback_job, verify_job, JobDetail, JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES},
+    jobs::{
+        elapsed_words, get_job, list_jobs, progress_words, rollback_job, verify_job, JobDetail, JobProgress, JobStatus,
+        JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES,
+    },
     staging::client::sleep_ms,
 };
 
@@ -139,7 +144,7 @@ fn JobRow(job: JobSummary) -> impl IntoView {
         <tr data-testid="job-row" data-job-id=job.id.to_string()>
             <td>{job.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
             <td>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</td>
-            <td><span class=status_class data-testid="job-status">{job.status.clone()}</span></td>
+            <td><span class=status_class data-testid="job-status">{job.status.as_str()}</span></td>
             <td class="num">{inserted_text(&job)}</td>
             <td>{job.created_by_email.clone().unwrap_or_default()}</td>
             <td>{job.files.join(", ")}</td>
@@ -164,10 +169,7 @@ pub fn JobPage() -> impl IntoView {
         },
     );
     Effect::new(move |_| {
-        let in_progress = detail
-            .get()
-            .and_then(Result::ok)
-            .is_some_and(|d| ["pending", "validating", "processing"].contains(&d.summary.status.as_str()));
+        let in_progress = detail.get().and_then(Result::ok).is_some_and(|d| d.summary.status.is_running());
         if in_progress {
             spawn_local(async move {
                 sleep_ms(1_000).await;
@@ -188,14 +190,15 @@ pub fn JobPage() -> impl IntoView {
     }
 }
 
+/// The audit record, then what can be done with the job in its state: follow it while it runs,
+/// verify it once it has finished, roll it back once it has completed.
 #[component]
 fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
     let job = detail.summary.clone();
     let id = job.id;
+    let status = job.status;
     let time =
         |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or("–".into());
-    let verify = Action::new(move |_: &()| verify_job(id));
-    let completed = job.status == "completed";
     view! {
         <h1>"Import job"</h1>
         <section class="card">
@@ -203,8 +206,9 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
                 <dt>"Job"</dt><dd class="mono">{id.to_string()}</dd>
                 <dt>"Merchant"</dt><dd>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</dd>
                 <dt>"Status"</dt>
-                <dd><span class=format!("status status-{}", job.status) data-testid="job-status">{job.status.clone()}</span></dd>
-                <dt>"Codes to insert"</dt><dd>{job.total_codes_to_insert.map(format_count).unwrap_or("–".into())}</dd>
+                <dd><span class=format!("status status-{status}") data-testid="job-status">{status.as_str()}</span></dd>
+                <dt>"Codes to insert"</dt>
+                <dd data-testid="job-expected">{job.total_codes_to_insert.map(format_count).unwrap_or("–".into())}</dd>
                 <dt>"Codes inserted"</dt><dd data-testid="job-inserted">{inserted_text(&job)}</dd>
                 <dt>"Started by"</dt><dd>{job.created_by_email.clone().unwrap_or_default()}</dd>
                 <dt>"Created"</dt><dd>{time(Some(job.created_at))}</dd>
@@ -214,6 +218,9 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
                 <dt>"Pre-flight passed"</dt><dd>{detail.validation_passed.map(|p| if p { "yes" } else { "no" }).unwrap_or("–")}</dd>
             </dl>
             {job.error_message.clone().map(|message| view! { <p class="error" role="alert" data-testid="job-error">{message}</p> })}
+            {(status == JobStatus::RolledBack).then(|| view! {
+                <p class="success" data-testid="rollback-done">{rolled_back_text(detail.codes_deleted)}</p>
+            })}
             <details>
                 <summary>"Pre-flight record"</summary>
                 <pre>{detail.validation_errors.clone().unwrap_or_default()}</pre>
@@ -223,37 +230,105 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
                 <pre>{detail.source_info.clone().unwrap_or_default()}</pre>
             </details>
         </section>
+        {status.is_running().then(|| view! {
+            <RunningInsert status expected=job.total_codes_to_insert progress=detail.progress.clone()/>
+        })}
+        {(!status.is_running()).then(|| view! { <VerifyCard job=id/> })}
+        {(status == JobStatus::Completed).then(|| view! {
+            <RollbackCard job=id claimed=detail.claimed_codes.unwrap_or(0) inserted=job.codes_inserted polls/>
+        })}
+    }
+}
+
+/// What a rolled-back job's record says it did.
+fn rolled_back_text(deleted: Option<i64>) -> String {
+    match deleted {
+        Some(1) => "Rolled back: 1 code deleted.".to_owned(),
+        Some(n) => format!("Rolled back: {} codes deleted.", format_count(n)),
+        // Rolled back by the original system's function, which kept no count.
+        None => "Rolled back; the number of codes deleted was not recorded.".to_owned(),
+    }
+}
+
+/// A running insert: its step in words, its phase, and the time since it started — from the
+/// server's timestamps at the last poll, ticking each second in between.
+#[component]
+fn RunningInsert(status: JobStatus, expected: Option<i64>, progress: Option<JobProgress>) -> impl IntoView {
+    let ticks = RwSignal::new(0_i64);
+    Effect::new(move |_| {
+        let tick = move || {
+            ticks.try_update(|t| *t += 1);
+        };
+        if let Ok(handle) = set_interval_with_handle(tick, Duration::from_secs(1)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let since = progress.as_ref().map(JobProgress::elapsed_seconds);
+    let phase = progress.map(|p| p.phase).filter(|p| !p.is_empty()).unwrap_or_else(|| "Starting".to_owned());
+    view! {
+        <section class="card" data-testid="job-running" aria-live="polite">
+            <h2 class="running">"In progress"</h2>
+            <p data-testid="job-progress">{progress_words(status, expected)}</p>
+            <dl class="record">
+                <dt>"Phase"</dt><dd data-testid="job-phase">{phase}</dd>
+                <dt>"Elapsed"</dt>
+                <dd data-testid="job-elapsed">{move || since.map(|s| elapsed_words(s + ticks.get())).unwrap_or("–".into())}</dd>
+            </dl>
+            <p class="muted">"Verify and roll back are offered once the insert has finished. This page may be closed: the insert goes on."</p>
+        </section>
+    }
+}
+
+/// Recounts the job's codes in production, against what the job recorded (none, once rolled
+/// back).
+#[component]
+fn VerifyCard(job: Uuid) -> impl IntoView {
+    let verify = Action::new(move |_: &()| verify_job(job));
+    view! {
         <section class="card">
             <h2>"Verify"</h2>
             <button on:click=move |_| { verify.dispatch(()); } data-testid="verify">"Recount the job's codes"</button>
             {move || verify.value().get().map(|result| match result {
                 Ok(v) => view! {
-                    <p data-testid="verification" class=if v.matches() { "success" } else { "warning" }>
-                        "Recorded " {v.codes_inserted.map(format_count).unwrap_or("–".into())} " · found in production "
-                        {format_count(v.codes_found)} {if v.matches() { " · they match." } else { " · they differ." }}
-                    </p>
+                    <p data-testid="verification" class=if v.matches() { "success" } else { "warning" }>{v.words()}</p>
                 }.into_any(),
                 Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
             })}
         </section>
-        {completed.then(|| view! { <RollbackCard job=id polls/> })}
     }
 }
 
-/// Rollback of a completed job, once the user types DELETE.
+/// Rollback of a completed job: how many of its codes are claimed, first; with none claimed,
+/// the rollback once the user types DELETE (a claim that lands meanwhile still refuses it on
+/// the server).
 #[component]
-fn RollbackCard(job: Uuid, polls: RwSignal<u32>) -> impl IntoView {
+fn RollbackCard(job: Uuid, claimed: i64, inserted: Option<i64>, polls: RwSignal<u32>) -> impl IntoView {
+    let of_codes = inserted.map(|n| format!(" of {} codes", format_count(n))).unwrap_or_default();
+    if claimed > 0 {
+        return view! {
+            <section class="card">
+                <h2>"Roll back"</h2>
+                <p class="warning" data-testid="claimed-codes">
+                    {format!("{} claimed{of_codes} by customers: a rollback would be refused, so it is not offered. \
+                              Claimed codes are never deleted.", format_count(claimed))}
+                </p>
+            </section>
+        }
+        .into_any();
+    }
     let typed = RwSignal::new(String::new());
     let rollback = Action::new(move |typed: &String| rollback_job(job, typed.clone()));
     Effect::new(move |_| {
-        if let Some(Ok(())) = rollback.value().get() {
+        if let Some(Ok(_)) = rollback.value().get() {
             polls.update(|n| *n += 1);
         }
     });
     view! {
         <section class="card">
             <h2>"Roll back"</h2>
-            <p class="muted">"Deletes every code this job inserted, in one transaction. Refused if any of them is claimed."</p>
+            <p class="muted" data-testid="claimed-codes">
+                {format!("0 claimed{of_codes}: a rollback deletes every code this job inserted, in one transaction.")}
+            </p>
             <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
                 event.prevent_default();
                 rollback.dispatch(typed.get_untracked());
@@ -270,4 +345,5 @@ fn RollbackCard(job: Uuid, polls: RwSignal<u32>) -> impl IntoView {
             })}
         </section>
     }
+    .into_any()
 }

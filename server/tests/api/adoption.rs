@@ -9,7 +9,7 @@ use app::{
     auth::Role,
     csv::FileReport,
     duplicates::{ssr as duplicates, DuplicateStats},
-    jobs::{JobSummary, JobVerification},
+    jobs::{JobStatus, JobSummary, JobVerification},
     staging::{chunk_path, FileManifest, UploadState},
 };
 use sqlx::PgPool;
@@ -293,7 +293,7 @@ async fn the_original_database_is_adopted_whole_and_its_staged_batch_carried_ove
     assert_eq!(named.merchant_name.as_deref(), Some(format!("Merchant {MERCHANT_A}").as_str()));
     let verified: JobVerification =
         app.call(&ops, "verify-job", &[("job", original.job_carried_codes.to_string())]).await.json().await.unwrap();
-    assert_eq!(verified, JobVerification { codes_inserted: Some(400), codes_found: 400 });
+    assert_eq!(verified, JobVerification { status: JobStatus::Completed, codes_inserted: Some(400), codes_found: 400 });
     let refused = app
         .call(&ops, "rollback-job", &[("job", original.job_with_claims.to_string()), ("confirmation", "DELETE".into())])
         .await;

@@ -212,6 +212,8 @@ async fn a_file_staged_in_the_batch_is_refused_again_unless_the_user_chooses_to_
     .await
     .unwrap();
     assert_eq!(restaged, [false, true]);
+    let shown = app::jobs::ssr::job_detail(&j.app.pool, job).await.unwrap().unwrap().summary.files;
+    assert_eq!(shown, ["codes.csv", "copy of codes.csv (staged again)"], "the job's files say which was staged again");
 }
 
 #[tokio::test]

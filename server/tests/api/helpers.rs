@@ -247,6 +247,14 @@ pub async fn register_staged(pool: &PgPool, merchant: Uuid) {
     tx.commit().await.unwrap();
 }
 
+/// Holds an exclusive lock on `codes` until the transaction ends, so that an operation that
+/// reads it waits: it stays running as long as a test needs.
+pub async fn hold_codes(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE codes IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+    tx
+}
+
 /// Waits until no operation runs for `merchant` (30 s at most).
 pub async fn wait_idle(pool: &PgPool, merchant: Uuid) {
     for _ in 0..600 {

@@ -6,13 +6,13 @@ use std::time::Duration;
 use app::{
     duplicates::ssr as duplicates,
     error::AppError,
-    jobs::{ssr as jobs, JobDetail},
+    jobs::{ssr as jobs, JobDetail, JobStatus},
     operations::ssr as operations,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{kill_operation_connections, TestDb};
+use crate::helpers::{hold_codes, kill_operation_connections, TestDb};
 
 /// A merchant with a user, `rows` staged rows in two files (every 10th code repeats an
 /// earlier one, every 7th is already in production), and the duplicate check done.
@@ -82,7 +82,7 @@ impl World {
         for _ in 0..600 {
             let detail = jobs::job_detail(&self.pool, job).await.unwrap().expect("the job exists");
             let running = operations::running(&self.pool, self.merchant).await.unwrap();
-            if !["pending", "validating", "processing"].contains(&detail.summary.status.as_str()) && running.is_none() {
+            if !detail.summary.status.is_running() && running.is_none() {
                 return detail;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -115,7 +115,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
 
     let job = w.insert().await;
     let summary = &job.summary;
-    assert_eq!(summary.status, "completed", "{:?}", summary.error_message);
+    assert_eq!(summary.status, JobStatus::Completed, "{:?}", summary.error_message);
     assert_eq!((summary.total_codes_to_insert, summary.codes_inserted), (Some(clean), Some(clean)));
     assert!(summary.completed_at.is_some());
     assert_eq!(summary.created_by, Some(w.user));
@@ -183,7 +183,7 @@ async fn an_insert_that_fails_midway_leaves_no_code_of_the_job_and_says_why() {
     .unwrap();
 
     let job = w.insert().await;
-    assert_eq!(job.summary.status, "failed");
+    assert_eq!(job.summary.status, JobStatus::Failed);
     let message = job.summary.error_message.clone().unwrap();
     assert!(
         message.contains("nothing was inserted") && message.contains("code C-2801 is on the block list"),
@@ -215,7 +215,7 @@ async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_
     .unwrap();
 
     let job = w.insert().await;
-    assert_eq!(job.summary.status, "failed");
+    assert_eq!(job.summary.status, JobStatus::Failed);
     let message = job.summary.error_message.clone().unwrap();
     assert!(
         message.starts_with("A code reached production after the pre-flight (Key (code, merchant_id)=(C-")
@@ -231,7 +231,7 @@ async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_
     sqlx::raw_sql("DROP TRIGGER land_two ON codes_import_jobs").execute(&w.pool).await.unwrap();
     let clean_before = w.clean().await;
     let retry = w.insert().await;
-    assert_eq!(retry.summary.status, "completed", "{:?}", retry.summary.error_message);
+    assert_eq!(retry.summary.status, JobStatus::Completed, "{:?}", retry.summary.error_message);
     assert_eq!(retry.summary.codes_inserted, Some(clean_before - 2));
     assert!(retry.validation_errors.unwrap().contains("\"new_database_duplicates\": 2"));
 }
@@ -241,7 +241,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
     let w = world(1_000).await;
     let before = w.codes().await;
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "completed");
+    assert_eq!(job.status, JobStatus::Completed);
 
     // A claimed code blocks the rollback, and nothing is deleted.
     sqlx::query("UPDATE codes SET claimed = true WHERE id IN (SELECT id FROM codes WHERE import_job_id = $1 LIMIT 3)")
@@ -268,7 +268,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
 
     jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap();
     let after = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap().summary;
-    assert_eq!(after.status, "rolled_back");
+    assert_eq!(after.status, JobStatus::RolledBack);
     assert!(after.rolled_back_at.is_some());
     assert_eq!(w.codes().await, before);
     let verification = jobs::verify_job(&w.pool, job.id).await.unwrap();
@@ -291,7 +291,7 @@ async fn a_rollback_deletes_the_jobs_codes_once_and_only_for_a_completed_job_wit
     .unwrap();
     let failed = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     let failed = w.finished(failed).await.summary;
-    assert_eq!(failed.status, "failed", "a trigger refused the rows");
+    assert_eq!(failed.status, JobStatus::Failed, "a trigger refused the rows");
     let batch = app::batch::ssr::latest(&w.pool, w.merchant).await.unwrap().unwrap();
     assert_eq!((batch.state, batch.job_id), (app::batch::BatchState::Checked, None), "failed: checked again");
     let refused = AppError::from(jobs::rollback_job(&w.pool, failed.id, w.user, "DELETE").await.unwrap_err());
@@ -322,18 +322,18 @@ async fn one_insert_per_merchant_at_a_time_and_an_insert_killed_with_its_server_
     for _ in 0..100 {
         operations::reap_all(&w.pool).await.unwrap();
         let now = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
-        if now.summary.status != "processing" {
+        if now.summary.status != JobStatus::Processing {
             detail = Some(now);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let detail = detail.expect("the interrupted job is marked failed");
-    assert_eq!(detail.summary.status, "failed");
+    assert_eq!(detail.summary.status, JobStatus::Failed);
     assert_eq!(detail.summary.error_message.as_deref(), Some(operations::INTERRUPTED_INSERT));
 
     // Now the merchant is free again.
-    assert_eq!(w.insert().await.summary.status, "completed");
+    assert_eq!(w.insert().await.summary.status, JobStatus::Completed);
 }
 
 #[tokio::test]
@@ -376,7 +376,7 @@ async fn an_insert_whose_count_differs_from_the_preflight_rolls_back() {
     let clean = w.clean().await;
 
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(
         job.error_message.as_deref(),
         Some(
@@ -410,7 +410,7 @@ async fn claims_on_other_codes_go_ahead_while_an_insert_runs() {
     let job = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
     for _ in 0..200 {
         let status = jobs::job_detail(&w.pool, job).await.unwrap().unwrap().summary.status;
-        if status == "processing" {
+        if status == JobStatus::Processing {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -434,10 +434,10 @@ async fn claims_on_other_codes_go_ahead_while_an_insert_runs() {
         .unwrap();
     tx.commit().await.unwrap();
     let running = jobs::job_detail(&w.pool, job).await.unwrap().unwrap().summary.status;
-    assert_eq!(running, "processing", "the insert was still running during the claim");
+    assert_eq!(running, JobStatus::Processing, "the insert was still running during the claim");
     assert!(read > 0);
 
-    assert_eq!(w.finished(job).await.summary.status, "completed");
+    assert_eq!(w.finished(job).await.summary.status, JobStatus::Completed);
 }
 
 #[tokio::test]
@@ -503,7 +503,7 @@ async fn an_insert_into_an_adopted_original_codes_with_row_level_security_adds_e
     assert_eq!(w.clean().await, clean.len() as i64);
 
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "completed", "{:?}", job.error_message);
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error_message);
     assert_eq!(job.codes_inserted, Some(clean.len() as i64));
     let landed: Vec<String> =
         sqlx::query_scalar("SELECT code FROM codes WHERE import_job_id = $1 AND merchant_id = $2 ORDER BY code")
@@ -547,7 +547,7 @@ async fn completed_at_and_rolled_back_at_are_stamped_after_the_last_row_not_at_t
     .unwrap();
 
     let detail = w.insert().await;
-    assert_eq!(detail.summary.status, "completed");
+    assert_eq!(detail.summary.status, JobStatus::Completed);
     let last_insert: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT max(t) FROM ci_row_times").fetch_one(&w.pool).await.unwrap();
     let completed = detail.summary.completed_at.unwrap();
@@ -558,4 +558,70 @@ async fn completed_at_and_rolled_back_at_are_stamped_after_the_last_row_not_at_t
         sqlx::query_scalar("SELECT max(t) FROM ci_row_times").fetch_one(&w.pool).await.unwrap();
     let rolled_back = w.finished(detail.summary.id).await.summary.rolled_back_at.unwrap();
     assert!(rolled_back >= last_delete, "rolled_back_at {rolled_back} is before the last deletion's {last_delete}");
+}
+
+#[tokio::test]
+async fn a_running_jobs_record_carries_its_expected_count_phase_and_clock_from_the_start() {
+    // Seen: "Codes to insert –" until the pre-flight passed, and no phase or time at all.
+    let w = world(1_000).await;
+    let clean = w.clean().await;
+    // The insert's pre-flight reads `codes`, so it waits for this lock: the job stays in its
+    // first step for as long as the test looks at it.
+    let lock = hold_codes(&w.pool).await;
+    let job = jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap();
+    let mut detail = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
+    for _ in 0..200 {
+        if detail.progress.as_ref().is_some_and(|p| p.phase.starts_with("Pre-flight")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        detail = jobs::job_detail(&w.pool, job).await.unwrap().unwrap();
+    }
+    assert_eq!(detail.summary.status, JobStatus::Validating);
+    assert_eq!(
+        detail.summary.total_codes_to_insert,
+        Some(clean),
+        "the count the insert expects, before its pre-flight"
+    );
+    let progress = detail.progress.clone().expect("the running insert's progress");
+    assert_eq!(progress.phase, "Pre-flight: re-checking database duplicates and fields");
+    assert!(progress.started_at <= detail.summary.created_at, "{progress:?}");
+    assert!(progress.now >= progress.started_at, "the database's clock, read with the record");
+    assert_eq!(detail.claimed_codes, None, "codes are not counted while the insert runs");
+
+    lock.rollback().await.unwrap();
+    let done = w.finished(job).await;
+    assert_eq!(done.summary.status, JobStatus::Completed, "{:?}", done.summary.error_message);
+    assert_eq!((done.summary.total_codes_to_insert, done.summary.codes_inserted), (Some(clean), Some(clean)));
+    assert_eq!(done.progress, None);
+    assert_eq!(done.claimed_codes, Some(0));
+}
+
+#[tokio::test]
+async fn a_completed_jobs_record_counts_its_claimed_codes_and_a_rolled_back_one_what_was_deleted() {
+    // Seen: claimed codes were revealed only by a refused rollback, and a rollback's count
+    // nowhere.
+    let w = world(1_000).await;
+    let job = w.insert().await.summary;
+    sqlx::query("UPDATE codes SET claimed = true WHERE id IN (SELECT id FROM codes WHERE import_job_id = $1 LIMIT 3)")
+        .bind(job.id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let detail = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap();
+    assert_eq!((detail.claimed_codes, detail.codes_deleted, detail.progress), (Some(3), None, None));
+
+    sqlx::query("UPDATE codes SET claimed = false WHERE import_job_id = $1")
+        .bind(job.id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let deleted = jobs::rollback_job(&w.pool, job.id, w.user, "DELETE").await.unwrap();
+    assert_eq!(Some(deleted), job.codes_inserted);
+    let detail = jobs::job_detail(&w.pool, job.id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.status, JobStatus::RolledBack);
+    assert_eq!((detail.claimed_codes, detail.codes_deleted), (None, Some(deleted)));
+    let verification = jobs::verify_job(&w.pool, job.id).await.unwrap();
+    assert!(verification.matches(), "none left is what a rollback leaves: {verification:?}");
+    assert_eq!(verification.words(), "Rolled back: 0 codes remain, as expected.");
 }

@@ -8,7 +8,7 @@ use app::{
     auth::Role,
     csv::FileReport,
     duplicates::ssr as duplicates,
-    jobs::{ssr as jobs, JobVerification},
+    jobs::{ssr as jobs, JobStatus, JobVerification},
     operations::ssr as operations,
     staging::{chunk_path, FileManifest, UploadState},
 };
@@ -151,11 +151,14 @@ async fn the_whole_journey_runs_through_pgbouncer_in_session_mode() {
         .unwrap();
     wait_idle(&pool, merchant).await;
     let detail = jobs::job_detail(&pool, job).await.unwrap().unwrap();
-    assert_eq!(detail.summary.status, "completed", "{:?}", detail.summary.error_message);
+    assert_eq!(detail.summary.status, JobStatus::Completed, "{:?}", detail.summary.error_message);
     assert_eq!(detail.summary.codes_inserted, Some(2500));
     let verified: JobVerification =
         app.call(&admin, "verify-job", &[("job", job.to_string())]).await.json().await.unwrap();
-    assert_eq!(verified, JobVerification { codes_inserted: Some(2500), codes_found: 2500 });
+    assert_eq!(
+        verified,
+        JobVerification { status: JobStatus::Completed, codes_inserted: Some(2500), codes_found: 2500 }
+    );
     let rolled = app.call(&admin, "rollback-job", &[("job", job.to_string()), ("confirmation", "DELETE".into())]).await;
     assert!(rolled.status().is_success(), "{}", rolled.text().await.unwrap());
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE merchant_id = $1")

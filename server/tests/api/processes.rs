@@ -12,13 +12,14 @@ use std::{
 use app::{
     auth::{CurrentUser, Role},
     csv::FileReport,
+    jobs::JobStatus,
     operations::Operation,
     staging::{chunk_path, FileManifest, UploadState},
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{free_port, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
+use crate::helpers::{free_port, hold_codes, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
 
 /// HAProxy in front of `backends`, round-robin, health-checked on `/healthz`; each answer says
 /// which backend served it (`x-served-by`). Stopped when dropped.
@@ -204,14 +205,6 @@ async fn sessions_work_on_every_process_and_an_upload_completes_when_one_dies_mi
     assert_eq!((rows, distinct), (chunks * 1000, chunks * 1000), "every row once, none twice");
 }
 
-/// Holds an exclusive lock on `codes` so that an operation that reads it waits — long enough
-/// to kill its process while it runs.
-async fn hold_codes(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE codes IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
-    tx
-}
-
 /// Waits until the merchant's latest `kind` operation is no longer running (reaped once its
 /// process is gone) and returns it.
 async fn ended(cluster: &Cluster, kind: &str) -> Operation {
@@ -274,7 +267,7 @@ async fn a_check_and_an_insert_whose_process_dies_are_failed_with_a_reason_and_r
     let (status, _, body) = cluster.call("get-job", &[("job", job.to_string())]).await;
     assert_eq!(status, 200, "{body}");
     let detail: app::jobs::JobDetail = serde_json::from_str(&body).unwrap();
-    assert_eq!(detail.summary.status, "failed");
+    assert_eq!(detail.summary.status, JobStatus::Failed);
     assert!(detail.summary.error_message.is_some_and(|m| !m.is_empty()));
     let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes WHERE import_job_id = $1")
         .bind(job)
