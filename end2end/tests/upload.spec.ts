@@ -232,7 +232,7 @@ test('after a crash of the database the page says the staged rows were lost, and
         ),
       database,
     );
-    expect(after.rows[0]).toEqual({ rows: [1, 2, 3], uploads: ['lost', 'complete'] });
+    expect(after.rows[0]).toEqual({ rows: [1, 2, 3], uploads: ['lost', 'completed'] });
     await page.goto(`${server.url}/upload`);
     await new AppShell(page).waitForHydration();
     await expect(page.getByTestId('lost-upload')).toHaveCount(0);

@@ -189,22 +189,6 @@ pub struct PreviewPage {
 /// Rows per preview page.
 pub const PREVIEW_PAGE_SIZE: i64 = 50;
 
-/// The pre-flight's answer: what an insert would add now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Preflight {
-    pub clean_count: i64,
-    /// Clean rows whose code reached production since the check; now flagged.
-    pub new_database_duplicates: i64,
-    /// Why an insert cannot go ahead; empty when it can.
-    pub errors: Vec<String>,
-}
-
-impl Preflight {
-    pub fn ready(&self) -> bool {
-        self.errors.is_empty() && self.clean_count > 0
-    }
-}
-
 /// Starts the duplicate check of the merchant's staged rows in the background.
 /// `Conflict` while another operation or an upload runs for the merchant.
 #[server(prefix = "/api", endpoint = "start-check")]
@@ -235,18 +219,6 @@ pub async fn preview_rows(merchant: Uuid, status: Option<RowStatus>, after: i64)
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
         Ok(ssr::preview(&state.pool, merchant, status, after, PREVIEW_PAGE_SIZE).await?)
-    })
-    .await
-}
-
-/// The pre-flight of an insert: re-checks database duplicates and the fields of the clean
-/// rows, and says how many codes an insert would add.
-#[server(prefix = "/api", endpoint = "preflight-insert")]
-pub async fn preflight_insert(merchant: Uuid) -> Result<Preflight, AppError> {
-    respond(async move {
-        let (state, caller) = context().await?;
-        caller.may_act_for(merchant)?;
-        Ok(ssr::run_preflight(&state.pool, merchant, Some(caller.user_id())).await?)
     })
     .await
 }

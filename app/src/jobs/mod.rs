@@ -1,6 +1,8 @@
 //! Import jobs: the audit trail in `codes_import_jobs`.
 
 #[cfg(feature = "ssr")]
+pub mod preflight;
+#[cfg(feature = "ssr")]
 pub mod ssr;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -315,17 +317,6 @@ pub async fn rollback_job(job: Uuid, confirmation: String) -> Result<i64, AppErr
     .await
 }
 
-/// Deletes the merchant's staged rows; returns how many.
-#[server(prefix = "/api", endpoint = "clear-staging")]
-pub async fn clear_staging(merchant: Uuid) -> Result<i64, AppError> {
-    respond(async move {
-        let (state, caller) = context().await?;
-        caller.may_act_for(merchant)?;
-        Ok(ssr::clear_staging(&state.pool, merchant, caller.user_id()).await?)
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,4 +378,32 @@ mod tests {
             .starts_with("Step 1 of 2: the pre-flight re-checks 1,200 codes"));
         assert!(progress_words(JobStatus::Processing, None).starts_with("Step 2 of 2: inserting the clean codes"));
     }
+}
+
+/// The pre-flight's answer: what an insert would add now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    pub clean_count: i64,
+    /// Clean rows whose code reached production since the check; now flagged.
+    pub new_database_duplicates: i64,
+    /// Why an insert cannot go ahead; empty when it can.
+    pub errors: Vec<String>,
+}
+
+impl Preflight {
+    pub fn ready(&self) -> bool {
+        self.errors.is_empty() && self.clean_count > 0
+    }
+}
+
+/// The pre-flight of an insert: re-checks database duplicates and the fields of the clean
+/// rows, and says how many codes an insert would add.
+#[server(prefix = "/api", endpoint = "preflight-insert")]
+pub async fn preflight_insert(merchant: Uuid) -> Result<Preflight, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        Ok(preflight::run_preflight(&state.pool, merchant, Some(caller.user_id())).await?)
+    })
+    .await
 }

@@ -396,7 +396,7 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     let merchant = running.merchant;
     let started = std::time::Instant::now();
     running.phase(pool, "Pre-flight: re-checking database duplicates and fields").await;
-    let preflight = crate::duplicates::ssr::validate_clean_codes_for_insert(&mut running.conn, merchant).await?;
+    let preflight = super::preflight::validate_clean_codes_for_insert(&mut running.conn, merchant).await?;
     let report = serde_json::json!({
         "errors": preflight.errors,
         "clean_count": preflight.clean_count,
@@ -597,28 +597,6 @@ async fn rollback_in(conn: &mut sqlx::PgConnection, job: Uuid) -> Result<i64, Jo
     tx.commit().await?;
     tracing::info!(%job, deleted, "import job rolled back");
     Ok(deleted)
-}
-
-/// Deletes the merchant's staged rows; refused while an upload is unfinished or another
-/// operation runs. Returns how many rows were deleted.
-pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<i64, JobError> {
-    crate::staging::ssr::ensure_no_upload(pool, merchant, "clearing staging").await?;
-    let mut running = operations::begin(pool, merchant, "clear", Some(user)).await?;
-    running.phase(pool, "Deleting the staged rows").await;
-    let outcome = async {
-        let mut tx = sqlx::Connection::begin(&mut running.conn).await?;
-        let deleted = sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1")
-            .bind(merchant)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as i64;
-        batch::cleared(&mut *tx, merchant, deleted).await?;
-        tx.commit().await?;
-        Ok(deleted)
-    }
-    .await;
-    running.finish(recorded(&outcome, |deleted| serde_json::json!({ "rows_deleted": deleted }))).await;
-    outcome
 }
 
 #[cfg(test)]

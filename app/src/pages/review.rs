@@ -14,13 +14,12 @@ use crate::{
     batch::BatchState,
     components::{error::ErrorNotice, format::format_count},
     duplicates::{
-        load_review, preflight_insert, preview_rows, start_check, CheckFigures, DuplicateStats, PreviewPage,
-        ReviewState, RowStatus,
+        load_review, preview_rows, start_check, CheckFigures, DuplicateStats, PreviewPage, ReviewState, RowStatus,
     },
-    jobs::{clear_staging, start_insert},
+    jobs::{preflight_insert, start_insert},
     operations::with_article,
     reports::{report_path, ReportKind},
-    staging::client::sleep_ms,
+    staging::{clear_staging, client::sleep_ms},
 };
 
 /// The review page for the merchant named in the query (or the user's only merchant).
@@ -174,7 +173,7 @@ fn ReviewBody(
             </p>
         }
         .into_any(),
-        Some(check) if check.status == "failed" => view! {
+        Some(check) if check.status == crate::operations::OperationStatus::Failed => view! {
             <p data-testid="check-status" role="alert" class="error">
                 "The last check failed: " {check.error_message.clone().unwrap_or_default()}
             </p>

@@ -338,6 +338,17 @@ pub async fn unfinished_upload(merchant: Uuid) -> Result<Option<UploadState>, Ap
     .await
 }
 
+/// Deletes the merchant's staged rows (its batch becomes cleared); returns how many.
+#[server(prefix = "/api", endpoint = "clear-staging")]
+pub async fn clear_staging(merchant: Uuid) -> Result<i64, AppError> {
+    respond(async move {
+        let (state, caller) = context().await?;
+        caller.may_act_for(merchant)?;
+        Ok(ssr::clear_staging(&state.pool, merchant, caller.user_id()).await?)
+    })
+    .await
+}
+
 /// The files staged in the merchant's live batch, so the page can mark a file chosen again.
 #[server(prefix = "/api", endpoint = "staged-files")]
 pub async fn staged_files(merchant: Uuid) -> Result<Vec<StagedFile>, AppError> {

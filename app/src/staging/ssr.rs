@@ -237,13 +237,15 @@ pub async fn lost_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<UploadS
     }
 }
 
-/// The files with rows staged in the merchant's live batch, in upload order.
+/// The files with rows staged in the merchant's live batch, in upload order — but not those of
+/// the unfinished upload: choosing them again resumes it.
 pub async fn staged_files(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Vec<StagedFile>, sqlx::Error> {
     sqlx::query_as(
         "SELECT f.name, f.size, f.checksum, f.rows_received AS rows_staged, f.rows_expected,
                 u.created_at AS staged_at, u.status AS upload_status
          FROM staging_batches b JOIN uploads u ON u.batch_id = b.id JOIN upload_files f ON f.upload_id = u.id
          WHERE b.merchant_id = $1 AND b.state IN ('open', 'checked', 'inserting', 'inserted') AND f.rows_received > 0
+           AND u.status <> 'uploading'
          ORDER BY u.created_at, f.file_index",
     )
     .bind(merchant)
@@ -400,7 +402,15 @@ pub async fn cancel_upload(pool: &PgPool, upload: Uuid, remove_rows: bool) -> Re
     let mut tx = pool.begin().await?;
     // The lock waits for a chunk being stored, so the answer counts it.
     sqlx::query("SELECT 1 FROM upload_files WHERE upload_id = $1 FOR UPDATE").bind(upload).execute(&mut *tx).await?;
-    let cancelled: Option<(Uuid, i64, i64, Option<Uuid>)> = sqlx::query_as(
+    /// The rows a cancelled upload numbered, and its batch.
+    #[derive(sqlx::FromRow)]
+    struct Cancelled {
+        merchant_id: Uuid,
+        row_base: i64,
+        total_rows: i64,
+        batch_id: Option<Uuid>,
+    }
+    let cancelled: Option<Cancelled> = sqlx::query_as(
         "UPDATE uploads SET status = 'cancelled', finished_at = now(), updated_at = now()
          WHERE id = $1 AND status = 'uploading'
          RETURNING merchant_id, row_base, total_rows, batch_id",
@@ -408,7 +418,9 @@ pub async fn cancel_upload(pool: &PgPool, upload: Uuid, remove_rows: bool) -> Re
     .bind(upload)
     .fetch_optional(&mut *tx)
     .await?;
-    if let (true, Some((merchant, row_base, total_rows, batch))) = (remove_rows, cancelled) {
+    if let (true, Some(Cancelled { merchant_id: merchant, row_base, total_rows, batch_id: batch })) =
+        (remove_rows, cancelled)
+    {
         let removed = sqlx::query(
             "DELETE FROM codes_check_temp WHERE merchant_id = $1 AND row_number > $2 AND row_number <= $2 + $3
                AND upload_id = $4",
@@ -433,6 +445,33 @@ pub async fn cancel_upload(pool: &PgPool, upload: Uuid, remove_rows: bool) -> Re
     tx.commit().await?;
     tracing::info!(%upload, rows = state.rows_received(), "upload cancelled");
     Ok(state)
+}
+
+/// Deletes the merchant's staged rows and marks its batch cleared, as an operation (one at a
+/// time per merchant); refused while an upload is unfinished or another operation runs.
+/// Returns how many rows were deleted.
+pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<i64, StagingError> {
+    ensure_no_upload(pool, merchant, "clearing staging").await?;
+    let mut running = crate::operations::ssr::begin(pool, merchant, "clear", Some(user)).await?;
+    running.phase(pool, "Deleting the staged rows").await;
+    let outcome = async {
+        let mut tx = sqlx::Connection::begin(&mut running.conn).await?;
+        let deleted = sqlx::query("DELETE FROM codes_check_temp WHERE merchant_id = $1")
+            .bind(merchant)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+        batch::cleared(&mut *tx, merchant, deleted).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(deleted)
+    }
+    .await;
+    let recorded = match &outcome {
+        Ok(deleted) => Ok(serde_json::json!({ "rows_deleted": deleted })),
+        Err(error) => Err(AppError::of_database(error)),
+    };
+    running.finish(recorded).await;
+    Ok(outcome?)
 }
 
 // --- Chunks ----------------------------------------------------------------------------------
@@ -476,8 +515,20 @@ pub async fn store_chunk(
 
     let mut tx = pool.begin().await?;
     // The file's row lock orders its chunks; other files' chunks proceed in parallel.
-    let Some((status, row_base, name, row_offset, rows_expected, rows_received, next_seq)) =
-        sqlx::query_as::<_, (String, i64, String, i64, i64, i64, i32)>(
+    /// The file's place in its upload, locked.
+    #[derive(sqlx::FromRow)]
+    struct Receiving {
+        #[sqlx(try_from = "String")]
+        status: UploadStatus,
+        row_base: i64,
+        name: String,
+        row_offset: i64,
+        rows_expected: i64,
+        rows_received: i64,
+        next_seq: i32,
+    }
+    let Some(Receiving { status, row_base, name, row_offset, rows_expected, rows_received, next_seq }) =
+        sqlx::query_as(
             "SELECT u.status, u.row_base, f.name, f.row_offset, f.rows_expected, f.rows_received, f.next_seq
              FROM upload_files f JOIN uploads u ON u.id = f.upload_id
              WHERE f.upload_id = $1 AND f.file_index = $2
@@ -495,13 +546,13 @@ pub async fn store_chunk(
     }
     // Checked in the chunk's own transaction: rows must not be added to a staging table that
     // a crash of the database emptied since the upload's earlier chunks.
-    if status == UploadStatus::Lost.as_str() || !staging_intact(&mut *tx).await? {
+    if status == UploadStatus::Lost || !staging_intact(&mut *tx).await? {
         drop(tx);
         recover_lost_staging(pool).await?;
         return Err(StagingError::Lost);
     }
-    if status != UploadStatus::Uploading.as_str() {
-        return Err(StagingError::Closed(status));
+    if status != UploadStatus::Uploading {
+        return Err(StagingError::Closed(status.as_str().to_owned()));
     }
     if seq > next_seq {
         return Err(StagingError::OutOfOrder { seq, next: next_seq });

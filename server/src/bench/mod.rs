@@ -377,7 +377,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     settle(pool).await?;
 
     let started = start_step();
-    let preflight = app::duplicates::ssr::run_preflight(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
+    let preflight = app::jobs::preflight::run_preflight(pool, merchant, Some(user)).await.map_err(|e| fail(&e))?;
     let mut step = Step::done("pre-flight", staged_rows, started, None);
     mismatches.expect("pre-flight clean codes", preflight.clean_count, truth.clean());
     if !preflight.errors.is_empty() {
@@ -504,7 +504,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     settle(pool).await?;
 
     let started = start_step();
-    let cleared = app::jobs::ssr::clear_staging(pool, merchant, user).await.map_err(|e| fail(&e))?;
+    let cleared = app::staging::ssr::clear_staging(pool, merchant, user).await.map_err(|e| fail(&e))?;
     let mut step = Step::done("clear staging", cleared, started, None);
     mismatches.expect("rows cleared", cleared, truth.staged);
     settle(pool).await?;

@@ -416,7 +416,7 @@ async fn points_that_the_original_integer_column_cannot_hold_stop_the_insert_bef
     duplicates::start_check(&pool, merchant, None).await.unwrap();
     wait_idle(&pool, merchant).await;
 
-    let preflight = duplicates::run_preflight(&pool, merchant, None).await.unwrap();
+    let preflight = app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap();
     assert_eq!(preflight.errors.len(), 1, "{:?}", preflight.errors);
     assert!(preflight.errors[0].starts_with("2 clean rows have a points"), "{:?}", preflight.errors);
     assert!(preflight.errors[0].contains("(integer)"), "{:?}", preflight.errors);
@@ -425,7 +425,7 @@ async fn points_that_the_original_integer_column_cannot_hold_stop_the_insert_bef
         .execute(&pool)
         .await
         .unwrap();
-    let preflight = duplicates::run_preflight(&pool, merchant, None).await.unwrap();
+    let preflight = app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap();
     assert!(preflight.errors.is_empty(), "{:?}", preflight.errors);
 }
 

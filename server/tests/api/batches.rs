@@ -224,6 +224,10 @@ async fn a_cancelled_upload_keeps_or_removes_its_rows_as_the_user_chooses_and_up
     let files = [file("a.csv", 300), file("b.csv", 300)];
     let upload = j.start(&files).await.unwrap();
     j.send(&upload, 0, 0, rows(j.merchant, "A0-", 1, 300)).await;
+    // While the upload is unfinished its files are not "staged already": choosing them resumes it.
+    let (_, body) = j.call("staged-files", &[("merchant", j.merchant.to_string())]).await;
+    assert_eq!(body, "[]");
+    assert_eq!(j.start(&files).await.map(|resumed| resumed.id), Ok(upload.id));
     let form = |remove: bool| [("upload", upload.id.to_string()), ("remove_rows", remove.to_string())];
     let (status, body) = j.call("cancel-upload", &form(false)).await;
     assert_eq!(status, 200, "{body}");
@@ -308,6 +312,19 @@ async fn every_state_round_trips_through_its_enum_and_the_sql_constraint() {
         .await
         .unwrap();
         assert_eq!(UploadStatus::parse(&stored), Some(status));
+    }
+    let merchant_of_operations = app.merchant("Operations").await;
+    for status in app::operations::OperationStatus::ALL {
+        let stored: String = sqlx::query_scalar(
+            "INSERT INTO merchant_operations (id, merchant_id, kind, status) VALUES ($1, $2, 'check', $3) RETURNING status",
+        )
+        .bind(Uuid::new_v4())
+        .bind(merchant_of_operations)
+        .bind(status.as_str())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(app::operations::OperationStatus::parse(&stored), Some(status));
     }
     // 'complete' (uploads) beside 'completed' (operations, jobs) is gone.
     let refused = sqlx::query(

@@ -271,7 +271,8 @@ async fn a_second_operation_for_a_merchant_is_told_what_runs_while_another_merch
     let refused = AppError::from(ssr::start_check(&other_process, merchants[0], None).await.unwrap_err());
     let AppError::Conflict(message) = refused else { panic!("expected a conflict, got {refused:?}") };
     assert!(message.starts_with("A duplicate check is running") && message.contains("ann@example.com"), "{message}");
-    let refused = AppError::from(ssr::run_preflight(&other_process, merchants[0], None).await.unwrap_err());
+    let refused =
+        AppError::from(app::jobs::preflight::run_preflight(&other_process, merchants[0], None).await.unwrap_err());
     assert!(matches!(refused, AppError::Conflict(_)), "{refused:?}");
 
     // Merchant 1 checks meanwhile, to the end.
@@ -334,7 +335,7 @@ async fn the_preflight_finds_codes_that_reached_production_after_the_check() {
     let (staged, production) = generate(&mut Rng(11), &merchants);
     insert(&pool, &staged, &production).await;
 
-    let before = ssr::run_preflight(&pool, merchant, None).await.unwrap();
+    let before = app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap();
     assert_eq!(before.errors, ["Run the duplicate check first."]);
 
     ssr::start_check(&pool, merchant, None).await.unwrap();
@@ -359,7 +360,7 @@ async fn the_preflight_finds_codes_that_reached_production_after_the_check() {
             .unwrap();
     }
 
-    let preflight = ssr::run_preflight(&pool, merchant, None).await.unwrap();
+    let preflight = app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap();
     assert_eq!(preflight.errors, Vec::<String>::new());
     // Every staged row with one of those codes is now a database duplicate, later
     // occurrences (internal duplicates) included.
@@ -383,11 +384,11 @@ async fn the_preflight_finds_codes_that_reached_production_after_the_check() {
     let review = ssr::review_state(&pool, merchant).await.unwrap();
     assert_eq!(review.figures.unwrap().overall.clean_count, clean_before - 3);
     // Nothing new: a second pre-flight finds nothing more.
-    assert_eq!(ssr::run_preflight(&pool, merchant, None).await.unwrap().new_database_duplicates, 0);
+    assert_eq!(app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap().new_database_duplicates, 0);
 
     // Rows staged after the check: the pre-flight says to check again, the review that it is stale.
     insert(&pool, &[(merchant, 1_501, "LATE-1".into())], &[]).await;
-    let stale = ssr::run_preflight(&pool, merchant, None).await.unwrap();
+    let stale = app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap();
     assert!(!stale.ready());
     assert_eq!(stale.errors, ["Rows were staged or removed after the last duplicate check: run the check again."]);
     let review = ssr::review_state(&pool, merchant).await.unwrap();

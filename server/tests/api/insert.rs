@@ -153,7 +153,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
     assert_eq!(again, AppError::conflict(said.clone()));
     let check = AppError::from(duplicates::start_check(&w.pool, w.merchant, None).await.unwrap_err());
     assert_eq!(check, AppError::conflict(said.clone()));
-    let preflight = AppError::from(duplicates::run_preflight(&w.pool, w.merchant, None).await.unwrap_err());
+    let preflight = AppError::from(app::jobs::preflight::run_preflight(&w.pool, w.merchant, None).await.unwrap_err());
     assert_eq!(preflight, AppError::conflict(said));
     let review = duplicates::review_state(&w.pool, w.merchant).await.unwrap();
     assert_eq!(review.batch.map(|b| b.state), Some(app::batch::BatchState::Inserted));
@@ -305,7 +305,7 @@ async fn one_insert_per_merchant_at_a_time_and_an_insert_killed_with_its_server_
     let busy = AppError::from(jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap_err());
     let AppError::Conflict(message) = busy else { panic!("{busy:?}") };
     assert!(message.starts_with("An insert is running for this merchant (started by ins@example.com"), "{message}");
-    let busy = AppError::from(jobs::clear_staging(&w.pool, w.merchant, w.user).await.unwrap_err());
+    let busy = AppError::from(app::staging::ssr::clear_staging(&w.pool, w.merchant, w.user).await.unwrap_err());
     assert!(matches!(busy, AppError::Conflict(_)));
 
     // The holder's server dies mid-insert, its job still `processing`.
@@ -345,7 +345,7 @@ async fn clearing_staging_deletes_the_merchants_rows_only() {
         .execute(&w.pool)
         .await
         .unwrap();
-    assert_eq!(jobs::clear_staging(&w.pool, w.merchant, w.user).await.unwrap(), 500);
+    assert_eq!(app::staging::ssr::clear_staging(&w.pool, w.merchant, w.user).await.unwrap(), 500);
     let left: Vec<Uuid> =
         sqlx::query_scalar("SELECT merchant_id FROM codes_check_temp").fetch_all(&w.pool).await.unwrap();
     assert_eq!(left, [other]);
