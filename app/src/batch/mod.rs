@@ -123,13 +123,15 @@ pub struct MerchantBatch {
     pub checked_seconds_ago: Option<i64>,
 }
 
-/// Each of the caller's merchants with where its batch stands. Three queries whatever the
+/// Each of the caller's merchants with where its batch stands. Four queries whatever the
 /// number of merchants.
 #[server(prefix = "/api", endpoint = "batch-overview")]
 pub async fn batch_overview() -> Result<Vec<MerchantBatch>, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         let only = caller.visible_merchants();
+        // A crash of the database may have emptied staging under a batch (one index probe).
+        crate::staging::ssr::recover_lost_staging(&state.pool).await?;
         let merchants = crate::admin::ssr::list_merchants(&state.pool, only.as_deref()).await?;
         let mut batches = ssr::latest_of(&state.pool, only.as_deref()).await?;
         let mut running = crate::operations::ssr::running_of(&state.pool, only.as_deref()).await?;

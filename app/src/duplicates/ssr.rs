@@ -241,9 +241,12 @@ pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Resu
 }
 
 /// The review of the merchant's batch: the batch, its latest check, the figures that describe
-/// it (or why they no longer do), and any other operation running. Four queries, none of which
-/// writes or takes a connection out of the pool.
+/// it (or why they no longer do), and any other operation running. Five queries, the first a
+/// probe of staging's sentinel row; none takes a connection out of the pool, and none writes
+/// unless a crash of the database emptied staging (then the first read marks it lost, once).
 pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, AppError> {
+    // A crash of the database may have emptied staging under the batch (one index probe).
+    crate::staging::ssr::recover_lost_staging(pool).await?;
     let batch = batch::latest(pool, merchant).await?;
     let Some(current) = batch.as_ref().filter(|b| b.state.is_live()) else {
         // Nothing staged, or the last batch cleared or lost: no check, no figures of it.

@@ -239,7 +239,13 @@ pub async fn lost_upload(pool: &PgPool, merchant: Uuid) -> Result<Option<UploadS
 
 /// The files with rows staged in the merchant's live batch, in upload order — but not those of
 /// the unfinished upload: choosing them again resumes it.
-pub async fn staged_files(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Vec<StagedFile>, sqlx::Error> {
+pub async fn staged_files(pool: &PgPool, merchant: Uuid) -> Result<Vec<StagedFile>, sqlx::Error> {
+    // A crash of the database may have emptied staging: those files are staged no more.
+    recover_lost_staging(pool).await?;
+    files_in_batch(pool, merchant).await
+}
+
+async fn files_in_batch(db: impl sqlx::PgExecutor<'_>, merchant: Uuid) -> Result<Vec<StagedFile>, sqlx::Error> {
     sqlx::query_as(
         "SELECT f.name, f.size, f.checksum, f.rows_received AS rows_staged, f.rows_expected,
                 u.created_at AS staged_at, u.status AS upload_status
@@ -296,7 +302,7 @@ pub async fn start_upload(
     let created = match batch::for_upload(&mut tx, merchant).await {
         Ok(batch) => {
             // A file staged in the batch already goes in again only by the user's choice.
-            let staged = staged_files(&mut *tx, merchant).await?;
+            let staged = files_in_batch(&mut *tx, merchant).await?;
             if let Some((file, already)) = files
                 .iter()
                 .filter(|f| !f.restage)
