@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './server';
 
-/** Debian's HAProxy, round-robin over `backends` (host:port), health-checked on /healthz. */
+/** Debian's HAProxy, round-robin over `backends` (host:port), health-checked on /readyz. */
 export class HaProxy {
   private child?: ChildProcess;
   private dir = mkdtempSync(join(tmpdir(), 'e2e-haproxy-'));
@@ -42,7 +42,7 @@ export class HaProxy {
       '    default_backend servers',
       'backend servers',
       '    balance roundrobin',
-      '    option httpchk GET /healthz',
+      '    option httpchk GET /readyz',
       '    http-response set-header x-served-by %s',
       servers,
       '',

@@ -20,7 +20,10 @@ use axum::{
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::migrate::Migrator;
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
 
 pub mod bench;
@@ -155,6 +158,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let allowed_origin = config.public_origin.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/merchants/{merchant}/reports/{file}", get(app::reports::ssr::download))
         .route(
             "/api/uploads/{upload}/files/{file}/chunks/{seq}",
@@ -168,8 +172,19 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(middleware::from_fn(error_statuses))
         .layer(middleware::from_fn(refuse_dot_segments))
         .layer(middleware::from_fn(security_headers))
-        .layer(TraceLayer::new_for_http())
+        // Every request gets an id (or keeps the caller's `x-request-id`), carried by each line
+        // it logs and echoed in the response.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one request: its id, method and path (never its query: it may name a merchant's
+/// data, and the id finds the rest).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
 }
 
 /// Refuses state-changing requests (anything but GET, HEAD, OPTIONS) that a browser sent from
@@ -278,22 +293,55 @@ async fn security_headers(request: Request, next: Next) -> Response {
 /// Serves `router` on `listener`, with each request's peer address available (sign-in
 /// throttling counts failures per address).
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    use std::future::IntoFuture;
+    let (signalled, mut signal) = tokio::sync::watch::channel(false);
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = signalled.send(true);
+        })
+        .into_future();
+    // After the signal no connection is accepted; requests in flight (a chunk being stored)
+    // get `DRAIN` to finish.
+    let drained = async move {
+        let _ = signal.wait_for(|&signalled| signalled).await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = served => served,
+        () = drained => {
+            tracing::warn!(seconds = DRAIN.as_secs(), "requests still in flight after the drain: stopping");
+            Ok(())
+        }
+    }
 }
 
-/// 200 when the database answers within two seconds, 503 otherwise.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    let ping = sqlx::query("SELECT 1").execute(&state.pool);
-    match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok"),
+/// How long requests in flight may take to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Liveness: 200 while the process answers (a restart would not help a database that is down:
+/// that is what `/readyz` says).
+async fn healthz() -> (StatusCode, &'static str) {
+    (StatusCode::OK, "ok")
+}
+
+/// Readiness: 200 when the database answers within two seconds and every migration this binary
+/// carries is applied; 503 with the reason otherwise (a load balancer sends no request here).
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let applied =
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success AND version = ANY($1)")
+            .bind(&versions)
+            .fetch_one(&state.pool);
+    match tokio::time::timeout(Duration::from_secs(2), applied).await {
+        Ok(Ok(applied)) if applied == versions.len() as i64 => (StatusCode::OK, "ready"),
+        Ok(Ok(_)) => (StatusCode::SERVICE_UNAVAILABLE, "migrations not applied"),
         Ok(Err(error)) => {
-            tracing::warn!(%error, "health check: database error");
+            tracing::warn!(%error, "readiness: database error");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
         Err(_) => {
-            tracing::warn!("health check: database did not answer within 2 s");
+            tracing::warn!("readiness: the database did not answer within 2 s");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }
@@ -360,9 +408,14 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartupError::Bind { addr: config.addr, source })?;
-    tokio::spawn(delete_expired_sessions(PgSessionStore::new(pool)));
+    tokio::spawn(delete_expired_sessions(PgSessionStore::new(pool.clone())));
     tracing::info!(addr = %config.addr, database = %redact(&config.database_url), "listening");
-    serve(listener, router(state, &config)).await.map_err(StartupError::Serve)
+    let served = serve(listener, router(state, &config)).await.map_err(StartupError::Serve);
+    // Nothing runs on past the process: a running operation is stopped, and its job failed with
+    // the shutdown as the reason, never left `processing`.
+    let stopped = app::operations::ssr::stop_all(&pool).await;
+    tracing::info!(stopped, "shut down");
+    served
 }
 
 /// Deletes expired sessions every hour (expired ones are never loaded anyway).

@@ -518,6 +518,7 @@ pub async fn require_sign_in_for_pages(
     let path = request.uri().path();
     let public = path == "/login"
         || path == "/healthz"
+        || path == "/readyz"
         || path == "/favicon.ico"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/");

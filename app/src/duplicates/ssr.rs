@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{CheckFigures, DuplicateStats, FileStats, PreviewPage, PreviewRow, ReviewState, RowStatus};
@@ -221,11 +222,15 @@ pub async fn start_check(pool: &PgPool, merchant: Uuid, user: Option<Uuid>) -> R
     let running = operations::begin(pool, merchant, "check", user).await?;
     let id = running.id;
     let background = pool.clone();
-    tokio::spawn(async move {
-        let mut running = running;
-        let outcome = run_check(&background, &mut running).await;
-        running.finish(outcome.map_err(AppError::from)).await;
-    });
+    let span = running.span();
+    tokio::spawn(
+        async move {
+            let mut running = running;
+            let outcome = run_check(&background, &mut running).await;
+            running.finish(outcome.map_err(AppError::from)).await;
+        }
+        .instrument(span),
+    );
     operations::latest(pool, merchant, "check").await?.filter(|op| op.id == id).ok_or(CheckError::Vanished(id))
 }
 

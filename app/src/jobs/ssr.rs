@@ -308,13 +308,16 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
         return Err(JobError::Database(error));
     }
     let background = pool.clone();
-    tokio::spawn(async move {
+    let span = running.span();
+    let insert = async move {
         let mut running = running;
         // The boundary of a background insert: its error is logged here, in full and once,
         // and recorded as the user is told it.
         let outcome = run_insert(&background, &mut running, job).await.map_err(|error| {
             tracing::warn!(%job, %merchant, %error, "the insert failed");
             match error.shown() {
+                // Its server shutting down stopped it (its connection was ended).
+                _ if operations::shutting_down() => AppError::Unavailable(operations::SHUT_DOWN_INSERT.to_owned()),
                 // Whichever statement lost the database, the job's record says what it means.
                 AppError::Unavailable(_) => AppError::Unavailable(INSERT_LOST.to_owned()),
                 shown => shown,
@@ -333,7 +336,8 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
                 })
             }))
             .await;
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(insert, span));
     Ok(job)
 }
 

@@ -7,7 +7,7 @@
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{kind_name, with_article, Operation};
+use super::{kind_name, with_article, Operation, OperationStatus};
 use crate::error::AppError;
 
 /// The advisory lock class of merchant operations ("code" in ASCII); the object is a hash of
@@ -20,12 +20,64 @@ pub const INTERRUPTED: &str = "The server stopped while this ran; nothing it did
 /// What a job interrupted by its server's death says.
 pub const INTERRUPTED_INSERT: &str = "The server stopped during the insert; nothing was inserted. Run it again.";
 
+/// What an operation, and a job, stopped by their server's shutdown (SIGTERM) say.
+pub const SHUT_DOWN: &str = "The server shut down while this ran; nothing it did was kept. Run it again.";
+pub const SHUT_DOWN_INSERT: &str = "The server shut down during the insert; nothing was inserted. Run it again.";
+
+/// The operations this process runs: id, merchant, and the backend that holds the lock, so a
+/// shutdown can stop them ([`stop_all`]).
+static IN_PROCESS: std::sync::Mutex<Vec<(Uuid, Uuid, i32)>> = std::sync::Mutex::new(Vec::new());
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is shutting down: an operation failing now failed because of it.
+pub fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn in_process() -> std::sync::MutexGuard<'static, Vec<(Uuid, Uuid, i32)>> {
+    IN_PROCESS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops every operation this process runs, at shutdown: its backend is terminated (its
+/// transaction rolls back, nothing of an insert stays), then its row, its job and its batch are
+/// marked as a dead server's would be, with the shutdown as the reason. Returns how many.
+pub async fn stop_all(pool: &PgPool) -> usize {
+    SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+    let running = std::mem::take(&mut *in_process());
+    for (operation, merchant, backend) in &running {
+        tracing::warn!(%operation, %merchant, "stopping the operation: the server shuts down");
+        if let Err(error) = stop(pool, *merchant, *backend).await {
+            tracing::error!(%operation, %error, "could not stop the operation; the next start marks it failed");
+        }
+    }
+    running.len()
+}
+
+async fn stop(pool: &PgPool, merchant: Uuid, backend: i32) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(backend).execute(pool).await?;
+    let mut conn = own_connection(pool).await?;
+    // The lock goes with the backend, a moment after it is told to end.
+    for _ in 0..50 {
+        if try_lock(&mut conn, merchant).await? {
+            let failed = fail_orphans(&mut conn, merchant, (SHUT_DOWN, SHUT_DOWN_INSERT)).await;
+            let _ = unlock(&mut conn, merchant).await;
+            let _ = conn.close().await;
+            return failed.map(|_| ());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
 /// A running operation: its row and the connection that holds the merchant's lock. Work that
 /// must not outlive the lock runs on `conn`.
 pub struct Running {
     pub id: Uuid,
     pub merchant: Uuid,
     pub conn: PgConnection,
+    kind: &'static str,
+    started: std::time::Instant,
 }
 
 /// Whether some session holds the merchant lock of `$merchant` (an SQL expression naming the
@@ -82,14 +134,15 @@ async fn unlock(conn: &mut PgConnection, merchant: Uuid) -> Result<(), sqlx::Err
     Ok(())
 }
 
-/// Marks the merchant's `running` rows failed; only for a caller that holds the lock.
-async fn fail_orphans(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sqlx::Error> {
+/// Marks the merchant's `running` rows failed, and an insert's job, with `why` (the
+/// operation's words and the job's); only for a caller that holds the lock.
+async fn fail_orphans(conn: &mut PgConnection, merchant: Uuid, why: (&str, &str)) -> Result<u64, sqlx::Error> {
     let failed = sqlx::query(
         "UPDATE merchant_operations SET status = 'failed', error_message = $2, finished_at = now(), updated_at = now()
          WHERE merchant_id = $1 AND status = 'running'",
     )
     .bind(merchant)
-    .bind(INTERRUPTED)
+    .bind(why.0)
     .execute(&mut *conn)
     .await?;
     // An insert that died with its server rolled back with its connection: its job failed.
@@ -98,7 +151,7 @@ async fn fail_orphans(conn: &mut PgConnection, merchant: Uuid) -> Result<u64, sq
          WHERE merchant_id = $1 AND status IN ('pending', 'validating', 'processing')",
     )
     .bind(merchant)
-    .bind(INTERRUPTED_INSERT)
+    .bind(why.1)
     .execute(&mut *conn)
     .await?;
     // …and its batch is checked again, as reads already show it.
@@ -166,13 +219,18 @@ pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>
         }
     }
     let started = async {
-        let orphans = fail_orphans(&mut conn, merchant).await?;
+        let orphans = fail_orphans(&mut conn, merchant, (INTERRUPTED, INTERRUPTED_INSERT)).await?;
         if orphans > 0 {
             tracing::warn!(%merchant, orphans, "marked interrupted operations failed");
         }
-        sqlx::query_scalar::<_, Uuid>(
+        #[derive(sqlx::FromRow)]
+        struct Started {
+            id: Uuid,
+            backend: i32,
+        }
+        sqlx::query_as::<_, Started>(
             "INSERT INTO merchant_operations (id, merchant_id, kind, started_by, phase) VALUES ($1, $2, $3, $4, 'Starting')
-             RETURNING id",
+             RETURNING id, pg_backend_pid() AS backend",
         )
         .bind(Uuid::new_v4())
         .bind(merchant)
@@ -183,9 +241,11 @@ pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>
     }
     .await;
     match started {
-        Ok(id) => {
+        Ok(started) => {
+            let id = started.id;
+            in_process().push((id, merchant, started.backend));
             tracing::info!(operation = %id, %merchant, kind, "operation started");
-            Ok(Running { id, merchant, conn })
+            Ok(Running { id, merchant, conn, kind: kind_name(kind), started: std::time::Instant::now() })
         }
         Err(error) => {
             let _ = conn.close().await;
@@ -221,7 +281,14 @@ pub async fn record_phase(pool: &PgPool, id: Uuid, phase: &str) {
 
 impl Running {
     /// Records what the operation is doing now (on the pool: visible at once).
+    /// The span a background operation runs in: every line it logs carries its id, kind and
+    /// merchant (not the request's: it outlives the request that started it).
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(parent: None, "operation", operation_id = %self.id, kind = self.kind, merchant = %self.merchant)
+    }
+
     pub async fn phase(&self, pool: &PgPool, phase: &str) {
+        tracing::info!(phase, seconds = self.started.elapsed().as_secs_f64(), "operation phase");
         record_phase(pool, self.id, phase).await;
     }
 
@@ -229,11 +296,14 @@ impl Running {
     /// away), closing the connection releases the lock and the row is failed by whoever
     /// looks next.
     pub async fn finish(mut self, outcome: Result<serde_json::Value, AppError>) {
+        in_process().retain(|(id, ..)| *id != self.id);
         let (status, result, error) = match outcome {
-            Ok(result) => ("completed", Some(result), None),
+            Ok(result) => (OperationStatus::Completed, Some(result), None),
+            // Whatever it failed on, a shutdown stopped it.
+            Err(_) if shutting_down() => (OperationStatus::Failed, None, Some(SHUT_DOWN.to_owned())),
             Err(error) => {
                 tracing::warn!(operation = %self.id, %error, "operation failed");
-                ("failed", None, Some(error.to_string()))
+                (OperationStatus::Failed, None, Some(error.to_string()))
             }
         };
         let recorded = sqlx::query(
@@ -242,7 +312,7 @@ impl Running {
              WHERE id = $1",
         )
         .bind(self.id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(result)
         .bind(error)
         .execute(&mut self.conn)
@@ -250,7 +320,12 @@ impl Running {
         if let Err(error) = recorded {
             tracing::error!(operation = %self.id, %error, "could not record the outcome");
         } else {
-            tracing::info!(operation = %self.id, status, "operation finished");
+            tracing::info!(
+                operation = %self.id,
+                status = status.as_str(),
+                seconds = self.started.elapsed().as_secs_f64(),
+                "operation finished"
+            );
         }
         let _ = unlock(&mut self.conn, self.merchant).await;
         let _ = self.conn.close().await;
@@ -325,7 +400,7 @@ async fn reap(pool: &PgPool, merchant: Uuid) -> Result<(), sqlx::Error> {
     }
     let mut conn = own_connection(pool).await?;
     if try_lock(&mut conn, merchant).await? {
-        let failed = fail_orphans(&mut conn, merchant).await;
+        let failed = fail_orphans(&mut conn, merchant, (INTERRUPTED, INTERRUPTED_INSERT)).await;
         let _ = unlock(&mut conn, merchant).await;
         if failed? > 0 {
             tracing::warn!(%merchant, "marked an interrupted operation failed");

@@ -318,12 +318,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary on a free port and waits until `/healthz` answers 200.
     pub async fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[("RUST_LOG", "error")], Stdio::null()).await
+    }
+
+    /// Like [`ServerProcess::start`], with `env` set and its log written to `log`.
+    pub async fn start_with(database_url: &str, env: &[(&str, &str)], log: impl Into<Stdio>) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_server"))
             .env("DATABASE_URL", database_url)
             .env("APP_ADDR", &addr)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server binary");
@@ -341,6 +346,35 @@ impl ServerProcess {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with(key)).unwrap();
         line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+    }
+
+    /// A client signed in as `email` on this process.
+    pub async fn sign_in(&self, email: &str) -> reqwest::Client {
+        let client = TestApp::new_client();
+        let signed_in = client
+            .post(format!("http://{}/api/login", self.addr))
+            .form(&[("email", email), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert!(signed_in.status().is_success() || signed_in.status().is_redirection(), "{}", signed_in.status());
+        client
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the service does, and waits (60 s at most)
+    /// for the process to exit; its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Kills the process outright (SIGKILL), as a crash or an OOM kill would.

@@ -15,5 +15,6 @@ mod migrations;
 mod poolers;
 mod processes;
 mod reports;
+mod shutdown;
 mod staging;
 mod startup;

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::helpers::{free_port, hold_codes, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
 
-/// HAProxy in front of `backends`, round-robin, health-checked on `/healthz`; each answer says
+/// HAProxy in front of `backends`, round-robin, health-checked on `/readyz`; each answer says
 /// which backend served it (`x-served-by`). Stopped when dropped.
 pub struct HaProxy(Daemon);
 
@@ -39,7 +39,7 @@ impl HaProxy {
             "global\n    maxconn 2000\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 120s\n\
              \x20   timeout server 120s\n    retries 3\n    option redispatch\n\n\
              frontend app\n    bind 127.0.0.1:{port}\n    default_backend servers\n\n\
-             backend servers\n    balance roundrobin\n    option httpchk GET /healthz\n\
+             backend servers\n    balance roundrobin\n    option httpchk GET /readyz\n\
              \x20   http-response set-header x-served-by %s\n{servers}"
         );
         std::fs::write(dir.join("haproxy.cfg"), config).unwrap();

@@ -1,0 +1,208 @@
+//! The real binary stopped with SIGTERM, as an orchestrator stops it: a running insert ends
+//! failed with the shutdown as its reason and nothing of it in production; an upload resumes on
+//! the next process.
+
+use std::time::Duration;
+
+use app::{
+    auth::Role,
+    batch::BatchState,
+    csv::FileReport,
+    operations::ssr::{SHUT_DOWN, SHUT_DOWN_INSERT},
+    staging::{chunk_path, FileManifest, UploadState, UploadStatus},
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{hold_codes, register_staged, wait_idle, ServerProcess, TestDb, PASSWORD};
+
+/// A merchant and its admin in `pool`'s database; the admin's email.
+async fn merchant_and_admin(pool: &PgPool) -> (Uuid, String) {
+    let merchant = app::admin::ssr::create_merchant(pool, "Stopped").await.unwrap().id;
+    let email = format!("stopped-{}@example.com", Uuid::new_v4().simple());
+    app::auth::ssr::create_user(pool, &email, PASSWORD.into(), Role::MerchantAdmin, &[merchant]).await.unwrap();
+    (merchant, email)
+}
+
+#[tokio::test]
+async fn sigterm_during_an_insert_fails_its_job_with_the_shutdown_as_reason_and_leaves_nothing_in_production() {
+    let db = TestDb::unique();
+    let mut server = ServerProcess::start(&db.url).await;
+    let pool = db.connect().await;
+    let (merchant, email) = merchant_and_admin(&pool).await;
+    sqlx::query(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, source_file, source_line)
+         SELECT $1, n, 'T' || lpad(n::text, 10, '0'), 't.csv', n + 1 FROM generate_series(1, 5000) AS n",
+    )
+    .bind(merchant)
+    .execute(&pool)
+    .await
+    .unwrap();
+    register_staged(&pool, merchant).await;
+    app::duplicates::ssr::start_check(&pool, merchant, None).await.unwrap();
+    wait_idle(&pool, merchant).await;
+
+    // The insert waits on production while the server is told to stop.
+    let client = server.sign_in(&email).await;
+    let lock = hold_codes(&pool).await;
+    let started = client
+        .post(format!("http://{}/api/start-insert", server.addr))
+        .form(&[("merchant", merchant.to_string()), ("confirmation", "YES".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let job: Uuid = started.json().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let running = app::operations::ssr::running(&pool, merchant).await.unwrap().expect("the insert runs");
+    let exit = server.terminate();
+    assert!(exit.success(), "a clean exit: {exit}");
+    lock.rollback().await.unwrap();
+
+    // Right after the exit, with no other process to reap it: the job and the operation say why.
+    let (status, message): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error_message FROM codes_import_jobs WHERE id = $1")
+            .bind(job)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), message.as_deref()), ("failed", Some(SHUT_DOWN_INSERT)));
+    let (status, message): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error_message FROM merchant_operations WHERE id = $1")
+            .bind(running.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), message.as_deref()), ("failed", Some(SHUT_DOWN)));
+    let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(&pool).await.unwrap();
+    assert_eq!(landed, 0, "nothing of the insert in production");
+    let batch = app::batch::ssr::latest(&pool, merchant).await.unwrap().unwrap();
+    assert_eq!(batch.state, BatchState::Checked, "the batch can be inserted again");
+}
+
+#[tokio::test]
+async fn sigterm_during_an_upload_loses_nothing_and_the_next_process_resumes_it() {
+    let db = TestDb::unique();
+    let mut server = ServerProcess::start(&db.url).await;
+    let pool = db.connect().await;
+    let (merchant, email) = merchant_and_admin(&pool).await;
+    let client = server.sign_in(&email).await;
+    let file = FileManifest {
+        name: "big.csv".into(),
+        size: 1_000,
+        checksum: "fnv64w:big".into(),
+        rows: 200,
+        report: FileReport::default(),
+        restage: false,
+    };
+    let chunk = |first: u64| -> Vec<u8> {
+        (first..first + 100).map(|n| format!("{},{merchant},S{n:06},,,,,,\n", n + 1)).collect::<String>().into_bytes()
+    };
+    let start = |addr: String| {
+        let client = client.clone();
+        let file = file.clone();
+        async move {
+            let response = client
+                .post(format!("http://{addr}/api/start-upload"))
+                .json(&serde_json::json!({ "merchant": merchant, "files": [file] }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<UploadState>().await.unwrap()
+        }
+    };
+    let upload = start(server.addr.clone()).await;
+    let sent = client.post(format!("http://{}{}", server.addr, chunk_path(upload.id, 0, 0))).body(chunk(1)).send();
+    assert_eq!(sent.await.unwrap().status(), 200);
+    assert!(server.terminate().success());
+
+    // The next process (sessions live in the database: the same cookie signs the user in).
+    let server = ServerProcess::start(&db.url).await;
+    let resumed = start(server.addr.clone()).await;
+    assert_eq!((resumed.id, resumed.files[0].next_seq, resumed.rows_received()), (upload.id, 1, 100));
+    let sent = client.post(format!("http://{}{}", server.addr, chunk_path(upload.id, 0, 1))).body(chunk(101)).send();
+    assert_eq!(sent.await.unwrap().status(), 200);
+    let done = client
+        .post(format!("http://{}/api/finish-upload", server.addr))
+        .form(&[("upload", upload.id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.json::<UploadState>().await.unwrap().status, UploadStatus::Completed);
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT code) FROM codes_check_temp WHERE merchant_id = $1")
+            .bind(merchant)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (200, 200));
+}
+
+#[tokio::test]
+async fn with_log_format_json_every_line_of_a_journey_is_json_carrying_its_request_or_operation_id() {
+    let db = TestDb::unique();
+    let dir = std::env::temp_dir().join(format!("code-import-log-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server =
+        ServerProcess::start_with(&db.url, &[("LOG_FORMAT", "json"), ("RUST_LOG", "info,sqlx=warn")], log).await;
+    let pool = db.connect().await;
+    let (merchant, email) = merchant_and_admin(&pool).await;
+    let client = server.sign_in(&email).await;
+
+    // Upload, finish, check: requests, and an operation in the background.
+    let file = FileManifest {
+        name: "j.csv".into(),
+        size: 100,
+        checksum: "fnv64w:j".into(),
+        rows: 3,
+        report: FileReport::default(),
+        restage: false,
+    };
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    let started = client
+        .post(url("/api/start-upload"))
+        .header("x-request-id", "the-callers-id")
+        .json(&serde_json::json!({ "merchant": merchant, "files": [file] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.headers()["x-request-id"], "the-callers-id", "the id is echoed");
+    let upload: UploadState = started.json().await.unwrap();
+    let rows = format!("2,{merchant},J1,,,,,,\n3,{merchant},J2,,,,,,\n4,{merchant},J3,,,,,,\n");
+    let sent = client.post(url(&chunk_path(upload.id, 0, 0))).body(rows).send().await.unwrap();
+    assert!(sent.headers().contains_key("x-request-id"), "every answer names its request");
+    let form = [("upload", upload.id.to_string())];
+    assert_eq!(client.post(url("/api/finish-upload")).form(&form).send().await.unwrap().status(), 200);
+    let form = [("merchant", merchant.to_string())];
+    assert_eq!(client.post(url("/api/start-check")).form(&form).send().await.unwrap().status(), 200);
+    wait_idle(&pool, merchant).await;
+    assert!(server.terminate().success());
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    let message = |line: &serde_json::Value| line["fields"]["message"].as_str().unwrap_or_default().to_owned();
+    // The journey's lines: those between start-up ("listening") and the shutdown.
+    let first = lines.iter().position(|l| message(l) == "listening").expect("a listening line") + 1;
+    let last = lines.iter().position(|l| message(l) == "shutting down").expect("a shutting-down line");
+    let journey = &lines[first..last];
+    assert!(journey.len() >= 4, "{text}");
+    // The outermost span of a line: its request's, or its operation's.
+    let outer = |line: &serde_json::Value| line["spans"].get(0).cloned().unwrap_or_default();
+    for line in journey {
+        let span = outer(line);
+        let id = span["request_id"].as_str().or(span["operation_id"].as_str());
+        assert!(id.is_some_and(|id| !id.is_empty()), "a line without its request or operation: {line}");
+    }
+    let said =
+        |what: &str| journey.iter().find(|l| message(l) == what).unwrap_or_else(|| panic!("no {what:?} in {text}"));
+    assert_eq!(outer(said("upload started"))["request_id"], "the-callers-id");
+    let finished = said("operation finished");
+    assert_eq!(outer(finished)["kind"], "duplicate check");
+    assert_eq!(outer(finished)["merchant"], merchant.to_string());
+    assert!(finished["fields"]["seconds"].is_number());
+    let _ = std::fs::remove_dir_all(&dir);
+}
