@@ -29,6 +29,7 @@ use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, S
 pub mod bench;
 pub mod cli;
 pub mod database;
+pub mod metrics;
 
 pub use database::prepare_database;
 
@@ -51,6 +52,8 @@ pub struct Config {
     /// The origin browsers see the app at (`APP_ORIGIN`), accepted for state-changing
     /// requests besides the request's own `Host`; `https://…` also makes cookies `Secure`.
     pub public_origin: Option<String>,
+    /// Where `/metrics` is served (`METRICS_ADDR`); nowhere if unset.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("addr", &self.addr)
             .field("site_root", &self.site_root)
             .field("public_origin", &self.public_origin)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -112,6 +116,10 @@ impl Config {
             addr: addr.parse().map_err(|_| StartupError::BadAddr { value: addr })?,
             site_root: var("LEPTOS_SITE_ROOT", DEFAULT_SITE_ROOT),
             public_origin: std::env::var("APP_ORIGIN").ok().map(|o| o.trim_end_matches('/').to_owned()),
+            metrics_addr: match std::env::var("METRICS_ADDR") {
+                Ok(value) => Some(value.parse().map_err(|_| StartupError::BadAddr { value })?),
+                Err(_) => None,
+            },
         })
     }
 }
@@ -174,6 +182,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(middleware::from_fn(security_headers))
         // Every request gets an id (or keeps the caller's `x-request-id`), carried by each line
         // it logs and echoed in the response.
+        .layer(middleware::from_fn(metrics::count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -409,6 +418,16 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .await
         .map_err(|source| StartupError::Bind { addr: config.addr, source })?;
     tokio::spawn(delete_expired_sessions(PgSessionStore::new(pool.clone())));
+    if let Some(addr) = config.metrics_addr {
+        let handle =
+            metrics::install().ok_or(StartupError::Command("the metrics recorder was installed twice".into()))?;
+        let listener_pool = pool.clone();
+        tokio::spawn(async move {
+            if let Err(error) = metrics::serve(addr, handle, listener_pool).await {
+                tracing::error!(%addr, %error, "could not serve /metrics");
+            }
+        });
+    }
     tracing::info!(addr = %config.addr, database = %redact(&config.database_url), "listening");
     let served = serve(listener, router(state, &config)).await.map_err(StartupError::Serve);
     // Nothing runs on past the process: a running operation is stopped, and its job failed with

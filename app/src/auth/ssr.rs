@@ -255,7 +255,11 @@ async fn with_hash_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'st
         tracing::warn!(limit = MAX_CONCURRENT_HASHES, "password hashing at its bound: answered 503");
         return Err(AccountError::HashingBusy);
     };
-    tokio::task::spawn_blocking(work).await.map_err(|error| AccountError::Hashing(error.to_string()))
+    let in_flight = metrics::gauge!("password_hashes_in_flight");
+    in_flight.increment(1.0);
+    let hashed = tokio::task::spawn_blocking(work).await.map_err(|error| AccountError::Hashing(error.to_string()));
+    in_flight.decrement(1.0);
+    hashed
 }
 
 /// Hashes a password with Argon2id (the crate's defaults: m = 19 MiB, t = 2, p = 1, OWASP's
@@ -356,6 +360,7 @@ pub async fn sign_in(
     }
     if let Some(minutes) = locked {
         tracing::warn!(client, "sign-in refused: throttled");
+        metrics::counter!("sign_in_throttled_total").increment(1);
         return Err(AccountError::Throttled(minutes));
     }
 
@@ -371,6 +376,7 @@ pub async fn sign_in(
     };
     let Some((user, disabled)) = user else {
         tracing::warn!(client, "sign-in refused: bad credentials");
+        metrics::counter!("sign_in_failures_total").increment(1);
         return Err(AccountError::BadCredentials);
     };
     if disabled {

@@ -469,6 +469,7 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     .await?;
     batch::inserted(&mut *tx, job).await?;
     tx.commit().await?;
+    running.rows_moved(inserted);
     tracing::info!(%job, %merchant, inserted, "import job completed");
     Ok(Inserted { inserted, preflight_seconds, insert_seconds: started.elapsed().as_secs_f64() })
 }

@@ -245,6 +245,7 @@ pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>
             let id = started.id;
             in_process().push((id, merchant, started.backend));
             tracing::info!(operation = %id, %merchant, kind, "operation started");
+            metrics::counter!("operations_started_total", "kind" => kind_name(kind)).increment(1);
             Ok(Running { id, merchant, conn, kind: kind_name(kind), started: std::time::Instant::now() })
         }
         Err(error) => {
@@ -287,6 +288,15 @@ impl Running {
         tracing::info_span!(parent: None, "operation", operation_id = %self.id, kind = self.kind, merchant = %self.merchant)
     }
 
+    /// Records the rows per second the operation moved since it began (the metrics' gauge of
+    /// its kind).
+    pub fn rows_moved(&self, rows: i64) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        if seconds > 0.0 {
+            metrics::gauge!("operation_rows_per_second", "kind" => self.kind).set(rows as f64 / seconds);
+        }
+    }
+
     pub async fn phase(&self, pool: &PgPool, phase: &str) {
         tracing::info!(phase, seconds = self.started.elapsed().as_secs_f64(), "operation phase");
         record_phase(pool, self.id, phase).await;
@@ -297,6 +307,10 @@ impl Running {
     /// looks next.
     pub async fn finish(mut self, outcome: Result<serde_json::Value, AppError>) {
         in_process().retain(|(id, ..)| *id != self.id);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let outcome_name = if outcome.is_ok() { "completed" } else { "failed" };
+        metrics::counter!("operations_finished_total", "kind" => self.kind, "status" => outcome_name).increment(1);
+        metrics::histogram!("operation_seconds", "kind" => self.kind).record(seconds);
         let (status, result, error) = match outcome {
             Ok(result) => (OperationStatus::Completed, Some(result), None),
             // Whatever it failed on, a shutdown stopped it.

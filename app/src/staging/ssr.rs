@@ -495,9 +495,17 @@ pub async fn receive_chunk(
     // Stored in a task of its own: a client that goes away mid-`COPY` (a reload, a dropped
     // connection) must not cancel it half-way, which would leave the connection mid-protocol.
     // The chunk is then stored, and a resend is acknowledged as a duplicate.
+    let started = std::time::Instant::now();
+    metrics::counter!("upload_bytes_received_total").increment(body.len() as u64);
     let stored = tokio::spawn(async move { store_chunk(&state.pool, &caller, upload, file, seq, &body).await }).await;
     match stored {
-        Ok(Ok(ack)) => Json(ack).into_response(),
+        Ok(Ok(ack)) => {
+            metrics::histogram!("upload_chunk_seconds").record(started.elapsed().as_secs_f64());
+            if !ack.duplicate {
+                metrics::counter!("upload_chunks_stored_total").increment(1);
+            }
+            Json(ack).into_response()
+        }
         Ok(Err(error)) => AppError::from(error).into_response(),
         Err(join_error) => {
             tracing::error!(%join_error, "storing a chunk failed");
@@ -589,6 +597,7 @@ pub async fn store_chunk(
     .await?;
     sqlx::query("UPDATE uploads SET updated_at = now() WHERE id = $1").bind(upload).execute(&mut *tx).await?;
     tx.commit().await?;
+    metrics::counter!("upload_rows_stored_total").increment(count as u64);
     Ok(ChunkAck { duplicate: false, rows_received: rows_received + count, next_seq: next_seq + 1 })
 }
 

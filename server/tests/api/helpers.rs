@@ -185,6 +185,7 @@ pub async fn serve(db: &TestDb, pool: PgPool) -> SocketAddr {
         addr,
         site_root: server::DEFAULT_SITE_ROOT.to_owned(),
         public_origin: None,
+        metrics_addr: None,
     };
     let state = app::state::AppState { pool, leptos_options: server::leptos_options(&config) };
     let router = server::router(state, &config);

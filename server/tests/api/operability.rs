@@ -1,6 +1,6 @@
-//! The real binary stopped with SIGTERM, as an orchestrator stops it: a running insert ends
-//! failed with the shutdown as its reason and nothing of it in production; an upload resumes on
-//! the next process.
+//! Operating the real binary: stopped with SIGTERM as an orchestrator stops it (a running
+//! insert ends failed with the shutdown as its reason and nothing of it in production; an
+//! upload resumes on the next process), its JSON logs, and its metrics.
 
 use std::time::Duration;
 
@@ -205,4 +205,107 @@ async fn with_log_format_json_every_line_of_a_journey_is_json_carrying_its_reque
     assert_eq!(outer(finished)["merchant"], merchant.to_string());
     assert!(finished["fields"]["seconds"].is_number());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/metrics` parsed as Prometheus does: each sample's value by name and labels.
+async fn scrape(addr: &str) -> Vec<prometheus_parse::Sample> {
+    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let lines = text.lines().map(|line| Ok(line.to_owned()));
+    prometheus_parse::Scrape::parse(lines).expect("Prometheus text").samples
+}
+
+fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_an_uploads_rows_and_a_journeys_operations_and_only_on_their_own_address() {
+    let db = TestDb::unique();
+    let metrics_addr = format!("127.0.0.1:{}", crate::helpers::free_port());
+    let server = ServerProcess::start_with(
+        &db.url,
+        &[("METRICS_ADDR", metrics_addr.as_str()), ("RUST_LOG", "error")],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let pool = db.connect().await;
+    let (merchant, email) = merchant_and_admin(&pool).await;
+    let client = server.sign_in(&email).await;
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+
+    let file = FileManifest {
+        name: "m.csv".into(),
+        size: 10_000,
+        checksum: "fnv64w:m".into(),
+        rows: 250,
+        report: FileReport::default(),
+        restage: false,
+    };
+    let started =
+        client.post(url("/api/start-upload")).json(&serde_json::json!({ "merchant": merchant, "files": [file] }));
+    let upload: UploadState = started.send().await.unwrap().json().await.unwrap();
+    let chunk = |first: u64, rows: u64| -> String {
+        (first..first + rows).map(|n| format!("{},{merchant},M{n:06},,,,,,\n", n + 1)).collect()
+    };
+    let mut bytes = 0;
+    for (seq, (first, rows)) in [(1, 200), (201, 50)].into_iter().enumerate() {
+        let body = chunk(first, rows);
+        bytes += body.len();
+        let path = chunk_path(upload.id, 0, seq as i32);
+        assert_eq!(client.post(url(&path)).body(body).send().await.unwrap().status(), 200);
+    }
+    // A chunk sent again is received, not stored again.
+    let again = client.post(url(&chunk_path(upload.id, 0, 1))).body(chunk(201, 50)).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    bytes += chunk(201, 50).len();
+    let form = [("upload", upload.id.to_string())];
+    assert_eq!(client.post(url("/api/finish-upload")).form(&form).send().await.unwrap().status(), 200);
+    let form = [("merchant", merchant.to_string())];
+    assert_eq!(client.post(url("/api/start-check")).form(&form).send().await.unwrap().status(), 200);
+    wait_idle(&pool, merchant).await;
+    let form = [("merchant", merchant.to_string()), ("confirmation", "YES".to_owned())];
+    assert_eq!(client.post(url("/api/start-insert")).form(&form).send().await.unwrap().status(), 200);
+    wait_idle(&pool, merchant).await;
+
+    let samples = scrape(&metrics_addr).await;
+    assert_eq!(value(&samples, "upload_rows_stored_total", &[]), 250.0);
+    assert_eq!(value(&samples, "upload_chunks_stored_total", &[]), 2.0);
+    assert_eq!(value(&samples, "upload_bytes_received_total", &[]), bytes as f64);
+    for kind in ["duplicate check", "insert"] {
+        assert_eq!(value(&samples, "operations_started_total", &[("kind", kind)]), 1.0, "{kind}");
+        assert_eq!(value(&samples, "operations_finished_total", &[("kind", kind), ("status", "completed")]), 1.0);
+        assert_eq!(value(&samples, "operation_seconds_count", &[("kind", kind)]), 1.0);
+        assert!(value(&samples, "operation_rows_per_second", &[("kind", kind)]) > 0.0);
+    }
+    let route = [("route", "/api/uploads/:id/files/:id/chunks/:id"), ("status", "200")];
+    assert_eq!(value(&samples, "http_requests_total", &route), 3.0);
+    assert_eq!(value(&samples, "upload_chunk_seconds_count", &[]), 3.0);
+    assert!(value(&samples, "db_pool_connections", &[("state", "open")]) >= 1.0);
+    assert_eq!(value(&samples, "password_hashes_in_flight", &[]), 0.0);
+
+    // A wrong password counts as a failed sign-in.
+    let wrong = login_status(&server.addr, &email, "not the password").await;
+    assert_eq!(wrong, 401);
+    assert_eq!(value(&scrape(&metrics_addr).await, "sign_in_failures_total", &[]), 1.0);
+
+    // Not on the app's address.
+    let on_app = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = on_app.get(url("/metrics")).send().await.unwrap();
+    assert_ne!(answer.status(), 200, "the app's address serves no metrics");
+}
+
+/// The status a sign-in with `password` gets.
+async fn login_status(addr: &str, email: &str, password: &str) -> u16 {
+    let client = crate::helpers::TestApp::new_client();
+    let form = [("email", email), ("password", password)];
+    client.post(format!("http://{addr}/api/login")).form(&form).send().await.unwrap().status().as_u16()
 }
