@@ -240,3 +240,20 @@ async fn a_restart_of_postgresql_during_an_upload_loses_nothing_and_the_upload_r
     assert_eq!((rows, distinct, last), (chunks * 500, chunks * 500, chunks * 500), "every row once");
     eprintln!("chunks answered 503 while the database restarted: {refused_while_down}");
 }
+
+#[tokio::test]
+async fn readyz_is_503_while_postgresql_is_stopped_and_200_once_it_is_back() {
+    let cluster = OwnCluster::start();
+    let app = app_on(&cluster).await;
+    let ready = || async { reqwest::get(app.url("/readyz")).await.unwrap().status().as_u16() };
+    assert_eq!(ready().await, 200);
+    cluster.pg_ctl("stop");
+    assert_eq!(ready().await, 503, "the database is down");
+    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200, "the process answers");
+    cluster.pg_ctl("start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready().await != 200 {
+        assert!(Instant::now() < deadline, "not ready 30 s after PostgreSQL came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
