@@ -22,6 +22,12 @@ export class UploadPage {
     }
   }
 
+  /** The `Encoding` choice of a file that is not UTF-8, and its decoded first lines. */
+  encodingOf(name: string) {
+    const details = this.file(name).locator('xpath=following-sibling::tr[1]');
+    return { select: details.getByLabel('Encoding'), preview: details.getByTestId('encoding-preview') };
+  }
+
   uploadButton() {
     return this.page.getByRole('button', { name: 'Upload', exact: true });
   }

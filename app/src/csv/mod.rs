@@ -6,10 +6,12 @@
 //! - [`HeaderMap`] recognises the columns.
 //! - [`check_row`] decides whether a row is staged, skipped or rejected.
 //! - [`FileValidator`] runs a whole file through them and keeps the figures a person checks.
+//! - [`TextDecoder`] turns a file in another encoding into UTF-8 on the way in.
 //! - [`normalised`] is the compact form staged rows travel in to the server.
 
 #[cfg(test)]
 mod bench;
+mod encoding;
 pub mod normalised;
 #[cfg(test)]
 mod proptests;
@@ -17,9 +19,12 @@ mod reader;
 mod rules;
 mod validator;
 
+pub use encoding::{TextDecoder, TextEncoding};
 pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
 pub use rules::{
     check_row, protect, unprotect, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, FORMULA_STARTS,
     MAX_FIELD_BYTES,
 };
-pub use validator::{FileReport, FileValidator, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS};
+pub use validator::{
+    FileReport, FileValidator, ReadOptions, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS, PREVIEW_LINES,
+};

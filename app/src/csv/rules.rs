@@ -74,7 +74,7 @@ pub enum FileProblem {
     MissingCode { found: String },
     #[error("the column {0} appears more than once")]
     DuplicateColumn(String),
-    #[error("line {line}: the file is not UTF-8 text; save it as UTF-8 and choose it again")]
+    #[error("line {line}: the file is not UTF-8 text: choose the encoding it was saved in")]
     NotUtf8 { line: u64 },
     /// The header record breaks the quoting rules or the limits.
     #[error("line {line}, the header: {problem}")]

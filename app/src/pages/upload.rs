@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::{
     admin::list_merchants,
     components::{error::ErrorNotice, format::format_count},
-    csv::FileReport,
+    csv::{FileProblem, FileReport, ReadOptions, TextEncoding},
     duplicates::start_check,
     pages::review::MerchantReview,
     staging::{
@@ -30,6 +30,11 @@ struct FileEntry {
     upload_error: Option<String>,
     /// The user chose to stage it again although the batch holds it already.
     restage: bool,
+    /// How the user said the file is to be read (its encoding, when it is not UTF-8).
+    options: ReadOptions,
+    /// How often the file was set to be checked again: a check started before the latest
+    /// change is stale, and its result is dropped.
+    checks: u32,
 }
 
 impl FileEntry {
@@ -50,6 +55,12 @@ impl FileEntry {
 
     fn is_checked(&self) -> bool {
         self.report.is_some() || self.read_error.is_some()
+    }
+
+    /// Whether the page asks for the file's encoding: it is not UTF-8, or one was chosen.
+    fn asks_encoding(&self) -> bool {
+        self.options.encoding.is_some()
+            || self.report.as_ref().is_some_and(|r| matches!(r.problem, Some(FileProblem::NotUtf8 { .. })))
     }
 }
 
@@ -140,39 +151,56 @@ pub fn UploadPage() -> impl IntoView {
         }
     });
 
-    let validate_pending = move || {
-        spawn_local(async move {
-            loop {
-                let Some(merchant) = merchant.get_untracked() else {
-                    return;
-                };
-                let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
-                let Some(name) = next else { return };
-                let Some(file) = client::chosen(&name) else {
-                    return;
-                };
-                let update = |change: &dyn Fn(&mut FileEntry)| {
-                    files.update(|all| {
-                        if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
-                            change(entry);
-                        }
-                    })
-                };
-                let result =
-                    client::validate(&name, &file, merchant, |bytes| update(&|e| e.checked_bytes = bytes)).await;
-                if merchant_changed(merchant, merchant.into()) {
-                    return;
-                }
-                match result {
-                    Ok(validated) => {
-                        update(&|e| {
-                            e.report = Some(validated.report.clone());
-                            e.checksum = Some(validated.checksum.clone());
-                        });
+    let validate_all_pending = move || async move {
+        loop {
+            let Some(merchant) = merchant.get_untracked() else {
+                return;
+            };
+            let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
+            let Some(name) = next else { return };
+            let Some(file) = client::chosen(&name) else {
+                return;
+            };
+            let update = |change: &dyn Fn(&mut FileEntry)| {
+                files.update(|all| {
+                    if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                        change(entry);
                     }
-                    Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
-                }
+                })
+            };
+            let (options, checks) = files.with_untracked(|all| {
+                all.iter().find(|f| f.name == name).map(|f| (f.options.clone(), f.checks)).unwrap_or_default()
+            });
+            let result =
+                client::validate(&name, &file, merchant, &options, |bytes| update(&|e| e.checked_bytes = bytes)).await;
+            let stale =
+                files.with_untracked(|all| all.iter().find(|f| f.name == name).map(|f| f.checks)) != Some(checks);
+            if stale || merchant_changed(merchant, merchant.into()) {
+                continue;
             }
+            match result {
+                Ok(validated) => {
+                    update(&|e| {
+                        e.report = Some(validated.report.clone());
+                        e.checksum = Some(validated.checksum.clone());
+                    });
+                }
+                Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
+            }
+        }
+    };
+
+    // One loop checks the files, one at a time; asked again while it runs, it picks up the
+    // newly pending files itself (two loops would check the same file twice at once).
+    let validating = StoredValue::new(false);
+    let validate_pending = move || {
+        if validating.get_value() {
+            return;
+        }
+        validating.set_value(true);
+        spawn_local(async move {
+            validate_all_pending().await;
+            validating.set_value(false);
         });
     };
 
@@ -198,6 +226,8 @@ pub fn UploadPage() -> impl IntoView {
                     rows_sent: 0,
                     upload_error: None,
                     restage: false,
+                    options: ReadOptions::default(),
+                    checks: 0,
                 });
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
@@ -233,12 +263,26 @@ pub fn UploadPage() -> impl IntoView {
         files.update(|all| all.retain(|f| f.name != name));
         client::forget(&name);
     };
+    // A file read again as the user now says (its encoding): checked anew.
+    let read_as = move |name: String, options: ReadOptions| {
+        files.update(|all| {
+            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                entry.options = options;
+                entry.checks += 1;
+                entry.report = None;
+                entry.read_error = None;
+                entry.checked_bytes = 0;
+            }
+        });
+        validate_pending();
+    };
     let choose_merchant = move |event: ev::Event| {
         let value = event_target_value(&event);
         merchant.set(value.parse().ok());
         // Validation depends on the merchant: check every file again.
         files.update(|all| {
             for entry in all.iter_mut() {
+                entry.checks += 1;
                 entry.report = None;
                 entry.read_error = None;
                 entry.checked_bytes = 0;
@@ -319,9 +363,13 @@ pub fn UploadPage() -> impl IntoView {
                         failures.borrow_mut().push((name, "the file is no longer chosen".to_owned()));
                         continue;
                     };
+                    let options = files.with_untracked(|all| {
+                        all.iter().find(|f| f.name == name).map(|f| f.options.clone()).unwrap_or_default()
+                    });
                     let sent = client::upload_file(
                         &file,
                         merchant,
+                        &options,
                         state.id,
                         part.index,
                         part.next_seq,
@@ -474,7 +522,7 @@ pub fn UploadPage() -> impl IntoView {
                         {picked_again.get().join(", ")} " chosen already: each file is listed once."
                     </p>
                 })}
-                <FilesTable files remove phase staged/>
+                <FilesTable files remove read_as phase staged/>
                 <BatchTotals files staged/>
             </section>
         </Show>
@@ -625,6 +673,7 @@ fn UnfinishedNotice(
 fn FilesTable(
     files: RwSignal<Vec<FileEntry>>,
     remove: impl Fn(String) + Copy + Send + Sync + 'static,
+    read_as: impl Fn(String, ReadOptions) + Copy + Send + Sync + 'static,
     phase: RwSignal<Phase>,
     staged: RwSignal<Vec<StagedFile>>,
 ) -> impl IntoView {
@@ -670,6 +719,19 @@ fn FilesTable(
                         .then(|| format!("ignored: {}", report.unknown_columns.join(", ")));
                     let delimiter = match report.delimiter.as_str() { "\t" => "tab", ";" => "semicolon", "," => "comma", _ => "" };
                     let (remove_name, download_name, file_name) = (name.clone(), name.clone(), name.clone());
+                    let encoding_choice = entry.asks_encoding().then(|| {
+                        let (options, chosen) = (entry.options.clone(), entry.options.encoding);
+                        let preview = report.preview.join("\n");
+                        let name = name.clone();
+                        view! {
+                            <EncodingChoice file=name.clone() chosen preview
+                                on_choose=move |encoding| read_as(name.clone(), ReadOptions { encoding, ..options.clone() })/>
+                        }
+                    });
+                    let read_in = (checked && !report.encoding.is_utf8() || report.sep_line).then(|| {
+                        let sep = if report.sep_line { ", sep= line" } else { "" };
+                        format!("{}{sep}", report.encoding)
+                    });
                     view! {
                         <tr data-testid="file-row" data-file=name.clone() class:excluded=problem_row.is_some()>
                             <td>{name.clone()}</td>
@@ -677,6 +739,7 @@ fn FilesTable(
                             <td>
                                 {report.columns.join(", ")}
                                 {checked.then(|| view! { <span class="muted">" (" {delimiter} ")"</span> })}
+                                {read_in.map(|r| view! { <div class="muted" data-testid="read-as">{r}</div> })}
                                 {unknown.map(|u| view! { <div class="muted">{u}</div> })}
                             </td>
                             <td class="num">
@@ -712,9 +775,10 @@ fn FilesTable(
                                 </Show>
                             </td>
                         </tr>
-                        {(problem_row.is_some() || !errors.is_empty()).then(|| view! {
+                        {(problem_row.is_some() || !errors.is_empty() || encoding_choice.is_some()).then(|| view! {
                             <tr class="details">
                                 <td colspan="9">
+                                    {encoding_choice}
                                     {problem_row.map(|p| view! { <p class="error">{format!("{file_name} is excluded: {p}")}</p> })}
                                     <ul class="row-errors" data-testid="row-errors">
                                         {errors.into_iter().map(|e| view! {
@@ -733,6 +797,34 @@ fn FilesTable(
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// The encoding of a file that is not UTF-8, chosen by the user, with its first lines decoded
+/// so they see whether the choice reads right.
+#[component]
+fn EncodingChoice(
+    file: String,
+    chosen: Option<TextEncoding>,
+    preview: String,
+    on_choose: impl Fn(Option<TextEncoding>) + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <div class="encoding" data-testid="encoding-choice">
+            <label class="field">
+                "Encoding"
+                <select data-testid="encoding" on:change=move |event| {
+                    on_choose(TextEncoding::from_label(&event_target_value(&event)).filter(|e| !e.is_utf8()))
+                }>
+                    <option value="" selected=chosen.is_none()>"Choose the encoding it was saved in"</option>
+                    {TextEncoding::CHOICES.into_iter().map(|encoding| view! {
+                        <option value=encoding.label() selected=chosen == Some(encoding)>{encoding.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <p class="muted">{format!("The first lines of {file}, read as {}:", chosen.unwrap_or_default())}</p>
+            <pre class="preview" data-testid="encoding-preview">{preview}</pre>
+        </div>
     }
 }
 

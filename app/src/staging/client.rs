@@ -8,7 +8,7 @@ use web_sys::wasm_bindgen::{JsCast, JsValue};
 
 use super::{chunk_path, Checksum, ChunkAck, ChunkBuilder};
 use crate::{
-    csv::{protect, FileReport, FileValidator, RejectedRow},
+    csv::{protect, FileReport, FileValidator, ReadOptions, RejectedRow},
     error::AppError,
 };
 
@@ -148,14 +148,16 @@ pub struct Validated {
     pub checksum: String,
 }
 
-/// Validates every row of `file` for an upload to `merchant`; `on_bytes` hears how far it is.
+/// Validates every row of `file`, read as `options` say, for an upload to `merchant`;
+/// `on_bytes` hears how far it is.
 pub async fn validate(
     name: &str,
     file: &File,
     merchant: Uuid,
+    options: &ReadOptions,
     mut on_bytes: impl FnMut(u64),
 ) -> Result<Validated, String> {
-    let mut validator = FileValidator::new(merchant);
+    let mut validator = FileValidator::with_options(merchant, options);
     let mut checksum = Checksum::default();
     let mut slices = Slices::new(file);
     let mut ignore = |_: u64, _: &crate::csv::StagedRow<'_>| {};
@@ -182,6 +184,7 @@ pub struct ChunkSent {
 pub async fn upload_file(
     file: &File,
     merchant: Uuid,
+    options: &ReadOptions,
     upload: Uuid,
     index: i32,
     skip: i32,
@@ -190,7 +193,7 @@ pub async fn upload_file(
     cancelled: impl Fn() -> bool,
 ) -> Result<bool, String> {
     // A cancelled upload stops between chunks; `Ok(false)` says it did not finish.
-    let mut validator = FileValidator::new(merchant);
+    let mut validator = FileValidator::with_options(merchant, options);
     let mut slices = Slices::new(file);
     let mut chunks = ChunkBuilder::default();
     let mut seq = 0i32;
