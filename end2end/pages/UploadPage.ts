@@ -28,6 +28,19 @@ export class UploadPage {
     return { select: details.getByLabel('Encoding'), preview: details.getByTestId('encoding-preview') };
   }
 
+  /** The accepted columns' lines, `code` first. */
+  columnRules() {
+    return this.page.getByTestId('column-rule');
+  }
+
+  columnRule(column: string) {
+    return this.page.locator(`[data-testid="column-rule"][data-column="${column}"]`);
+  }
+
+  downloadTemplate() {
+    return this.page.getByRole('button', { name: 'Download a template CSV' });
+  }
+
   uploadButton() {
     return this.page.getByRole('button', { name: 'Upload', exact: true });
   }

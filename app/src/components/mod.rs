@@ -1,5 +1,6 @@
 //! Reusable view pieces.
 
+pub mod columns;
 pub mod error;
 pub mod format;
 pub mod shell;

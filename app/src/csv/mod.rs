@@ -22,8 +22,8 @@ mod validator;
 pub use encoding::{TextDecoder, TextEncoding};
 pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
 pub use rules::{
-    check_row, protect, unprotect, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, FORMULA_STARTS,
-    MAX_FIELD_BYTES,
+    check_row, protect, template_csv, unprotect, Column, ColumnRule, FileProblem, HeaderMap, RowOutcome, StagedRow,
+    COLUMNS, FORMULA_STARTS, MAX_FIELD_BYTES, TEMPLATE_COLUMNS,
 };
 pub use validator::{
     FileReport, FileValidator, ReadOptions, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS, PREVIEW_LINES,

@@ -61,6 +61,47 @@ impl Column {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// What the page says of the column: whether a file must have it, what it holds, an example.
+    pub fn rule(self) -> ColumnRule {
+        let (required, holds, example) = match self {
+            Column::Code => (true, "text, the code itself; a row without one is skipped", "X7KQ-2M9P-4TZA"),
+            Column::MerchantId => {
+                (false, "UUID of the merchant; left out, the merchant chosen on this page", "leave it out")
+            }
+            Column::Serial => (false, "text", "SN-000123"),
+            Column::Sku => (false, "text", "GIFT-50"),
+            Column::Points => (false, "number (digits, one point, maybe a sign)", "500"),
+            Column::SkuName => (false, "text", "Gift card 50"),
+            Column::BatchCode => (false, "text (also read from a batch_id column)", "SPRING-2026"),
+            Column::Price => (false, "number (digits, one point, maybe a sign)", "49.90"),
+        };
+        ColumnRule { column: self, required, holds, example }
+    }
+}
+
+/// One column's line in the rules the upload page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnRule {
+    pub column: Column,
+    pub required: bool,
+    pub holds: &'static str,
+    pub example: &'static str,
+}
+
+/// The columns of the downloadable template, in file order: every column but `merchant_id`
+/// (the page's merchant is the rows' merchant).
+pub const TEMPLATE_COLUMNS: [Column; 7] =
+    [Column::Code, Column::Serial, Column::Sku, Column::Points, Column::SkuName, Column::BatchCode, Column::Price];
+
+/// A template CSV: the header and two example rows that stage as they are.
+pub fn template_csv() -> String {
+    let header: Vec<&str> = TEMPLATE_COLUMNS.iter().map(|c| c.name()).collect();
+    format!(
+        "{}\nX7KQ-2M9P-4TZA,SN-000123,GIFT-50,500,Gift card 50,SPRING-2026,49.90\n\
+         R3DV-8WQN-6LHC,SN-000124,GIFT-20,200,Gift card 20,SPRING-2026,19.90\n",
+        header.join(",")
+    )
 }
 
 /// Why a whole file cannot be staged.
@@ -275,6 +316,35 @@ fn is_decimal(value: &str) -> bool {
         }
     }
     seen_digit && value.len() <= 40
+}
+
+#[cfg(test)]
+mod template {
+    use super::*;
+    use crate::csv::FileValidator;
+
+    #[test]
+    fn the_template_stages_its_example_rows_as_they_are() {
+        let merchant = Uuid::from_u128(3);
+        let mut staged = Vec::new();
+        let mut validator = FileValidator::new(merchant);
+        let mut each = |line: u64, row: &StagedRow<'_>| {
+            staged.push((line, row.code().to_owned(), row.fields.iter().skip(1).all(Option::is_some)))
+        };
+        validator.feed(template_csv().as_bytes(), &mut each);
+        let (report, _) = validator.finish(&mut each);
+        assert!(report.is_valid() && report.unknown_columns.is_empty(), "{report:?}");
+        assert_eq!((report.rows_staged, report.rows_rejected, report.rows_skipped()), (2, 0, 0));
+        assert_eq!(report.columns, TEMPLATE_COLUMNS.iter().map(|c| c.name()).collect::<Vec<_>>());
+        assert!(staged.iter().all(|(_, _, filled)| *filled), "every column filled: {staged:?}");
+    }
+
+    #[test]
+    fn every_column_has_a_rule_and_only_code_is_required() {
+        let required: Vec<&str> = COLUMNS.iter().filter(|c| c.rule().required).map(|c| c.name()).collect();
+        assert_eq!(required, vec!["code"]);
+        assert!(COLUMNS.iter().all(|c| !c.rule().holds.is_empty() && !c.rule().example.is_empty()));
+    }
 }
 
 #[cfg(test)]

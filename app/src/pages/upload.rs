@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    components::{error::ErrorNotice, format::format_count},
+    components::{columns::ColumnRules, error::ErrorNotice, format::format_count},
     csv::{FileProblem, FileReport, ReadOptions, TextEncoding},
     duplicates::start_check,
     pages::review::MerchantReview,
@@ -48,9 +48,19 @@ impl FileEntry {
         staged.iter().find(|s| s.is(self.size as i64, checksum))
     }
 
-    /// Whether the upload sends it: valid, and not staged already unless the user chose so.
+    /// Whether the upload sends it: valid, with rows to stage, and not staged already unless
+    /// the user chose so.
     fn to_send(&self, staged: &[StagedFile]) -> bool {
-        self.is_valid() && (self.restage || self.already_staged(staged).is_none())
+        self.is_valid() && !self.nothing_to_stage() && (self.restage || self.already_staged(staged).is_none())
+    }
+
+    /// Read to its end with no row to stage: only a header, or every row skipped or rejected.
+    fn nothing_to_stage(&self) -> bool {
+        self.read_error.is_none()
+            && self
+                .report
+                .as_ref()
+                .is_some_and(|r| r.problem == Some(FileProblem::NoRows) || (r.problem.is_none() && r.rows_staged == 0))
     }
 
     fn is_checked(&self) -> bool {
@@ -512,6 +522,7 @@ pub fn UploadPage() -> impl IntoView {
                 </label>
                 <p class="muted">"Files are staged in name order. Every row is checked here, in your browser, before anything is sent."</p>
             </div>
+            <ColumnRules/>
         </section>
 
         <Show when=move || files.with(|f| !f.is_empty())>
@@ -703,6 +714,7 @@ fn FilesTable(
                 {move || files.get().into_iter().map(|entry| {
                     let name = entry.name.clone();
                     let status = file_status(&entry);
+                    let nothing = entry.nothing_to_stage();
                     // While its upload runs or once it is done, the file's own progress says more.
                     let sending = matches!(phase.get(), Phase::Uploading | Phase::Done(_));
                     let already = staged.with(|list| entry.already_staged(list).map(StagedFile::described))
@@ -733,7 +745,7 @@ fn FilesTable(
                         format!("{}{sep}", report.encoding)
                     });
                     view! {
-                        <tr data-testid="file-row" data-file=name.clone() class:excluded=problem_row.is_some()>
+                        <tr data-testid="file-row" data-file=name.clone() class:excluded=problem_row.is_some() || nothing>
                             <td>{name.clone()}</td>
                             <td class="num">{format_bytes(entry.size)}</td>
                             <td>
@@ -843,12 +855,18 @@ fn file_status(entry: &FileEntry) -> String {
     }
     match &entry.report {
         None => format!("Checking… {}%", percent(entry.checked_bytes as i64, entry.size as i64)),
+        Some(report) if report.problem == Some(FileProblem::NoRows) => {
+            "Nothing to stage: the file has a header and no rows".to_owned()
+        }
         Some(report) if !report.is_valid() => "Excluded".to_owned(),
         // Never shown: the counts account for every line of a file read to its end.
         Some(report) if report.lines_accounted() != report.data_lines => {
             format!("Counts do not add up ({} of {} lines)", report.lines_accounted(), report.data_lines)
         }
-        Some(report) if report.rows_staged == 0 => "Nothing to stage".to_owned(),
+        Some(report) if report.rows_staged == 0 && report.rows_rejected > 0 && report.rows_skipped() == 0 => {
+            "Nothing to stage: every row is rejected".to_owned()
+        }
+        Some(report) if report.rows_staged == 0 => "Nothing to stage: every row is skipped or rejected".to_owned(),
         Some(report) if entry.rows_sent >= report.rows_staged && entry.rows_sent > 0 => "Staged".to_owned(),
         Some(report) if entry.rows_sent > 0 => format!("Uploading {}%", percent(entry.rows_sent, report.rows_staged)),
         Some(_) => "Valid".to_owned(),
@@ -863,8 +881,9 @@ fn BatchTotals(files: RwSignal<Vec<FileEntry>>, staged: RwSignal<Vec<StagedFile>
             files.with(|all| {
                 let sent: Vec<&FileReport> =
                     all.iter().filter(|f| f.to_send(already)).filter_map(|f| f.report.as_ref()).collect();
-                let excluded = all.iter().filter(|f| f.is_checked() && !f.is_valid()).count();
-                let skipped_files = all.iter().filter(|f| f.is_valid() && !f.to_send(already)).count();
+                let excluded = all.iter().filter(|f| f.is_checked() && (!f.is_valid() || f.nothing_to_stage())).count();
+                let skipped_files =
+                    all.iter().filter(|f| f.is_valid() && !f.nothing_to_stage() && !f.to_send(already)).count();
                 (
                     sent.len(),
                     excluded,
