@@ -41,6 +41,13 @@ export class UploadPage {
     return this.page.getByRole('button', { name: 'Download a template CSV' });
   }
 
+  /** The "Download all N rejected rows" button of file `name`. */
+  downloadRejects(name: string) {
+    return this.file(name)
+      .locator('xpath=following-sibling::tr[1]')
+      .getByRole('button', { name: /^Download all [\d,]+ rejected rows$/ });
+  }
+
   uploadButton() {
     return this.page.getByRole('button', { name: 'Upload', exact: true });
   }

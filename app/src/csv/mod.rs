@@ -16,11 +16,13 @@ pub mod normalised;
 #[cfg(test)]
 mod proptests;
 mod reader;
+mod rejects;
 mod rules;
 mod validator;
 
 pub use encoding::{TextDecoder, TextEncoding};
 pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
+pub use rejects::{rejected_rows_csv, LineFinder};
 pub use rules::{
     check_row, protect, template_csv, unprotect, Column, ColumnRule, FileProblem, HeaderMap, RowOutcome, StagedRow,
     COLUMNS, FORMULA_STARTS, MAX_FIELD_BYTES, TEMPLATE_COLUMNS,

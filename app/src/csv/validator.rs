@@ -29,8 +29,13 @@ pub struct ReadOptions {
 pub struct RejectedRow {
     pub line: i64,
     pub reason: String,
-    /// The row as it stood in the file (fields joined by the file's delimiter).
+    /// The row's fields as a line of the rejected-rows file: in the file's delimiter, each cell
+    /// formula-neutralised and quoted when it needs to be. Empty for a malformed row, whose
+    /// line is read again from the file when the rows are downloaded.
     pub raw: String,
+    /// True when the row breaks the quoting rules or the limits (its fields are unknown).
+    #[serde(default)]
+    pub malformed: bool,
 }
 
 /// What validating one file found.
@@ -50,6 +55,9 @@ pub struct FileReport {
     pub preview: Vec<String>,
     pub columns: Vec<String>,
     pub unknown_columns: Vec<String>,
+    /// The header's fields as written in the file.
+    #[serde(default)]
+    pub header: Vec<String>,
     pub rows_staged: i64,
     pub rows_skipped_blank_code: i64,
     pub rows_skipped_blank_line: i64,
@@ -269,6 +277,8 @@ impl FileValidator {
                     self.header_lines = (record.line, record.last_line);
                     self.report.columns = map.known.clone();
                     self.report.unknown_columns = map.unknown.clone();
+                    self.report.header =
+                        record.fields().map(|f| String::from_utf8_lossy(f).trim_end_matches('\r').to_owned()).collect();
                     self.map = Some(map);
                 }
                 Err(problem) => self.report.problem = Some(problem),
@@ -293,11 +303,14 @@ impl FileValidator {
                 let keep = self.rejects.len() < MAX_KEPT_REJECTS;
                 let show = self.report.first_errors.len() < MAX_SHOWN_ERRORS;
                 if keep || show {
-                    let delimiter = (self.delimiter as char).to_string();
-                    let raw = record.fields().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&delimiter);
+                    let last = record.len().saturating_sub(1);
+                    let fields: Vec<std::borrow::Cow<'_, str>> = record.fields().map(String::from_utf8_lossy).collect();
                     // A CRLF file's `\r` is the line's end, not the row's content.
-                    let raw = raw.strip_suffix('\r').map(str::to_owned).unwrap_or(raw);
-                    let rejected = RejectedRow { line: record.line as i64, reason, raw };
+                    let fields =
+                        fields.iter().enumerate().map(|(i, f)| if i == last { f.trim_end_matches('\r') } else { f });
+                    let raw = super::rejects::row_line(fields, self.delimiter as char);
+                    let rejected =
+                        RejectedRow { line: record.line as i64, reason, raw, malformed: record.problem.is_some() };
                     if show {
                         self.report.first_errors.push(rejected.clone());
                     }

@@ -715,6 +715,7 @@ fn FilesTable(
                     let name = entry.name.clone();
                     let status = file_status(&entry);
                     let nothing = entry.nothing_to_stage();
+                    let (rejects_report, options) = (entry.report.clone().unwrap_or_default(), entry.options.clone());
                     // While its upload runs or once it is done, the file's own progress says more.
                     let sending = matches!(phase.get(), Phase::Uploading | Phase::Done(_));
                     let already = staged.with(|list| entry.already_staged(list).map(StagedFile::described))
@@ -798,7 +799,18 @@ fn FilesTable(
                                         }).collect_view()}
                                     </ul>
                                     {(rejected > 0).then(|| view! {
-                                        <button class="link" on:click=move |_| client::download_rejects(&download_name)>
+                                        <button class="link" on:click=move |_| {
+                                            let (name, report, options) = (download_name.clone(), rejects_report.clone(), options.clone());
+                                            spawn_local(async move {
+                                                if let Err(problem) = client::download_rejects(&name, &report, &options).await {
+                                                    files.update(|all| {
+                                                        if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                                                            entry.read_error = Some(problem.clone());
+                                                        }
+                                                    });
+                                                }
+                                            });
+                                        }>
                                             "Download all " {format_count(rejected)} " rejected rows"
                                         </button>
                                     })}
