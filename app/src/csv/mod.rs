@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod bench;
 mod encoding;
+mod mapping;
 pub mod normalised;
 #[cfg(test)]
 mod proptests;
@@ -21,6 +22,7 @@ mod rules;
 mod validator;
 
 pub use encoding::{TextDecoder, TextEncoding};
+pub use mapping::{column_named, layout_key, normalise, sample, suggest, ColumnMapping};
 pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
 pub use rejects::{rejected_rows_csv, LineFinder};
 pub use rules::{

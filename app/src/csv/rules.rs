@@ -9,7 +9,7 @@ use super::{Record, RecordProblem};
 pub const MAX_FIELD_BYTES: usize = 1024;
 
 /// A column Code Import knows. Every other column is listed as unknown and ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Column {
     MerchantId,
     Code,
@@ -149,6 +149,37 @@ impl HeaderMap {
                 Some(column) if positions[column.index()].is_some() => {
                     return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
                 }
+                Some(column) => {
+                    positions[column.index()] = Some(i);
+                    known.push(column.name().to_owned());
+                }
+                None if name.trim().is_empty() => {}
+                None => unknown.push(name.trim().to_owned()),
+            }
+        }
+        if positions[Column::Code.index()].is_none() {
+            let found = known.iter().chain(&unknown).cloned().collect::<Vec<_>>().join(", ");
+            return Err(FileProblem::MissingCode { found });
+        }
+        Ok(Self { positions, width: header.len(), known, unknown })
+    }
+
+    /// Reads the header record as `mapping` says (column `i` of the file is `mapping.fields[i]`,
+    /// ignored when `None` or past its end); fails when the mapping stages no code or one
+    /// column twice.
+    pub fn mapped(header: &Record<'_>, mapping: &super::ColumnMapping) -> Result<Self, FileProblem> {
+        if let Some(problem) = header.problem {
+            return Err(FileProblem::MalformedHeader { line: header.line, problem });
+        }
+        if let Some(column) = mapping.duplicate() {
+            return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
+        }
+        let mut positions = [None; 8];
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for (i, raw) in header.fields().enumerate() {
+            let name = std::str::from_utf8(raw).map_err(|_| FileProblem::NotUtf8 { line: header.line })?;
+            match mapping.fields.get(i).copied().flatten() {
                 Some(column) => {
                     positions[column.index()] = Some(i);
                     known.push(column.name().to_owned());

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    check_row, detect_delimiter, FileProblem, HeaderMap, Record, RecordReader, RowOutcome, StagedRow, TextDecoder,
-    TextEncoding,
+    check_row, detect_delimiter, ColumnMapping, FileProblem, HeaderMap, Record, RecordReader, RowOutcome, StagedRow,
+    TextDecoder, TextEncoding,
 };
 
 /// How many errors a file's report shows.
@@ -22,6 +22,10 @@ const PREVIEW_LINE_BYTES: usize = 300;
 pub struct ReadOptions {
     /// The encoding of a file that is not UTF-8 (a BOM overrides it); `None`: UTF-8.
     pub encoding: Option<TextEncoding>,
+    /// What the file's columns are staged as, when the user mapped them (else the header's
+    /// names decide).
+    #[serde(default)]
+    pub mapping: Option<ColumnMapping>,
 }
 
 /// A row that will not be staged, and why.
@@ -58,6 +62,9 @@ pub struct FileReport {
     /// The header's fields as written in the file.
     #[serde(default)]
     pub header: Vec<String>,
+    /// The mapping the file was read with, when its columns were mapped.
+    #[serde(default)]
+    pub mapping: Option<ColumnMapping>,
     pub rows_staged: i64,
     pub rows_skipped_blank_code: i64,
     pub rows_skipped_blank_line: i64,
@@ -117,6 +124,7 @@ pub struct FileValidator {
     sep_pending: bool,
     /// The preview line being read.
     preview_line: Vec<u8>,
+    mapping: Option<ColumnMapping>,
 }
 
 /// How much of a file's start is read to find the header line before the delimiter is
@@ -143,6 +151,7 @@ impl FileValidator {
             decoder: TextDecoder::new(options.encoding),
             sep_pending: false,
             preview_line: Vec::new(),
+            mapping: options.mapping.clone(),
         }
     }
 
@@ -272,7 +281,12 @@ impl FileValidator {
             return;
         }
         let Some(map) = &self.map else {
-            match HeaderMap::new(&record) {
+            let map = match &self.mapping {
+                Some(mapping) => HeaderMap::mapped(&record, mapping),
+                None => HeaderMap::new(&record),
+            };
+            self.report.mapping = self.mapping.clone();
+            match map {
                 Ok(map) => {
                     self.header_lines = (record.line, record.last_line);
                     self.report.columns = map.known.clone();
@@ -511,6 +525,37 @@ mod tests {
             read_as(b"sep=,\ncode,sku_name\nA1,Caf\xe9\n", &encoded(Some(TextEncoding::Windows1252)));
         assert!(report.sep_line);
         assert_eq!(staged, vec![(3, "A1".to_owned(), Some("Café".to_owned()))]);
+    }
+
+    #[test]
+    fn a_mapping_stages_the_files_own_columns_as_it_says_and_is_recorded() {
+        use super::super::Column::*;
+        let file = "Voucher Code,Product SKU,Loyalty Points,Batch,Note\nV1,S1,10,B1,x\nV2,S2,many,B1,y\n,S3,5,B2,z\n";
+        let mapping = ColumnMapping { fields: vec![Some(Code), Some(Sku), Some(Points), Some(BatchCode), None] };
+        let options = ReadOptions { mapping: Some(mapping.clone()), ..ReadOptions::default() };
+        let mut staged = Vec::new();
+        let mut validator = FileValidator::with_options(MERCHANT, &options);
+        let mut each = |line: u64, row: &StagedRow<'_>| {
+            staged.push((line, [Code, Sku, Points, BatchCode, SkuName].map(|c| row.get(c).map(str::to_owned))))
+        };
+        validator.feed(file.as_bytes(), &mut each);
+        let (report, _) = validator.finish(&mut each);
+        assert!(report.is_valid(), "{:?}", report.problem);
+        assert_eq!(report.columns, vec!["code", "sku", "points", "batch_code"]);
+        assert_eq!(report.unknown_columns, vec!["Note"]);
+        assert_eq!(report.mapping, Some(mapping));
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(staged, vec![(2, [some("V1"), some("S1"), some("10"), some("B1"), None])]);
+        assert_eq!((report.rows_rejected, report.rows_skipped_blank_code), (1, 1), "the same checks as ever");
+        assert_eq!((report.data_lines, report.lines_accounted()), (3, 3));
+        // Without it the file has no code column.
+        let (plain, _) = read_as(file.as_bytes(), &ReadOptions::default());
+        assert!(matches!(plain.problem, Some(FileProblem::MissingCode { .. })));
+        // A mapping without a code, or with a column twice, excludes the file.
+        for fields in [vec![None, Some(Sku)], vec![Some(Code), Some(Code)]] {
+            let options = ReadOptions { mapping: Some(ColumnMapping { fields }), ..ReadOptions::default() };
+            assert!(!read_as(file.as_bytes(), &options).0.is_valid());
+        }
     }
 
     #[test]
