@@ -48,6 +48,18 @@ export class UploadPage {
       .getByRole('button', { name: /^Download all [\d,]+ rejected rows$/ });
   }
 
+  /** The mapping step of the files with one header layout, named by the first of them. */
+  mappingGroup(firstFile: string) {
+    const group = this.page.locator(`[data-testid="mapping-group"][data-files^="${firstFile}"]`);
+    return {
+      group,
+      choice: (header: string) => group.getByLabel(header, { exact: true }),
+      preview: group.getByTestId('mapping-preview'),
+      apply: group.getByTestId('apply-mapping'),
+      asLastTime: group.getByTestId('mapped-as-last-time'),
+    };
+  }
+
   uploadButton() {
     return this.page.getByRole('button', { name: 'Upload', exact: true });
   }

@@ -3,4 +3,5 @@
 pub mod columns;
 pub mod error;
 pub mod format;
+pub mod mapping;
 pub mod shell;

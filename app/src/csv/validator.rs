@@ -286,13 +286,13 @@ impl FileValidator {
                 None => HeaderMap::new(&record),
             };
             self.report.mapping = self.mapping.clone();
+            self.report.header =
+                record.fields().map(|f| String::from_utf8_lossy(f).trim_end_matches('\r').to_owned()).collect();
             match map {
                 Ok(map) => {
                     self.header_lines = (record.line, record.last_line);
                     self.report.columns = map.known.clone();
                     self.report.unknown_columns = map.unknown.clone();
-                    self.report.header =
-                        record.fields().map(|f| String::from_utf8_lossy(f).trim_end_matches('\r').to_owned()).collect();
                     self.map = Some(map);
                 }
                 Err(problem) => self.report.problem = Some(problem),

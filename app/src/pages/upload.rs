@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    components::{columns::ColumnRules, error::ErrorNotice, format::format_count},
-    csv::{FileProblem, FileReport, ReadOptions, TextEncoding},
+    components::{columns::ColumnRules, error::ErrorNotice, format::format_count, mapping::MappingGroup},
+    csv::{layout_key, sample, suggest, ColumnMapping, FileProblem, FileReport, ReadOptions, TextEncoding},
     duplicates::start_check,
+    mappings::{column_mappings, save_column_mapping},
     pages::review::MerchantReview,
     staging::{
         cancel_upload, client, finish_upload, staged_files, start_upload, unfinished_upload, FileManifest, StagedFile,
@@ -35,6 +36,8 @@ struct FileEntry {
     /// How often the file was set to be checked again: a check started before the latest
     /// change is stale, and its result is dropped.
     checks: u32,
+    /// Its mapping is the one remembered for its layout, applied without asking.
+    remembered: bool,
 }
 
 impl FileEntry {
@@ -65,6 +68,14 @@ impl FileEntry {
 
     fn is_checked(&self) -> bool {
         self.report.is_some() || self.read_error.is_some()
+    }
+
+    /// The file's header layout when its columns are to be mapped: its header names no code
+    /// column, or the user mapped it.
+    fn mapping_layout(&self) -> Option<String> {
+        let report = self.report.as_ref()?;
+        let unmatched = matches!(report.problem, Some(FileProblem::MissingCode { .. }));
+        ((unmatched || self.options.mapping.is_some()) && !report.header.is_empty()).then(|| layout_key(&report.header))
     }
 
     /// Whether the page asks for the file's encoding: it is not UTF-8, or one was chosen.
@@ -188,6 +199,23 @@ pub fn UploadPage() -> impl IntoView {
             if stale || merchant_changed(merchant, merchant.into()) {
                 continue;
             }
+            // A file whose header names no code column is mapped as last time, if its layout
+            // was mapped before (and checked again with it).
+            if let Ok(validated) = &result {
+                let unmatched = matches!(validated.report.problem, Some(FileProblem::MissingCode { .. }));
+                if unmatched && options.mapping.is_none() && !validated.report.header.is_empty() {
+                    let layout = layout_key(&validated.report.header);
+                    let saved = column_mappings(merchant).await.unwrap_or_default();
+                    if let Some(saved) = saved.into_iter().find(|s| s.layout == layout) {
+                        update(&|e| {
+                            e.options.mapping = Some(saved.mapping.clone());
+                            e.remembered = true;
+                            e.checks += 1;
+                        });
+                        continue;
+                    }
+                }
+            }
             match result {
                 Ok(validated) => {
                     update(&|e| {
@@ -238,6 +266,7 @@ pub fn UploadPage() -> impl IntoView {
                     restage: false,
                     options: ReadOptions::default(),
                     checks: 0,
+                    remembered: false,
                 });
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
@@ -273,6 +302,30 @@ pub fn UploadPage() -> impl IntoView {
         files.update(|all| all.retain(|f| f.name != name));
         client::forget(&name);
     };
+    // One decision per header layout: every file with that layout is checked again with it,
+    // and the merchant's next files with it are mapped the same way without asking.
+    let apply_mapping = move |layout: String, mapping: ColumnMapping| {
+        files.update(|all| {
+            for entry in all.iter_mut().filter(|f| f.mapping_layout().as_deref() == Some(layout.as_str())) {
+                entry.options.mapping = Some(mapping.clone());
+                entry.remembered = false;
+                entry.checks += 1;
+                entry.report = None;
+                entry.read_error = None;
+                entry.checked_bytes = 0;
+            }
+        });
+        validate_pending();
+        if let Some(merchant) = merchant.get_untracked() {
+            spawn_local(async move {
+                if let Err(error) = save_column_mapping(merchant, layout, mapping).await {
+                    notice.set(Some(format!("The mapping could not be remembered: {error}")));
+                }
+            });
+        }
+    };
+    let mapping_groups = Memo::new(move |_| files.with(|all| mapping_groups(all)));
+
     // A file read again as the user now says (its encoding): checked anew.
     let read_as = move |name: String, options: ReadOptions| {
         files.update(|all| {
@@ -533,6 +586,15 @@ pub fn UploadPage() -> impl IntoView {
                         {picked_again.get().join(", ")} " chosen already: each file is listed once."
                     </p>
                 })}
+                {move || mapping_groups.get().into_iter().enumerate().map(|(group, g)| {
+                    let layout = g.layout.clone();
+                    view! {
+                        <MappingGroup group files=g.files header=g.header rows=g.rows initial=g.mapping
+                            applied=g.applied remembered=g.remembered
+                            on_apply=move |mapping| apply_mapping(layout.clone(), mapping)/>
+                    }
+                }).collect_view()}
+                {move || notice.get().filter(|_| !uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
                 <FilesTable files remove read_as phase staged/>
                 <BatchTotals files staged/>
             </section>
@@ -579,6 +641,44 @@ pub fn UploadPage() -> impl IntoView {
             <MerchantReview merchant/>
         })}
     }
+}
+
+/// The files whose columns are to be mapped, one group per header layout, in name order.
+#[derive(Debug, Clone, PartialEq)]
+struct LayoutGroup {
+    layout: String,
+    files: Vec<String>,
+    header: Vec<String>,
+    /// The first rows of the group's first file, for the preview of what is staged.
+    rows: Vec<Vec<String>>,
+    /// The mapping applied, else the suggestions.
+    mapping: ColumnMapping,
+    applied: bool,
+    remembered: bool,
+}
+
+fn mapping_groups(all: &[FileEntry]) -> Vec<LayoutGroup> {
+    let mut groups: Vec<LayoutGroup> = Vec::new();
+    for entry in all {
+        let (Some(layout), Some(report)) = (entry.mapping_layout(), entry.report.as_ref()) else { continue };
+        if let Some(group) = groups.iter_mut().find(|g| g.layout == layout) {
+            group.files.push(entry.name.clone());
+            continue;
+        }
+        let delimiter = report.delimiter.bytes().next().unwrap_or(b',');
+        let (_, rows) = sample(&report.preview, delimiter, report.sep_line, 5);
+        let mapping = entry.options.mapping.clone().unwrap_or_else(|| suggest(&report.header, &rows));
+        groups.push(LayoutGroup {
+            layout,
+            files: vec![entry.name.clone()],
+            header: report.header.clone(),
+            rows,
+            mapping,
+            applied: entry.options.mapping.is_some(),
+            remembered: entry.remembered,
+        });
+    }
+    groups
 }
 
 /// Whether the merchant changed while a file was being validated (its result is stale).
