@@ -276,6 +276,9 @@ pub fn UploadPage() -> impl IntoView {
         picked_again.set(again);
         if added {
             phase.set(Phase::Choosing);
+            // What the batch holds now, not when the page opened: another tab may have staged
+            // since, or a crash of the database emptied staging (read once the page said so).
+            refresh_staged();
             validate_pending();
         }
     };
