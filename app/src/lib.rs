@@ -9,6 +9,7 @@ pub mod csv;
 pub mod duplicates;
 pub mod error;
 pub mod jobs;
+pub mod mappings;
 pub mod operations;
 pub mod pages;
 pub mod reports;

@@ -1,6 +1,8 @@
 // The browser leg of the benchmark: one generated file of ROWS rows through the real page in
 // headless Chromium — WASM validation rate, then end-to-end upload rate. Prints figures; run
 // by scripts/bench --browser against a release build. Not a test: it asserts only the counts.
+// Variants, validated in the same run on pages of their own: the same rows with an accent in
+// every name (`Gift cärd`), in UTF-8 and in Windows-1252 (chosen on the page, then decoded while validated).
 import { chromium } from '@playwright/test';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,19 +26,32 @@ const merchant = /\(([0-9a-f-]{36})\)/.exec(merchantOut)[1];
 run(['create-user', '--email', 'bench@example.com', '--role', 'merchant_admin', '--merchant', merchant], `${password}\n`);
 
 const dir = mkdtempSync(join(tmpdir(), 'code-import-bench-'));
-const paths = [];
 let bytes = 0;
-for (let f = 0; f < fileCount; f++) {
-  const lines = ['code,serial,sku,points,sku_name,batch_code,price'];
-  for (let i = f + 1; i <= rows; i += fileCount) {
-    lines.push(`NBD-${String(i).padStart(10, '0')},S${i},SKU-${i % 50},${i % 500},Gift card ${i % 50},B1,${i % 90}.50`);
+/** The batch's files, named `<tag>_NN.csv`, each row's name `name(i)`, written as `encode` says. */
+function files(tag, name, encode, header = 'code,serial,sku,points,sku_name,batch_code,price') {
+  const paths = [];
+  for (let f = 0; f < fileCount; f++) {
+    const lines = [header];
+    for (let i = f + 1; i <= rows; i += fileCount) {
+      lines.push(`NBD-${String(i).padStart(10, '0')},S${i},SKU-${i % 50},${i % 500},${name(i)},B1,${i % 90}.50`);
+    }
+    const data = encode(lines.join('\n') + '\n');
+    const path = join(dir, `${tag}_${String(f + 1).padStart(2, '0')}.csv`);
+    writeFileSync(path, data);
+    paths.push(path);
+    if (tag === 'bench') bytes += data.length;
   }
-  const text = lines.join('\n') + '\n';
-  const path = join(dir, `bench_${String(f + 1).padStart(2, '0')}.csv`);
-  writeFileSync(path, text);
-  paths.push(path);
-  bytes += Buffer.byteLength(text);
+  return paths;
 }
+const paths = files('bench', (i) => `Gift card ${i % 50}`, (t) => Buffer.from(t, 'utf8'));
+// The plain file's names with one letter accented: as many characters, so the Windows-1252 file
+// has as many bytes as the plain one (the UTF-8 one one more a row).
+const accented = (i) => `Gift cärd ${i % 50}`;
+const utf8Paths = files('utf8', accented, (t) => Buffer.from(t, 'utf8'));
+const latinPaths = files('latin', accented, (t) => Buffer.from(t, 'latin1'));
+// The plain rows under a header in the merchant's own words: one mapping for the four files.
+const mappedPaths = files('mapped', (i) => `Gift card ${i % 50}`, (t) => Buffer.from(t, 'utf8'),
+  'Voucher Code,Serial No,Product SKU,Loyalty Points,Product Name,Batch,Amount');
 
 const child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
 try {
@@ -49,7 +64,8 @@ try {
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
   });
-  const page = await browser.newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
   await page.goto(`${base}/upload`);
   await page.getByLabel('Email').fill('bench@example.com');
   await page.getByLabel('Password').fill(password);
@@ -57,15 +73,55 @@ try {
   await page.waitForSelector('body[data-hydrated]');
   await page.waitForSelector('[data-testid=pick-files]:not([disabled])');
 
-  let started = performance.now();
-  await page.getByTestId('pick-files').setInputFiles(paths);
-  await page.waitForFunction((count) => {
-    const all = [...document.querySelectorAll('[data-testid=file-row] [data-testid=file-status]')];
-    return all.length === count && all.every((s) => !s.textContent.startsWith('Checking'));
-  }, fileCount, { timeout: 600_000, polling: 20 });
-  const validateSeconds = (performance.now() - started) / 1000;
-  const statuses = await page.locator('[data-testid=file-row] [data-testid=file-status]').allTextContents();
+  /** Seconds until every file listed on `on` is checked, and then every status. */
+  const checked = async (on, started) => {
+    await on.waitForFunction((count) => {
+      const all = [...document.querySelectorAll('[data-testid=file-row] [data-testid=file-status]')];
+      return all.length === count && all.every((s) => !s.textContent.startsWith('Checking'));
+    }, fileCount, { timeout: 600_000, polling: 20 });
+    const seconds = (performance.now() - started) / 1000;
+    return [seconds, await on.locator('[data-testid=file-row] [data-testid=file-status]').allTextContents()];
+  };
+  /** A page of its own, signed in (the same session), with the upload form ready. */
+  const another = async () => {
+    const other = await context.newPage();
+    await other.goto(`${base}/upload`);
+    await other.waitForSelector('body[data-hydrated]');
+    await other.waitForSelector('[data-testid=pick-files]:not([disabled])');
+    return other;
+  };
+
+  const [validateSeconds, statuses] = await checked(page, await page.getByTestId('pick-files').setInputFiles(paths).then(() => performance.now()));
   if (statuses.some((s) => s !== 'Valid')) throw new Error(`validation: ${statuses}`);
+
+  const utf8Page = await another();
+  let started = performance.now();
+  await utf8Page.getByTestId('pick-files').setInputFiles(utf8Paths);
+  const [utf8Seconds, utf8Statuses] = await checked(utf8Page, started);
+  if (utf8Statuses.some((s) => s !== 'Valid')) throw new Error(`accented UTF-8: ${utf8Statuses}`);
+  await utf8Page.close();
+
+  // Not UTF-8: each file waits for its encoding; the time runs from the choices to the end.
+  const latinPage = await another();
+  await latinPage.getByTestId('pick-files').setInputFiles(latinPaths);
+  const [, asking] = await checked(latinPage, performance.now());
+  if (asking.some((s) => s !== 'Excluded')) throw new Error(`Windows-1252 before the choice: ${asking}`);
+  const selects = latinPage.getByLabel('Encoding');
+  started = performance.now();
+  for (let i = 0; i < fileCount; i++) await selects.nth(i).selectOption({ label: 'Windows-1252' });
+  const [latinSeconds, latinStatuses] = await checked(latinPage, started);
+  if (latinStatuses.some((s) => s !== 'Valid')) throw new Error(`Windows-1252: ${latinStatuses}`);
+  await latinPage.close();
+
+  // Header in other words: mapped on the page, then validated with the mapping.
+  const mappedPage = await another();
+  await mappedPage.getByTestId('pick-files').setInputFiles(mappedPaths);
+  await checked(mappedPage, performance.now());
+  started = performance.now();
+  await mappedPage.getByTestId('apply-mapping').click();
+  const [mappedSeconds, mappedStatuses] = await checked(mappedPage, started);
+  if (mappedStatuses.some((s) => s !== 'Valid')) throw new Error(`mapped: ${mappedStatuses}`);
+  await mappedPage.close();
 
   started = performance.now();
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
@@ -84,6 +140,13 @@ try {
       : console.log(`${step.padEnd(28)} ${String(rows).padStart(10)} rows ${seconds.toFixed(2).padStart(8)} s ${Math.round(rows / seconds).toLocaleString('en').padStart(12)} rows/s`);
   if (!json) console.log(`browser leg: ${fileCount} files, ${(bytes / 1048576).toFixed(0)} MiB, headless Chromium`);
   report('browser validate (WASM)', validateSeconds);
+  report('browser validate, accented', utf8Seconds);
+  report('browser validate, cp1252', latinSeconds);
+  report('browser validate, mapped', mappedSeconds);
+  if (!json) {
+    console.log(`Windows-1252 rate / plain UTF-8 rate: ${(validateSeconds / latinSeconds).toFixed(2)}; / the same text in UTF-8: ${(utf8Seconds / latinSeconds).toFixed(2)}`);
+    console.log(`mapped rate / plain UTF-8 rate: ${(validateSeconds / mappedSeconds).toFixed(2)}`);
+  }
   report('browser upload (end to end)', uploadSeconds);
   if (staged !== rows) {
     console.error(`staged ${staged} rows, expected ${rows}`);

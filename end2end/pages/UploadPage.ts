@@ -22,6 +22,44 @@ export class UploadPage {
     }
   }
 
+  /** The `Encoding` choice of a file that is not UTF-8, and its decoded first lines. */
+  encodingOf(name: string) {
+    const details = this.file(name).locator('xpath=following-sibling::tr[1]');
+    return { select: details.getByLabel('Encoding'), preview: details.getByTestId('encoding-preview') };
+  }
+
+  /** The accepted columns' lines, `code` first. */
+  columnRules() {
+    return this.page.getByTestId('column-rule');
+  }
+
+  columnRule(column: string) {
+    return this.page.locator(`[data-testid="column-rule"][data-column="${column}"]`);
+  }
+
+  downloadTemplate() {
+    return this.page.getByRole('button', { name: 'Download a template CSV' });
+  }
+
+  /** The "Download all N rejected rows" button of file `name`. */
+  downloadRejects(name: string) {
+    return this.file(name)
+      .locator('xpath=following-sibling::tr[1]')
+      .getByRole('button', { name: /^Download all [\d,]+ rejected rows$/ });
+  }
+
+  /** The mapping step of the files with one header layout, named by the first of them. */
+  mappingGroup(firstFile: string) {
+    const group = this.page.locator(`[data-testid="mapping-group"][data-files^="${firstFile}"]`);
+    return {
+      group,
+      choice: (header: string) => group.getByLabel(header, { exact: true }),
+      preview: group.getByTestId('mapping-preview'),
+      apply: group.getByTestId('apply-mapping'),
+      asLastTime: group.getByTestId('mapped-as-last-time'),
+    };
+  }
+
   uploadButton() {
     return this.page.getByRole('button', { name: 'Upload', exact: true });
   }

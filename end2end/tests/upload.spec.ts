@@ -44,7 +44,7 @@ test('three files are validated in the browser, the invalid one is excluded, the
   const download = await downloading;
   expect(download.suggestedFilename()).toBe('01_first.rejected.csv');
   expect(readFileSync(await download.path(), 'utf8')).toBe(
-    `line,reason,row\n5,"points ""ten"" is not a number","${prefix}-2,ten,B1,green"\n`,
+    `\ufeffCode,Points,Batch_ID,Colour,error_line,error_reason\n${prefix}-2,ten,B1,green,5,"points ""ten"" is not a number"\n`,
   );
   const second = upload.file('02_second.csv');
   await expect(second.getByTestId('rows-staged')).toHaveText('2');

@@ -6,20 +6,29 @@
 //! - [`HeaderMap`] recognises the columns.
 //! - [`check_row`] decides whether a row is staged, skipped or rejected.
 //! - [`FileValidator`] runs a whole file through them and keeps the figures a person checks.
+//! - [`TextDecoder`] turns a file in another encoding into UTF-8 on the way in.
 //! - [`normalised`] is the compact form staged rows travel in to the server.
 
 #[cfg(test)]
 mod bench;
+mod encoding;
+mod mapping;
 pub mod normalised;
 #[cfg(test)]
 mod proptests;
 mod reader;
+mod rejects;
 mod rules;
 mod validator;
 
+pub use encoding::{TextDecoder, TextEncoding};
+pub use mapping::{column_named, layout_key, normalise, sample, suggest, ColumnMapping};
 pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
+pub use rejects::{rejected_rows_csv, LineFinder};
 pub use rules::{
-    check_row, protect, unprotect, Column, FileProblem, HeaderMap, RowOutcome, StagedRow, COLUMNS, FORMULA_STARTS,
-    MAX_FIELD_BYTES,
+    check_row, protect, template_csv, unprotect, Column, ColumnRule, FileProblem, HeaderMap, RowOutcome, StagedRow,
+    COLUMNS, FORMULA_STARTS, MAX_FIELD_BYTES, TEMPLATE_COLUMNS,
 };
-pub use validator::{FileReport, FileValidator, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS};
+pub use validator::{
+    FileReport, FileValidator, ReadOptions, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS, PREVIEW_LINES,
+};

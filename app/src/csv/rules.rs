@@ -9,7 +9,7 @@ use super::{Record, RecordProblem};
 pub const MAX_FIELD_BYTES: usize = 1024;
 
 /// A column Code Import knows. Every other column is listed as unknown and ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Column {
     MerchantId,
     Code,
@@ -61,6 +61,47 @@ impl Column {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// What the page says of the column: whether a file must have it, what it holds, an example.
+    pub fn rule(self) -> ColumnRule {
+        let (required, holds, example) = match self {
+            Column::Code => (true, "text, the code itself; a row without one is skipped", "X7KQ-2M9P-4TZA"),
+            Column::MerchantId => {
+                (false, "UUID of the merchant; left out, the merchant chosen on this page", "leave it out")
+            }
+            Column::Serial => (false, "text", "SN-000123"),
+            Column::Sku => (false, "text", "GIFT-50"),
+            Column::Points => (false, "number (digits, one point, maybe a sign)", "500"),
+            Column::SkuName => (false, "text", "Gift card 50"),
+            Column::BatchCode => (false, "text (also read from a batch_id column)", "SPRING-2026"),
+            Column::Price => (false, "number (digits, one point, maybe a sign)", "49.90"),
+        };
+        ColumnRule { column: self, required, holds, example }
+    }
+}
+
+/// One column's line in the rules the upload page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnRule {
+    pub column: Column,
+    pub required: bool,
+    pub holds: &'static str,
+    pub example: &'static str,
+}
+
+/// The columns of the downloadable template, in file order: every column but `merchant_id`
+/// (the page's merchant is the rows' merchant).
+pub const TEMPLATE_COLUMNS: [Column; 7] =
+    [Column::Code, Column::Serial, Column::Sku, Column::Points, Column::SkuName, Column::BatchCode, Column::Price];
+
+/// A template CSV: the header and two example rows that stage as they are.
+pub fn template_csv() -> String {
+    let header: Vec<&str> = TEMPLATE_COLUMNS.iter().map(|c| c.name()).collect();
+    format!(
+        "{}\nX7KQ-2M9P-4TZA,SN-000123,GIFT-50,500,Gift card 50,SPRING-2026,49.90\n\
+         R3DV-8WQN-6LHC,SN-000124,GIFT-20,200,Gift card 20,SPRING-2026,19.90\n",
+        header.join(",")
+    )
 }
 
 /// Why a whole file cannot be staged.
@@ -74,7 +115,7 @@ pub enum FileProblem {
     MissingCode { found: String },
     #[error("the column {0} appears more than once")]
     DuplicateColumn(String),
-    #[error("line {line}: the file is not UTF-8 text; save it as UTF-8 and choose it again")]
+    #[error("line {line}: the file is not UTF-8 text: choose the encoding it was saved in")]
     NotUtf8 { line: u64 },
     /// The header record breaks the quoting rules or the limits.
     #[error("line {line}, the header: {problem}")]
@@ -108,6 +149,37 @@ impl HeaderMap {
                 Some(column) if positions[column.index()].is_some() => {
                     return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
                 }
+                Some(column) => {
+                    positions[column.index()] = Some(i);
+                    known.push(column.name().to_owned());
+                }
+                None if name.trim().is_empty() => {}
+                None => unknown.push(name.trim().to_owned()),
+            }
+        }
+        if positions[Column::Code.index()].is_none() {
+            let found = known.iter().chain(&unknown).cloned().collect::<Vec<_>>().join(", ");
+            return Err(FileProblem::MissingCode { found });
+        }
+        Ok(Self { positions, width: header.len(), known, unknown })
+    }
+
+    /// Reads the header record as `mapping` says (column `i` of the file is `mapping.fields[i]`,
+    /// ignored when `None` or past its end); fails when the mapping stages no code or one
+    /// column twice.
+    pub fn mapped(header: &Record<'_>, mapping: &super::ColumnMapping) -> Result<Self, FileProblem> {
+        if let Some(problem) = header.problem {
+            return Err(FileProblem::MalformedHeader { line: header.line, problem });
+        }
+        if let Some(column) = mapping.duplicate() {
+            return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
+        }
+        let mut positions = [None; 8];
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for (i, raw) in header.fields().enumerate() {
+            let name = std::str::from_utf8(raw).map_err(|_| FileProblem::NotUtf8 { line: header.line })?;
+            match mapping.fields.get(i).copied().flatten() {
                 Some(column) => {
                     positions[column.index()] = Some(i);
                     known.push(column.name().to_owned());
@@ -275,6 +347,35 @@ fn is_decimal(value: &str) -> bool {
         }
     }
     seen_digit && value.len() <= 40
+}
+
+#[cfg(test)]
+mod template {
+    use super::*;
+    use crate::csv::FileValidator;
+
+    #[test]
+    fn the_template_stages_its_example_rows_as_they_are() {
+        let merchant = Uuid::from_u128(3);
+        let mut staged = Vec::new();
+        let mut validator = FileValidator::new(merchant);
+        let mut each = |line: u64, row: &StagedRow<'_>| {
+            staged.push((line, row.code().to_owned(), row.fields.iter().skip(1).all(Option::is_some)))
+        };
+        validator.feed(template_csv().as_bytes(), &mut each);
+        let (report, _) = validator.finish(&mut each);
+        assert!(report.is_valid() && report.unknown_columns.is_empty(), "{report:?}");
+        assert_eq!((report.rows_staged, report.rows_rejected, report.rows_skipped()), (2, 0, 0));
+        assert_eq!(report.columns, TEMPLATE_COLUMNS.iter().map(|c| c.name()).collect::<Vec<_>>());
+        assert!(staged.iter().all(|(_, _, filled)| *filled), "every column filled: {staged:?}");
+    }
+
+    #[test]
+    fn every_column_has_a_rule_and_only_code_is_required() {
+        let required: Vec<&str> = COLUMNS.iter().filter(|c| c.rule().required).map(|c| c.name()).collect();
+        assert_eq!(required, vec!["code"]);
+        assert!(COLUMNS.iter().all(|c| !c.rule().holds.is_empty() && !c.rule().example.is_empty()));
+    }
 }
 
 #[cfg(test)]

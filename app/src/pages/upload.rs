@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    components::{error::ErrorNotice, format::format_count},
-    csv::FileReport,
+    components::{columns::ColumnRules, error::ErrorNotice, format::format_count, mapping::MappingGroup},
+    csv::{layout_key, sample, suggest, ColumnMapping, FileProblem, FileReport, ReadOptions, TextEncoding},
     duplicates::start_check,
+    mappings::{column_mappings, save_column_mapping},
     pages::review::MerchantReview,
     staging::{
         cancel_upload, client, finish_upload, staged_files, start_upload, unfinished_upload, FileManifest, StagedFile,
@@ -30,6 +31,13 @@ struct FileEntry {
     upload_error: Option<String>,
     /// The user chose to stage it again although the batch holds it already.
     restage: bool,
+    /// How the user said the file is to be read (its encoding, when it is not UTF-8).
+    options: ReadOptions,
+    /// How often the file was set to be checked again: a check started before the latest
+    /// change is stale, and its result is dropped.
+    checks: u32,
+    /// Its mapping is the one remembered for its layout, applied without asking.
+    remembered: bool,
 }
 
 impl FileEntry {
@@ -43,13 +51,37 @@ impl FileEntry {
         staged.iter().find(|s| s.is(self.size as i64, checksum))
     }
 
-    /// Whether the upload sends it: valid, and not staged already unless the user chose so.
+    /// Whether the upload sends it: valid, with rows to stage, and not staged already unless
+    /// the user chose so.
     fn to_send(&self, staged: &[StagedFile]) -> bool {
-        self.is_valid() && (self.restage || self.already_staged(staged).is_none())
+        self.is_valid() && !self.nothing_to_stage() && (self.restage || self.already_staged(staged).is_none())
+    }
+
+    /// Read to its end with no row to stage: only a header, or every row skipped or rejected.
+    fn nothing_to_stage(&self) -> bool {
+        self.read_error.is_none()
+            && self
+                .report
+                .as_ref()
+                .is_some_and(|r| r.problem == Some(FileProblem::NoRows) || (r.problem.is_none() && r.rows_staged == 0))
     }
 
     fn is_checked(&self) -> bool {
         self.report.is_some() || self.read_error.is_some()
+    }
+
+    /// The file's header layout when its columns are to be mapped: its header names no code
+    /// column, or the user mapped it.
+    fn mapping_layout(&self) -> Option<String> {
+        let report = self.report.as_ref()?;
+        let unmatched = matches!(report.problem, Some(FileProblem::MissingCode { .. }));
+        ((unmatched || self.options.mapping.is_some()) && !report.header.is_empty()).then(|| layout_key(&report.header))
+    }
+
+    /// Whether the page asks for the file's encoding: it is not UTF-8, or one was chosen.
+    fn asks_encoding(&self) -> bool {
+        self.options.encoding.is_some()
+            || self.report.as_ref().is_some_and(|r| matches!(r.problem, Some(FileProblem::NotUtf8 { .. })))
     }
 }
 
@@ -140,39 +172,73 @@ pub fn UploadPage() -> impl IntoView {
         }
     });
 
-    let validate_pending = move || {
-        spawn_local(async move {
-            loop {
-                let Some(merchant) = merchant.get_untracked() else {
-                    return;
-                };
-                let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
-                let Some(name) = next else { return };
-                let Some(file) = client::chosen(&name) else {
-                    return;
-                };
-                let update = |change: &dyn Fn(&mut FileEntry)| {
-                    files.update(|all| {
-                        if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
-                            change(entry);
-                        }
-                    })
-                };
-                let result =
-                    client::validate(&name, &file, merchant, |bytes| update(&|e| e.checked_bytes = bytes)).await;
-                if merchant_changed(merchant, merchant.into()) {
-                    return;
-                }
-                match result {
-                    Ok(validated) => {
-                        update(&|e| {
-                            e.report = Some(validated.report.clone());
-                            e.checksum = Some(validated.checksum.clone());
-                        });
+    let validate_all_pending = move || async move {
+        loop {
+            let Some(merchant) = merchant.get_untracked() else {
+                return;
+            };
+            let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
+            let Some(name) = next else { return };
+            let Some(file) = client::chosen(&name) else {
+                return;
+            };
+            let update = |change: &dyn Fn(&mut FileEntry)| {
+                files.update(|all| {
+                    if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                        change(entry);
                     }
-                    Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
+                })
+            };
+            let (options, checks) = files.with_untracked(|all| {
+                all.iter().find(|f| f.name == name).map(|f| (f.options.clone(), f.checks)).unwrap_or_default()
+            });
+            let result =
+                client::validate(&name, &file, merchant, &options, |bytes| update(&|e| e.checked_bytes = bytes)).await;
+            let stale =
+                files.with_untracked(|all| all.iter().find(|f| f.name == name).map(|f| f.checks)) != Some(checks);
+            if stale || merchant_changed(merchant, merchant.into()) {
+                continue;
+            }
+            // A file whose header names no code column is mapped as last time, if its layout
+            // was mapped before (and checked again with it).
+            if let Ok(validated) = &result {
+                let unmatched = matches!(validated.report.problem, Some(FileProblem::MissingCode { .. }));
+                if unmatched && options.mapping.is_none() && !validated.report.header.is_empty() {
+                    let layout = layout_key(&validated.report.header);
+                    let saved = column_mappings(merchant).await.unwrap_or_default();
+                    if let Some(saved) = saved.into_iter().find(|s| s.layout == layout) {
+                        update(&|e| {
+                            e.options.mapping = Some(saved.mapping.clone());
+                            e.remembered = true;
+                            e.checks += 1;
+                        });
+                        continue;
+                    }
                 }
             }
+            match result {
+                Ok(validated) => {
+                    update(&|e| {
+                        e.report = Some(validated.report.clone());
+                        e.checksum = Some(validated.checksum.clone());
+                    });
+                }
+                Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
+            }
+        }
+    };
+
+    // One loop checks the files, one at a time; asked again while it runs, it picks up the
+    // newly pending files itself (two loops would check the same file twice at once).
+    let validating = StoredValue::new(false);
+    let validate_pending = move || {
+        if validating.get_value() {
+            return;
+        }
+        validating.set_value(true);
+        spawn_local(async move {
+            validate_all_pending().await;
+            validating.set_value(false);
         });
     };
 
@@ -198,6 +264,9 @@ pub fn UploadPage() -> impl IntoView {
                     rows_sent: 0,
                     upload_error: None,
                     restage: false,
+                    options: ReadOptions::default(),
+                    checks: 0,
+                    remembered: false,
                 });
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
@@ -207,6 +276,9 @@ pub fn UploadPage() -> impl IntoView {
         picked_again.set(again);
         if added {
             phase.set(Phase::Choosing);
+            // What the batch holds now, not when the page opened: another tab may have staged
+            // since, or a crash of the database emptied staging (read once the page said so).
+            refresh_staged();
             validate_pending();
         }
     };
@@ -233,12 +305,50 @@ pub fn UploadPage() -> impl IntoView {
         files.update(|all| all.retain(|f| f.name != name));
         client::forget(&name);
     };
+    // One decision per header layout: every file with that layout is checked again with it,
+    // and the merchant's next files with it are mapped the same way without asking.
+    let apply_mapping = move |layout: String, mapping: ColumnMapping| {
+        files.update(|all| {
+            for entry in all.iter_mut().filter(|f| f.mapping_layout().as_deref() == Some(layout.as_str())) {
+                entry.options.mapping = Some(mapping.clone());
+                entry.remembered = false;
+                entry.checks += 1;
+                entry.report = None;
+                entry.read_error = None;
+                entry.checked_bytes = 0;
+            }
+        });
+        validate_pending();
+        if let Some(merchant) = merchant.get_untracked() {
+            spawn_local(async move {
+                if let Err(error) = save_column_mapping(merchant, layout, mapping).await {
+                    notice.set(Some(format!("The mapping could not be remembered: {error}")));
+                }
+            });
+        }
+    };
+    let mapping_groups = Memo::new(move |_| files.with(|all| mapping_groups(all)));
+
+    // A file read again as the user now says (its encoding): checked anew.
+    let read_as = move |name: String, options: ReadOptions| {
+        files.update(|all| {
+            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                entry.options = options;
+                entry.checks += 1;
+                entry.report = None;
+                entry.read_error = None;
+                entry.checked_bytes = 0;
+            }
+        });
+        validate_pending();
+    };
     let choose_merchant = move |event: ev::Event| {
         let value = event_target_value(&event);
         merchant.set(value.parse().ok());
         // Validation depends on the merchant: check every file again.
         files.update(|all| {
             for entry in all.iter_mut() {
+                entry.checks += 1;
                 entry.report = None;
                 entry.read_error = None;
                 entry.checked_bytes = 0;
@@ -319,9 +429,13 @@ pub fn UploadPage() -> impl IntoView {
                         failures.borrow_mut().push((name, "the file is no longer chosen".to_owned()));
                         continue;
                     };
+                    let options = files.with_untracked(|all| {
+                        all.iter().find(|f| f.name == name).map(|f| f.options.clone()).unwrap_or_default()
+                    });
                     let sent = client::upload_file(
                         &file,
                         merchant,
+                        &options,
                         state.id,
                         part.index,
                         part.next_seq,
@@ -464,6 +578,7 @@ pub fn UploadPage() -> impl IntoView {
                 </label>
                 <p class="muted">"Files are staged in name order. Every row is checked here, in your browser, before anything is sent."</p>
             </div>
+            <ColumnRules/>
         </section>
 
         <Show when=move || files.with(|f| !f.is_empty())>
@@ -474,7 +589,16 @@ pub fn UploadPage() -> impl IntoView {
                         {picked_again.get().join(", ")} " chosen already: each file is listed once."
                     </p>
                 })}
-                <FilesTable files remove phase staged/>
+                {move || mapping_groups.get().into_iter().enumerate().map(|(group, g)| {
+                    let layout = g.layout.clone();
+                    view! {
+                        <MappingGroup group files=g.files header=g.header rows=g.rows initial=g.mapping
+                            applied=g.applied remembered=g.remembered
+                            on_apply=move |mapping| apply_mapping(layout.clone(), mapping)/>
+                    }
+                }).collect_view()}
+                {move || notice.get().filter(|_| !uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
+                <FilesTable files remove read_as phase staged/>
                 <BatchTotals files staged/>
             </section>
         </Show>
@@ -520,6 +644,44 @@ pub fn UploadPage() -> impl IntoView {
             <MerchantReview merchant/>
         })}
     }
+}
+
+/// The files whose columns are to be mapped, one group per header layout, in name order.
+#[derive(Debug, Clone, PartialEq)]
+struct LayoutGroup {
+    layout: String,
+    files: Vec<String>,
+    header: Vec<String>,
+    /// The first rows of the group's first file, for the preview of what is staged.
+    rows: Vec<Vec<String>>,
+    /// The mapping applied, else the suggestions.
+    mapping: ColumnMapping,
+    applied: bool,
+    remembered: bool,
+}
+
+fn mapping_groups(all: &[FileEntry]) -> Vec<LayoutGroup> {
+    let mut groups: Vec<LayoutGroup> = Vec::new();
+    for entry in all {
+        let (Some(layout), Some(report)) = (entry.mapping_layout(), entry.report.as_ref()) else { continue };
+        if let Some(group) = groups.iter_mut().find(|g| g.layout == layout) {
+            group.files.push(entry.name.clone());
+            continue;
+        }
+        let delimiter = report.delimiter.bytes().next().unwrap_or(b',');
+        let (_, rows) = sample(&report.preview, delimiter, report.sep_line, 5);
+        let mapping = entry.options.mapping.clone().unwrap_or_else(|| suggest(&report.header, &rows));
+        groups.push(LayoutGroup {
+            layout,
+            files: vec![entry.name.clone()],
+            header: report.header.clone(),
+            rows,
+            mapping,
+            applied: entry.options.mapping.is_some(),
+            remembered: entry.remembered,
+        });
+    }
+    groups
 }
 
 /// Whether the merchant changed while a file was being validated (its result is stale).
@@ -625,6 +787,7 @@ fn UnfinishedNotice(
 fn FilesTable(
     files: RwSignal<Vec<FileEntry>>,
     remove: impl Fn(String) + Copy + Send + Sync + 'static,
+    read_as: impl Fn(String, ReadOptions) + Copy + Send + Sync + 'static,
     phase: RwSignal<Phase>,
     staged: RwSignal<Vec<StagedFile>>,
 ) -> impl IntoView {
@@ -654,6 +817,8 @@ fn FilesTable(
                 {move || files.get().into_iter().map(|entry| {
                     let name = entry.name.clone();
                     let status = file_status(&entry);
+                    let nothing = entry.nothing_to_stage();
+                    let (rejects_report, options) = (entry.report.clone().unwrap_or_default(), entry.options.clone());
                     // While its upload runs or once it is done, the file's own progress says more.
                     let sending = matches!(phase.get(), Phase::Uploading | Phase::Done(_));
                     let already = staged.with(|list| entry.already_staged(list).map(StagedFile::described))
@@ -670,13 +835,27 @@ fn FilesTable(
                         .then(|| format!("ignored: {}", report.unknown_columns.join(", ")));
                     let delimiter = match report.delimiter.as_str() { "\t" => "tab", ";" => "semicolon", "," => "comma", _ => "" };
                     let (remove_name, download_name, file_name) = (name.clone(), name.clone(), name.clone());
+                    let encoding_choice = entry.asks_encoding().then(|| {
+                        let (options, chosen) = (entry.options.clone(), entry.options.encoding);
+                        let preview = report.preview.join("\n");
+                        let name = name.clone();
+                        view! {
+                            <EncodingChoice file=name.clone() chosen preview
+                                on_choose=move |encoding| read_as(name.clone(), ReadOptions { encoding, ..options.clone() })/>
+                        }
+                    });
+                    let read_in = (checked && !report.encoding.is_utf8() || report.sep_line).then(|| {
+                        let sep = if report.sep_line { ", sep= line" } else { "" };
+                        format!("{}{sep}", report.encoding)
+                    });
                     view! {
-                        <tr data-testid="file-row" data-file=name.clone() class:excluded=problem_row.is_some()>
+                        <tr data-testid="file-row" data-file=name.clone() class:excluded=problem_row.is_some() || nothing>
                             <td>{name.clone()}</td>
                             <td class="num">{format_bytes(entry.size)}</td>
                             <td>
                                 {report.columns.join(", ")}
                                 {checked.then(|| view! { <span class="muted">" (" {delimiter} ")"</span> })}
+                                {read_in.map(|r| view! { <div class="muted" data-testid="read-as">{r}</div> })}
                                 {unknown.map(|u| view! { <div class="muted">{u}</div> })}
                             </td>
                             <td class="num">
@@ -712,9 +891,10 @@ fn FilesTable(
                                 </Show>
                             </td>
                         </tr>
-                        {(problem_row.is_some() || !errors.is_empty()).then(|| view! {
+                        {(problem_row.is_some() || !errors.is_empty() || encoding_choice.is_some()).then(|| view! {
                             <tr class="details">
                                 <td colspan="9">
+                                    {encoding_choice}
                                     {problem_row.map(|p| view! { <p class="error">{format!("{file_name} is excluded: {p}")}</p> })}
                                     <ul class="row-errors" data-testid="row-errors">
                                         {errors.into_iter().map(|e| view! {
@@ -722,7 +902,18 @@ fn FilesTable(
                                         }).collect_view()}
                                     </ul>
                                     {(rejected > 0).then(|| view! {
-                                        <button class="link" on:click=move |_| client::download_rejects(&download_name)>
+                                        <button class="link" on:click=move |_| {
+                                            let (name, report, options) = (download_name.clone(), rejects_report.clone(), options.clone());
+                                            spawn_local(async move {
+                                                if let Err(problem) = client::download_rejects(&name, &report, &options).await {
+                                                    files.update(|all| {
+                                                        if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                                                            entry.read_error = Some(problem.clone());
+                                                        }
+                                                    });
+                                                }
+                                            });
+                                        }>
                                             "Download all " {format_count(rejected)} " rejected rows"
                                         </button>
                                     })}
@@ -733,6 +924,34 @@ fn FilesTable(
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// The encoding of a file that is not UTF-8, chosen by the user, with its first lines decoded
+/// so they see whether the choice reads right.
+#[component]
+fn EncodingChoice(
+    file: String,
+    chosen: Option<TextEncoding>,
+    preview: String,
+    on_choose: impl Fn(Option<TextEncoding>) + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <div class="encoding" data-testid="encoding-choice">
+            <label class="field">
+                "Encoding"
+                <select data-testid="encoding" on:change=move |event| {
+                    on_choose(TextEncoding::from_label(&event_target_value(&event)).filter(|e| !e.is_utf8()))
+                }>
+                    <option value="" selected=chosen.is_none()>"Choose the encoding it was saved in"</option>
+                    {TextEncoding::CHOICES.into_iter().map(|encoding| view! {
+                        <option value=encoding.label() selected=chosen == Some(encoding)>{encoding.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <p class="muted">{format!("The first lines of {file}, read as {}:", chosen.unwrap_or_default())}</p>
+            <pre class="preview" data-testid="encoding-preview">{preview}</pre>
+        </div>
     }
 }
 
@@ -751,12 +970,18 @@ fn file_status(entry: &FileEntry) -> String {
     }
     match &entry.report {
         None => format!("Checking… {}%", percent(entry.checked_bytes as i64, entry.size as i64)),
+        Some(report) if report.problem == Some(FileProblem::NoRows) => {
+            "Nothing to stage: the file has a header and no rows".to_owned()
+        }
         Some(report) if !report.is_valid() => "Excluded".to_owned(),
         // Never shown: the counts account for every line of a file read to its end.
         Some(report) if report.lines_accounted() != report.data_lines => {
             format!("Counts do not add up ({} of {} lines)", report.lines_accounted(), report.data_lines)
         }
-        Some(report) if report.rows_staged == 0 => "Nothing to stage".to_owned(),
+        Some(report) if report.rows_staged == 0 && report.rows_rejected > 0 && report.rows_skipped() == 0 => {
+            "Nothing to stage: every row is rejected".to_owned()
+        }
+        Some(report) if report.rows_staged == 0 => "Nothing to stage: every row is skipped or rejected".to_owned(),
         Some(report) if entry.rows_sent >= report.rows_staged && entry.rows_sent > 0 => "Staged".to_owned(),
         Some(report) if entry.rows_sent > 0 => format!("Uploading {}%", percent(entry.rows_sent, report.rows_staged)),
         Some(_) => "Valid".to_owned(),
@@ -771,8 +996,9 @@ fn BatchTotals(files: RwSignal<Vec<FileEntry>>, staged: RwSignal<Vec<StagedFile>
             files.with(|all| {
                 let sent: Vec<&FileReport> =
                     all.iter().filter(|f| f.to_send(already)).filter_map(|f| f.report.as_ref()).collect();
-                let excluded = all.iter().filter(|f| f.is_checked() && !f.is_valid()).count();
-                let skipped_files = all.iter().filter(|f| f.is_valid() && !f.to_send(already)).count();
+                let excluded = all.iter().filter(|f| f.is_checked() && (!f.is_valid() || f.nothing_to_stage())).count();
+                let skipped_files =
+                    all.iter().filter(|f| f.is_valid() && !f.nothing_to_stage() && !f.to_send(already)).count();
                 (
                     sent.len(),
                     excluded,

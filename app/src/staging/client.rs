@@ -8,7 +8,7 @@ use web_sys::wasm_bindgen::{JsCast, JsValue};
 
 use super::{chunk_path, Checksum, ChunkAck, ChunkBuilder};
 use crate::{
-    csv::{protect, FileReport, FileValidator, RejectedRow},
+    csv::{rejected_rows_csv, FileReport, FileValidator, LineFinder, ReadOptions, RejectedRow},
     error::AppError,
 };
 
@@ -69,30 +69,21 @@ fn keep_rejects(name: &str, rejects: Vec<RejectedRow>) {
     });
 }
 
-/// Offers every rejected row of file `name` as a CSV download (see [`rejects_csv`]).
-pub fn download_rejects(name: &str) {
-    let text = CHOSEN
-        .with_borrow(|chosen| rejects_csv(chosen.get(name).map(|(_, rejects)| rejects.as_slice()).unwrap_or_default()));
+/// Offers every kept rejected row of file `name` (validated as `report` says, read as
+/// `options` say) as a CSV to fix and upload again (see [`rejected_rows_csv`]). A malformed
+/// row's line is read again from the file, slice by slice, up to the last one wanted.
+pub async fn download_rejects(name: &str, report: &FileReport, options: &ReadOptions) -> Result<(), String> {
+    let (file, rejects) =
+        CHOSEN.with_borrow(|chosen| chosen.get(name).cloned()).ok_or_else(|| format!("{name} is no longer chosen"))?;
+    let mut finder = LineFinder::new(rejects.iter().filter(|r| r.malformed).map(|r| r.line), options.encoding);
+    let mut slices = Slices::new(&file);
+    while !finder.is_done() {
+        let Some(slice) = slices.next().await else { break };
+        finder.feed(&slice?);
+    }
+    let text = rejected_rows_csv(report, &rejects, &finder.finish());
     download(&format!("{}.rejected.csv", name.trim_end_matches(".csv")), &text);
-}
-
-/// The rejected rows as CSV (line, reason, row), each cell formula-neutralised as the reports
-/// are: a spreadsheet opening it runs nothing a hostile file put in a row.
-pub fn rejects_csv(rejects: &[RejectedRow]) -> String {
-    let mut out = String::from("line,reason,row\n");
-    for row in rejects {
-        out.push_str(&format!("{},{},{}\n", row.line, quote(&protect(&row.reason)), quote(&protect(&row.raw))));
-    }
-    out
-}
-
-/// A CSV field, quoted when it needs to be.
-fn quote(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
+    Ok(())
 }
 
 /// How much of a file is read and parsed at a time: small enough that the page stays
@@ -148,14 +139,16 @@ pub struct Validated {
     pub checksum: String,
 }
 
-/// Validates every row of `file` for an upload to `merchant`; `on_bytes` hears how far it is.
+/// Validates every row of `file`, read as `options` say, for an upload to `merchant`;
+/// `on_bytes` hears how far it is.
 pub async fn validate(
     name: &str,
     file: &File,
     merchant: Uuid,
+    options: &ReadOptions,
     mut on_bytes: impl FnMut(u64),
 ) -> Result<Validated, String> {
-    let mut validator = FileValidator::new(merchant);
+    let mut validator = FileValidator::with_options(merchant, options);
     let mut checksum = Checksum::default();
     let mut slices = Slices::new(file);
     let mut ignore = |_: u64, _: &crate::csv::StagedRow<'_>| {};
@@ -182,6 +175,7 @@ pub struct ChunkSent {
 pub async fn upload_file(
     file: &File,
     merchant: Uuid,
+    options: &ReadOptions,
     upload: Uuid,
     index: i32,
     skip: i32,
@@ -190,7 +184,7 @@ pub async fn upload_file(
     cancelled: impl Fn() -> bool,
 ) -> Result<bool, String> {
     // A cancelled upload stops between chunks; `Ok(false)` says it did not finish.
-    let mut validator = FileValidator::new(merchant);
+    let mut validator = FileValidator::with_options(merchant, options);
     let mut slices = Slices::new(file);
     let mut chunks = ChunkBuilder::default();
     let mut seq = 0i32;
@@ -489,25 +483,6 @@ mod tests {
 
     fn json(error: AppError) -> String {
         serde_json::to_string(&error).unwrap()
-    }
-
-    #[test]
-    fn rejected_rows_download_formula_neutralised() {
-        // Seen: the browser-made rejected-rows CSV kept `=HYPERLINK(…)` as the reports do not.
-        let rows = [
-            RejectedRow {
-                line: 5,
-                reason: "points \"x\" is not a number".into(),
-                raw: "=HYPERLINK(\"evil\"),x".into(),
-            },
-            RejectedRow { line: 9, reason: "too long".into(), raw: "@SUM(A1),2".into() },
-            RejectedRow { line: 12, reason: "bad".into(), raw: "plain,3".into() },
-        ];
-        assert_eq!(
-            rejects_csv(&rows),
-            "line,reason,row\n5,\"points \"\"x\"\" is not a number\",\"'=HYPERLINK(\"\"evil\"\"),x\"\n\
-             9,too long,\"'@SUM(A1),2\"\n12,bad,\"plain,3\"\n"
-        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod insert;
 mod jobs;
+mod mappings;
 mod matrix;
 mod migrations;
 mod operability;

@@ -73,6 +73,16 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
         }
         "unfinished-upload" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "staged-files" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
+        "column-mappings" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
+        "save-column-mapping" => {
+            return Some(Row {
+                form: vec![],
+                json: Some(serde_json::json!({
+                    "merchant": world.merchant_a, "layout": "voucher code\u{1f}batch",
+                    "mapping": { "fields": ["Code", "BatchCode"] } })),
+                expect: [401, 200, 404, 200],
+            })
+        }
         "batch-overview" => (vec![], [401, 200, 200, 200]),
         "finish-upload" => (vec![("upload", world.upload_done.to_string())], [401, 200, 404, 200]),
         "cancel-upload" => {
