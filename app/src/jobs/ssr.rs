@@ -439,23 +439,21 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     // each row lands on a random leaf of an index far larger than shared_buffers: the backend
     // spent most of its time writing out dirty leaves and reading others back
     // (`IO: DataFileWrite`/`DataFileRead`). In key order each leaf is visited once, while it
-    // is in memory. The sort is in memory up to 256 MB, then on disk.
+    // is in memory. An `INSERT` runs in one process, sort included; the sort is done first, in
+    // parallel, into a table the insert reads back in order (see `sort_clean_rows`).
     sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     let order = code_order(&mut *tx).await?;
-    let statement = format!(
+    sort_clean_rows(&mut tx, merchant, order).await?;
+    let inserted = sqlx::query(
         "INSERT INTO codes (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
-         SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $2
-         FROM codes_check_temp
-         WHERE merchant_id = $1 AND NOT internal_dup AND NOT existing_dup
-         ORDER BY code{order}"
-    );
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(statement))
-        .bind(merchant)
-        .bind(job)
-        .execute(&mut *tx)
-        .await
-        .map_err(insert_failed)?
-        .rows_affected() as i64;
+         SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $1
+         FROM pg_temp.codes_insert_sorted",
+    )
+    .bind(job)
+    .execute(&mut *tx)
+    .await
+    .map_err(insert_failed)?
+    .rows_affected() as i64;
     if inserted != expected {
         tx.rollback().await?;
         return Err(JobError::Miscounted { inserted, expected });
@@ -472,6 +470,27 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
     running.rows_moved(inserted);
     tracing::info!(%job, %merchant, inserted, "import job completed");
     Ok(Inserted { inserted, preflight_seconds, insert_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Copies the merchant's clean staged rows, sorted by `code{order}`, into the temporary table
+/// `codes_insert_sorted`, which the transaction drops at its end. Fails as the statement does.
+///
+/// `CREATE TABLE … AS` may sort in parallel (an `INSERT … SELECT` may not), and a sequential
+/// scan of a table written once returns its rows in the order they were written.
+async fn sort_clean_rows(conn: &mut sqlx::PgConnection, merchant: Uuid, order: &str) -> Result<(), sqlx::Error> {
+    for setting in ["SET LOCAL parallel_setup_cost = 0", "SET LOCAL parallel_tuple_cost = 0"] {
+        sqlx::query(setting).execute(&mut *conn).await?;
+    }
+    // A utility statement takes no bind parameters; the merchant is a UUID.
+    let statement = format!(
+        "CREATE TEMPORARY TABLE codes_insert_sorted ON COMMIT DROP AS
+         SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price
+         FROM codes_check_temp
+         WHERE merchant_id = '{merchant}' AND NOT internal_dup AND NOT existing_dup
+         ORDER BY code{order}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// How to sort codes in the order of the unique index on `codes (code, …)`: ` COLLATE "C"`

@@ -166,6 +166,29 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
 }
 
 #[tokio::test]
+async fn an_insert_writes_its_codes_in_key_order_and_leaves_no_table_of_its_own_behind() {
+    let w = world(3_000).await;
+    let job = w.insert().await.summary;
+    assert_eq!(job.status, "completed", "{:?}", job.error_message);
+    // The staged rows are not in code order ('C-10' < 'C-2'); the job's ids follow the codes.
+    let out_of_order: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT code, lag(code) OVER (ORDER BY id) AS before
+                               FROM codes WHERE import_job_id = $1) t
+         WHERE before COLLATE \"C\" >= code COLLATE \"C\"",
+    )
+    .bind(job.id)
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(out_of_order, 0);
+    let scratch: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'codes_insert_sorted'")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(scratch, 0, "the sorted copy went with the transaction");
+}
+
+#[tokio::test]
 async fn an_insert_that_fails_midway_leaves_no_code_of_the_job_and_says_why() {
     let w = world(3_000).await;
     let before = w.codes().await;
