@@ -1,4 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
+import { AppShell } from '../pages/AppShell';
 import { openAs } from '../pages/LoginPage';
 import { ReviewSection } from '../pages/ReviewSection';
 import { UploadPage } from '../pages/UploadPage';
@@ -113,6 +114,7 @@ test('the same file chosen again on a fresh page is marked staged already and sk
   await uploadAndCheck(page, paths, ['codes.csv'], 150);
 
   await page.goto('/upload');
+  await new AppShell(page).waitForHydration();
   const upload = new UploadPage(page);
   await upload.pick(paths);
   await upload.waitUntilChecked(['codes.csv']);
@@ -177,6 +179,7 @@ test('cancel asks whether to keep or remove the staged rows, and Upload after it
   );
   await expect(upload.uploadButton()).toBeDisabled();
   await page.goto('/upload');
+  await new AppShell(page).waitForHydration();
   await upload.pick(paths);
   await upload.waitUntilChecked(['a.csv']);
   await expect(status).toContainText('skipped');
@@ -190,6 +193,7 @@ test('cancel asks whether to keep or remove the staged rows, and Upload after it
   await page.getByTestId('confirm-clear').click();
   await expect(page.getByTestId('batch-cleared')).toBeVisible();
   await page.goto('/upload');
+  await new AppShell(page).waitForHydration();
   await upload.pick(paths);
   await upload.waitUntilChecked(['a.csv']);
   await cancelAfterFirstChunk();

@@ -169,7 +169,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
 async fn an_insert_writes_its_codes_in_key_order_and_leaves_no_table_of_its_own_behind() {
     let w = world(3_000).await;
     let job = w.insert().await.summary;
-    assert_eq!(job.status, "completed", "{:?}", job.error_message);
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error_message);
     // The staged rows are not in code order ('C-10' < 'C-2'); the job's ids follow the codes.
     let out_of_order: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT code, lag(code) OVER (ORDER BY id) AS before
