@@ -8,8 +8,13 @@ export class UploadPage {
     await this.page.getByTestId('merchant').selectOption({ label: name });
   }
 
+  /** Chooses `paths`, once the page is hydrated and a merchant chosen (before that the input
+   * has no handler, or is disabled, and the choice would go nowhere). */
   async pick(paths: string[]): Promise<void> {
-    await this.page.getByTestId('pick-files').setInputFiles(paths);
+    await this.page.waitForSelector('body[data-hydrated]');
+    const input = this.page.getByTestId('pick-files');
+    await expect(input).toBeEnabled({ timeout: 20_000 });
+    await input.setInputFiles(paths);
   }
 
   file(name: string) {
