@@ -86,20 +86,28 @@ pub async fn validate_clean_codes_for_insert(conn: &mut PgConnection, merchant: 
     {
         sqlx::query(setting).execute(&mut *tx).await?;
     }
+    /// The clean rows, the unflagged ones whose code is in production now, and the clean ones
+    /// without a code.
+    #[derive(sqlx::FromRow)]
+    struct Counted {
+        clean: i64,
+        landed: i64,
+        blank: i64,
+    }
     let count = || {
-        sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT count(*) FILTER (WHERE c.code IS NULL AND NOT s.internal_dup),
-                    count(c.code),
-                    count(*) FILTER (WHERE c.code IS NULL AND NOT s.internal_dup AND btrim(s.code) = '')
+        sqlx::query_as::<_, Counted>(
+            "SELECT count(*) FILTER (WHERE c.code IS NULL AND NOT s.internal_dup) AS clean,
+                    count(c.code) AS landed,
+                    count(*) FILTER (WHERE c.code IS NULL AND NOT s.internal_dup AND btrim(s.code) = '') AS blank
              FROM codes_check_temp s
              LEFT JOIN (SELECT code FROM codes WHERE merchant_id = $1) c ON c.code = s.code
              WHERE s.merchant_id = $1 AND NOT s.existing_dup",
         )
         .bind(merchant)
     };
-    let (mut clean_count, landed, mut blank_codes) = count().fetch_one(&mut *tx).await?;
+    let mut counted = count().fetch_one(&mut *tx).await?;
     let mut new_database_duplicates = 0;
-    if landed > 0 {
+    if counted.landed > 0 {
         new_database_duplicates = sqlx::query(
             "UPDATE codes_check_temp t SET existing_dup = true
              FROM codes c
@@ -109,9 +117,10 @@ pub async fn validate_clean_codes_for_insert(conn: &mut PgConnection, merchant: 
         .execute(&mut *tx)
         .await?
         .rows_affected() as i64;
-        (clean_count, _, blank_codes) = count().fetch_one(&mut *tx).await?;
+        counted = count().fetch_one(&mut *tx).await?;
     }
     tx.commit().await?;
+    let Counted { clean: clean_count, blank: blank_codes, .. } = counted;
     if blank_codes > 0 {
         errors.push(format!("{blank_codes} clean rows have no code."));
     }
@@ -127,10 +136,18 @@ pub async fn validate_clean_codes_for_insert(conn: &mut PgConnection, merchant: 
 /// some have `price numeric(10,2)`), and the insert's cast would round 10.5 to 11 or fail on
 /// overflow. Costs nothing where production's columns are `numeric` too.
 async fn numbers_production_cannot_hold(conn: &mut PgConnection, merchant: Uuid) -> Result<Vec<String>, sqlx::Error> {
-    let types: Vec<(String, String, Option<i32>, Option<i32>)> = sqlx::query_as(
-        "SELECT a.attname::text, t.typname::text,
-                CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN ((a.atttypmod - 4) >> 16) & 65535 END,
-                CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN (a.atttypmod - 4) & 65535 END
+    /// A production column's type, and a `numeric`'s precision and scale if it has them.
+    #[derive(sqlx::FromRow)]
+    struct ColumnType {
+        column: String,
+        type_name: String,
+        precision: Option<i32>,
+        scale: Option<i32>,
+    }
+    let types: Vec<ColumnType> = sqlx::query_as(
+        "SELECT a.attname::text AS column, t.typname::text AS type_name,
+                CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN ((a.atttypmod - 4) >> 16) & 65535 END AS precision,
+                CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN (a.atttypmod - 4) & 65535 END AS scale
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          WHERE a.attrelid = 'codes'::regclass AND a.attname IN ('points', 'price') AND NOT a.attisdropped
          ORDER BY a.attname",
@@ -138,7 +155,7 @@ async fn numbers_production_cannot_hold(conn: &mut PgConnection, merchant: Uuid)
     .fetch_all(&mut *conn)
     .await?;
     let mut problems = Vec::new();
-    for (column, type_name, precision, scale) in types {
+    for ColumnType { column, type_name, precision, scale } in types {
         // A condition true for a value the column cannot hold exactly; the column name is one of
         // two literals above, the bounds are numbers from the catalogue.
         let cannot_hold = match (type_name.as_str(), precision, scale) {
