@@ -137,49 +137,34 @@ pub struct HeaderMap {
 impl HeaderMap {
     /// Reads the header record; fails without a `code` column or with a column twice.
     pub fn new(header: &Record<'_>) -> Result<Self, FileProblem> {
-        if let Some(problem) = header.problem {
-            return Err(FileProblem::MalformedHeader { line: header.line, problem });
-        }
-        let mut positions = [None; 8];
-        let mut known = Vec::new();
-        let mut unknown = Vec::new();
-        for (i, raw) in header.fields().enumerate() {
-            let name = std::str::from_utf8(raw).map_err(|_| FileProblem::NotUtf8 { line: header.line })?;
-            match Column::from_header(name) {
-                Some(column) if positions[column.index()].is_some() => {
-                    return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
-                }
-                Some(column) => {
-                    positions[column.index()] = Some(i);
-                    known.push(column.name().to_owned());
-                }
-                None if name.trim().is_empty() => {}
-                None => unknown.push(name.trim().to_owned()),
-            }
-        }
-        if positions[Column::Code.index()].is_none() {
-            let found = known.iter().chain(&unknown).cloned().collect::<Vec<_>>().join(", ");
-            return Err(FileProblem::MissingCode { found });
-        }
-        Ok(Self { positions, width: header.len(), known, unknown })
+        Self::read(header, |_, name| Column::from_header(name))
     }
 
     /// Reads the header record as `mapping` says (column `i` of the file is `mapping.fields[i]`,
     /// ignored when `None` or past its end); fails when the mapping stages no code or one
     /// column twice.
     pub fn mapped(header: &Record<'_>, mapping: &super::ColumnMapping) -> Result<Self, FileProblem> {
-        if let Some(problem) = header.problem {
-            return Err(FileProblem::MalformedHeader { line: header.line, problem });
-        }
         if let Some(column) = mapping.duplicate() {
             return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
+        }
+        Self::read(header, |i, _| mapping.fields.get(i).copied().flatten())
+    }
+
+    /// Reads the header record, `column_of` naming the column (if any) of each position and its
+    /// header text; fails without a `code` column or with a column twice.
+    fn read(header: &Record<'_>, column_of: impl Fn(usize, &str) -> Option<Column>) -> Result<Self, FileProblem> {
+        if let Some(problem) = header.problem {
+            return Err(FileProblem::MalformedHeader { line: header.line, problem });
         }
         let mut positions = [None; 8];
         let mut known = Vec::new();
         let mut unknown = Vec::new();
         for (i, raw) in header.fields().enumerate() {
             let name = std::str::from_utf8(raw).map_err(|_| FileProblem::NotUtf8 { line: header.line })?;
-            match mapping.fields.get(i).copied().flatten() {
+            match column_of(i, name) {
+                Some(column) if positions[column.index()].is_some() => {
+                    return Err(FileProblem::DuplicateColumn(column.name().to_owned()));
+                }
                 Some(column) => {
                     positions[column.index()] = Some(i);
                     known.push(column.name().to_owned());

@@ -41,6 +41,15 @@ struct FileEntry {
 }
 
 impl FileEntry {
+    /// Forgets what validation found, so the file is checked anew (a later result of an earlier
+    /// check is dropped: `checks` moved on).
+    fn check_again(&mut self) {
+        self.checks += 1;
+        self.report = None;
+        self.read_error = None;
+        self.checked_bytes = 0;
+    }
+
     fn is_valid(&self) -> bool {
         self.report.as_ref().is_some_and(FileReport::is_valid) && self.read_error.is_none()
     }
@@ -312,10 +321,7 @@ pub fn UploadPage() -> impl IntoView {
             for entry in all.iter_mut().filter(|f| f.mapping_layout().as_deref() == Some(layout.as_str())) {
                 entry.options.mapping = Some(mapping.clone());
                 entry.remembered = false;
-                entry.checks += 1;
-                entry.report = None;
-                entry.read_error = None;
-                entry.checked_bytes = 0;
+                entry.check_again();
             }
         });
         validate_pending();
@@ -334,10 +340,7 @@ pub fn UploadPage() -> impl IntoView {
         files.update(|all| {
             if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
                 entry.options = options;
-                entry.checks += 1;
-                entry.report = None;
-                entry.read_error = None;
-                entry.checked_bytes = 0;
+                entry.check_again();
             }
         });
         validate_pending();
@@ -348,10 +351,7 @@ pub fn UploadPage() -> impl IntoView {
         // Validation depends on the merchant: check every file again.
         files.update(|all| {
             for entry in all.iter_mut() {
-                entry.checks += 1;
-                entry.report = None;
-                entry.read_error = None;
-                entry.checked_bytes = 0;
+                entry.check_again();
             }
         });
         validate_pending();
