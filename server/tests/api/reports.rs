@@ -182,3 +182,27 @@ async fn only_a_caller_who_may_act_for_the_merchant_gets_its_report() {
     let wrong = format!("/api/merchants/{merchant}/reports/everything.csv");
     assert_eq!(mine.get(app.url(&wrong)).send().await.unwrap().status(), 404, "there is no such report");
 }
+
+#[tokio::test]
+async fn pages_go_out_compressed_and_reports_as_they_are() {
+    // Seen: every response uncompressed, the 13 MB debug WASM included.
+    let app = spawn_app().await;
+    let merchant = staged_and_checked(&app).await;
+    let admin = app.sign_in(&app.user(Role::MerchantAdmin, &[merchant]).await).await;
+    let get =
+        |path: String, encoding: &'static str| admin.get(app.url(&path)).header("accept-encoding", encoding).send();
+
+    for encoding in ["br", "gzip"] {
+        let page = get("/upload".into(), encoding).await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["content-encoding"], encoding, "/upload with accept-encoding: {encoding}");
+    }
+    let plain = admin.get(app.url("/upload")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none(), "no accept-encoding, no compression");
+
+    // A report streams millions of rows: compressing it would bound the export by one core.
+    let report = get(report_path(merchant, ReportKind::Full), "gzip, br").await.unwrap();
+    assert_eq!(report.status(), 200);
+    assert!(report.headers().get("content-encoding").is_none());
+    assert!(report.bytes().await.unwrap().starts_with(b"\xef\xbb\xbfmerchant_id,code,"));
+}
