@@ -18,13 +18,13 @@ pub mod staging;
 pub mod state;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::{
     components::{Route, Router, Routes},
     path,
 };
 
-use components::shell::Navigation;
+use components::{activity::provide_running, shell::Navigation};
 use pages::{
     admin::AdminPage,
     home::HomePage,
@@ -49,6 +49,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href=format!("{pkg}/favicon.svg") r#type="image/svg+xml"/>
                 <link rel="modulepreload" href=format!("{pkg}/{name}.js")/>
                 <link rel="preload" href=format!("{pkg}/{name}_bg.wasm") r#as="fetch" r#type="application/wasm" crossorigin=""/>
                 <script type="module" src=format!("{pkg}/boot.js")></script>
@@ -90,11 +91,11 @@ fn content_security_policy() {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_running();
     mark_hydrated();
 
     view! {
         <Stylesheet id="app-style" href="/pkg/main.css"/>
-        <Title text="Code Import"/>
         <Router>
             <Navigation/>
             <main class="page">

@@ -16,9 +16,21 @@ pub fn format_count(n: i64) -> String {
     out
 }
 
+/// (1, "row", "rows") → "1 row"; (1200, …) → "1,200 rows".
+pub fn counted(n: i64, one: &str, many: &str) -> String {
+    format!("{} {}", format_count(n), if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::format_count;
+    use super::{counted, format_count};
+
+    #[test]
+    fn a_count_takes_the_singular_only_for_one() {
+        assert_eq!(counted(1, "row", "rows"), "1 row");
+        assert_eq!(counted(0, "row", "rows"), "0 rows");
+        assert_eq!(counted(1_200, "blank code", "blank codes"), "1,200 blank codes");
+    }
 
     #[test]
     fn counts_are_grouped_in_thousands() {

@@ -3,7 +3,10 @@
 
 use leptos::prelude::*;
 
-use crate::csv::{Column, ColumnMapping, COLUMNS};
+use crate::{
+    components::scroll_box::ScrollBox,
+    csv::{Column, ColumnMapping, COLUMNS},
+};
 
 /// One decision for every file whose header is `header`: a `<select>` per column, labelled by
 /// the column's header text, its options the field names (and *ignore*), filled in with
@@ -92,7 +95,9 @@ fn StagedPreview(choice: RwSignal<ColumnMapping>, rows: Vec<Vec<String>>) -> imp
         {move || {
             let chosen: Vec<(usize, Column)> = choice
                 .with(|c| c.fields.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f))).collect());
+            let rows = rows.clone();
             view! {
+                <ScrollBox label="The first rows as they will be staged">
                 <table class="mapping-preview" data-testid="mapping-preview">
                     <caption class="muted">"The first rows as they will be staged"</caption>
                     <thead><tr>{chosen.iter().map(|(_, c)| view! { <th scope="col">{c.name()}</th> }).collect_view()}</tr></thead>
@@ -105,6 +110,7 @@ fn StagedPreview(choice: RwSignal<ColumnMapping>, rows: Vec<Vec<String>>) -> imp
                         }).collect_view()}
                     </tbody>
                 </table>
+                </ScrollBox>
             }
         }}
     }

@@ -1,7 +1,9 @@
 //! Reusable view pieces.
 
+pub mod activity;
 pub mod columns;
 pub mod error;
 pub mod format;
 pub mod mapping;
+pub mod scroll_box;
 pub mod shell;

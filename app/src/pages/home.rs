@@ -5,7 +5,7 @@ use leptos_router::components::A;
 
 use crate::{
     batch::{batch_overview, BatchState, MerchantBatch},
-    components::{error::ErrorNotice, format::format_count},
+    components::{activity::PageTitle, error::ErrorNotice, format::format_count},
     operations::with_article,
 };
 
@@ -14,6 +14,7 @@ use crate::{
 pub fn HomePage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| batch_overview());
     view! {
+        <PageTitle page=""/>
         <h1>"Code Import"</h1>
         <p class="lead">
             "Bulk-import promotional codes from CSV files: see every duplicate before anything "
@@ -25,7 +26,9 @@ pub fn HomePage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match overview.await {
                         Ok(list) if list.is_empty() => view! {
-                            <p class="muted">"No merchant yet: ops create them under Admin."</p>
+                            <p class="empty" data-testid="merchants-empty">
+                                "No merchant yet — ops create them under " <A href="/admin">"Admin"</A> "."
+                            </p>
                         }.into_any(),
                         Ok(list) => view! {
                             <ul class="merchant-batches" data-testid="merchant-batches">

@@ -3,7 +3,10 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::auth::{safe_next, Login};
+use crate::{
+    auth::{safe_next, Login},
+    components::activity::PageTitle,
+};
 
 /// The sign-in form. After signing in the browser goes to `?next=` (a local path) or home.
 #[component]
@@ -20,6 +23,7 @@ pub fn LoginPage() -> impl IntoView {
     let error = move || login.value().get().and_then(Result::err).map(|e| e.to_string());
 
     view! {
+        <PageTitle page="Sign in"/>
         <section class="login">
             <h1>"Sign in"</h1>
             <ActionForm action=login>

@@ -1,6 +1,9 @@
 //! The page for unknown routes.
 
 use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::components::activity::PageTitle;
 
 /// Says the page does not exist; the server answers 404 with it.
 #[component]
@@ -10,7 +13,8 @@ pub fn NotFound() -> impl IntoView {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }
     view! {
+        <PageTitle page="Page not found"/>
         <h1>"Page not found"</h1>
-        <p>"There is no page at this address."</p>
+        <p>"There is no page at this address. " <A href="/">"Go to the start page"</A> "."</p>
     }
 }
