@@ -1,14 +1,20 @@
 //! `/admin`: ops create merchants and users and bind admins to merchants.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::ServerFn};
+use uuid::Uuid;
 
 use crate::{
     admin::{list_merchants, list_users, BindMerchant, CreateMerchant, CreateUser, SetUserDisabled, UserSummary},
-    auth::{Merchant, Role},
-    components::error::ErrorNotice,
+    auth::{signed_in_user, Merchant, Role},
+    components::{activity::PageTitle, error::ErrorNotice, scroll_box::ScrollBox},
+    error::AppError,
 };
 
-/// Merchants and users, with the forms that change them. The lists reload after each change.
+/// What the last change did, in words, or why it failed.
+type Outcome = Result<String, String>;
+
+/// Merchants and users, with the forms that change them. The lists reload after each change;
+/// the page says what the change did (or why it failed) until the next one starts.
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let create_merchant = ServerAction::<CreateMerchant>::new();
@@ -24,24 +30,47 @@ pub fn AdminPage() -> impl IntoView {
         )
     };
     let data = Resource::new(changes, |_| async {
-        Ok::<_, crate::error::AppError>((list_merchants().await?, list_users().await?))
+        let me = signed_in_user().await?.map(|user| user.id);
+        Ok::<_, AppError>((list_merchants().await?, list_users().await?, me))
     });
-    let failure = move || {
-        let done = |result: Option<Result<_, _>>| result.and_then(Result::err);
-        done(create_merchant.value().get().map(|r| r.map(|_| ())))
-            .or_else(|| done(create_user.value().get().map(|r| r.map(|_| ()))))
-            .or_else(|| done(bind.value().get()))
-            .or_else(|| done(set_disabled.value().get()))
-            .map(|e: crate::error::AppError| e.to_string())
+    let outcome = RwSignal::new(None::<Outcome>);
+    // Names as the lists showed them when the change was asked for.
+    let email = move |user: Uuid| {
+        data.get_untracked()
+            .and_then(Result::ok)
+            .and_then(|(_, users, _)| users.into_iter().find(|u| u.id == user).map(|u| u.email))
+            .unwrap_or_else(|| "The user".to_owned())
     };
+    let merchant_name = move |merchant: Uuid| {
+        data.get_untracked()
+            .and_then(Result::ok)
+            .and_then(|(merchants, _, _)| merchants.into_iter().find(|m| m.id == merchant).map(|m| m.name))
+            .unwrap_or_else(|| "the merchant".to_owned())
+    };
+    report(create_merchant, outcome, |_, merchant| format!("Created merchant {}.", merchant.name));
+    report(create_user, outcome, |asked, _| format!("Created {} ({}).", asked.email, asked.role.label()));
+    report(bind, outcome, move |asked, _| {
+        format!("{} can now act for {}.", email(asked.user), merchant_name(asked.merchant))
+    });
+    report(set_disabled, outcome, move |asked, _| {
+        if asked.disabled {
+            format!("{} is disabled: their sessions have ended.", email(asked.user))
+        } else {
+            format!("{} is enabled again.", email(asked.user))
+        }
+    });
 
     view! {
+        <PageTitle page="Admin"/>
         <h1>"Admin"</h1>
-        {move || failure().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+        {move || outcome.get().map(|outcome| match outcome {
+            Ok(done) => view! { <p class="success" role="status" data-testid="admin-outcome">{done}</p> }.into_any(),
+            Err(problem) => view! { <p class="error" role="alert" data-testid="admin-outcome">{problem}</p> }.into_any(),
+        })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok((merchants, users)) => view! {
+                    Ok((merchants, users, me)) => view! {
                         <section class="card">
                             <h2>"Merchants"</h2>
                             <MerchantList merchants=merchants.clone()/>
@@ -52,7 +81,7 @@ pub fn AdminPage() -> impl IntoView {
                         </section>
                         <section class="card">
                             <h2>"Users"</h2>
-                            <UserList users merchants=merchants.clone() bind set_disabled/>
+                            <UserList users merchants=merchants.clone() me bind set_disabled/>
                             <h3>"New user"</h3>
                             <ActionForm action=create_user attr:class="inline-form">
                                 <label>"Email" <input type="email" name="email" required/></label>
@@ -75,12 +104,41 @@ pub fn AdminPage() -> impl IntoView {
     }
 }
 
+/// Puts what `action` did, in `words` (of what was asked and what came back), or why it failed,
+/// into `outcome` when it ends; clears `outcome` when it starts.
+fn report<S>(
+    action: ServerAction<S>,
+    outcome: RwSignal<Option<Outcome>>,
+    words: impl Fn(&S, &S::Output) -> String + Send + Sync + 'static,
+) where
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    // The action forgets its input when it ends: keep it for the words.
+    let asked = StoredValue::new(None::<S>);
+    Effect::new(move |_| {
+        if let Some(input) = action.input().get() {
+            asked.set_value(Some(input));
+            outcome.set(None);
+        }
+    });
+    Effect::new(move |_| {
+        let said = match action.value().get() {
+            None => return,
+            Some(Ok(output)) => asked.with_value(|input| input.as_ref().map(|input| Ok(words(input, &output)))),
+            Some(Err(error)) => Some(Err(error.to_string())),
+        };
+        outcome.set(said);
+    });
+}
+
 #[component]
 fn MerchantList(merchants: Vec<Merchant>) -> impl IntoView {
     if merchants.is_empty() {
-        return view! { <p class="empty">"No merchants yet"</p> }.into_any();
+        return view! { <p class="empty" data-testid="merchants-empty">"No merchants yet — create the first one below."</p> }.into_any();
     }
     view! {
+        <ScrollBox label="Merchants">
         <table data-testid="merchants-table">
             <thead><tr><th scope="col">"Name"</th><th scope="col">"Id"</th></tr></thead>
             <tbody>
@@ -89,6 +147,7 @@ fn MerchantList(merchants: Vec<Merchant>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </ScrollBox>
     }
     .into_any()
 }
@@ -110,10 +169,13 @@ fn MerchantSelect(
 fn UserList(
     users: Vec<UserSummary>,
     merchants: Vec<Merchant>,
+    /// The signed-in user, who may not disable their own account.
+    me: Option<Uuid>,
     bind: ServerAction<BindMerchant>,
     set_disabled: ServerAction<SetUserDisabled>,
 ) -> impl IntoView {
     view! {
+        <ScrollBox label="Users">
         <table data-testid="users-table">
             <thead>
                 <tr>
@@ -147,18 +209,25 @@ fn UserList(
                                     </ActionForm>
                                 })}
                             </td>
-                            <td>
+                            <td data-testid="user-status">
                                 {if user.disabled { "Disabled" } else { "Active" }}
-                                <ActionForm action=set_disabled attr:class="inline-form">
-                                    <input type="hidden" name="user" value=id/>
-                                    <input type="hidden" name="disabled" value=(!user.disabled).to_string()/>
-                                    <button type="submit">{if user.disabled { "Enable" } else { "Disable" }}</button>
-                                </ActionForm>
+                                {if me == Some(user.id) {
+                                    view! { <span class="muted">" (you)"</span> }.into_any()
+                                } else {
+                                    view! {
+                                        <ActionForm action=set_disabled attr:class="inline-form">
+                                            <input type="hidden" name="user" value=id/>
+                                            <input type="hidden" name="disabled" value=(!user.disabled).to_string()/>
+                                            <button type="submit">{if user.disabled { "Enable" } else { "Disable" }}</button>
+                                        </ActionForm>
+                                    }.into_any()
+                                }}
                             </td>
                         </tr>
                     }
                 }).collect_view()}
             </tbody>
         </table>
+        </ScrollBox>
     }
 }

@@ -77,6 +77,28 @@ async fn a_disabled_user_is_refused_and_their_session_stops_working() {
 }
 
 #[tokio::test]
+async fn ops_cannot_disable_their_own_account_but_can_disable_another() {
+    let app = spawn_app().await;
+    let ops = app.user(Role::Ops, &[]).await;
+    let other = app.user(Role::Ops, &[]).await;
+    let client = app.sign_in(&ops).await;
+
+    let response =
+        app.call(&client, "set-user-disabled", &[("user", ops.id.to_string()), ("disabled", "true".into())]).await;
+
+    assert_eq!(response.status(), 400);
+    let error: AppError = response.json().await.unwrap();
+    assert_eq!(error, AppError::Invalid("You cannot disable your own account.".into()));
+    let disabled: bool =
+        sqlx::query_scalar("SELECT disabled FROM users WHERE id = $1").bind(ops.id).fetch_one(&app.pool).await.unwrap();
+    assert!(!disabled);
+    assert!(signed_in_user(&app, &client).await.is_some(), "still signed in");
+    let response =
+        app.call(&client, "set-user-disabled", &[("user", other.id.to_string()), ("disabled", "true".into())]).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn a_session_survives_a_server_restart_and_dies_on_logout() {
     let app = spawn_app().await;
     let ops = app.user(Role::Ops, &[]).await;
