@@ -6,7 +6,14 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    components::{columns::ColumnRules, error::ErrorNotice, format::format_count, mapping::MappingGroup},
+    components::{
+        activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
+        columns::ColumnRules,
+        error::ErrorNotice,
+        format::{counted, format_count},
+        mapping::MappingGroup,
+        scroll_box::ScrollBox,
+    },
     csv::{layout_key, sample, suggest, ColumnMapping, FileProblem, FileReport, ReadOptions, TextEncoding},
     duplicates::start_check,
     mappings::{column_mappings, save_column_mapping},
@@ -41,6 +48,24 @@ struct FileEntry {
 }
 
 impl FileEntry {
+    /// A file just chosen: nothing known of it but its name and size.
+    fn chosen(name: String, size: u64) -> Self {
+        Self {
+            name,
+            size,
+            checked_bytes: 0,
+            report: None,
+            checksum: None,
+            read_error: None,
+            rows_sent: 0,
+            upload_error: None,
+            restage: false,
+            options: ReadOptions::default(),
+            checks: 0,
+            remembered: false,
+        }
+    }
+
     /// Forgets what validation found, so the file is checked anew (a later result of an earlier
     /// check is dropped: `checks` moved on).
     fn check_again(&mut self) {
@@ -263,20 +288,7 @@ pub fn UploadPage() -> impl IntoView {
                 continue;
             }
             files.update(|all| {
-                all.push(FileEntry {
-                    name: name.clone(),
-                    size: file.size(),
-                    checked_bytes: 0,
-                    report: None,
-                    checksum: None,
-                    read_error: None,
-                    rows_sent: 0,
-                    upload_error: None,
-                    restage: false,
-                    options: ReadOptions::default(),
-                    checks: 0,
-                    remembered: false,
-                });
+                all.push(FileEntry::chosen(name.clone(), file.size()));
                 all.sort_by(|a, b| a.name.cmp(&b.name));
             });
             client::remember(name, file);
@@ -533,7 +545,32 @@ pub fn UploadPage() -> impl IntoView {
         refresh_staged();
     };
 
+    // A user in another tab sees the upload's progress in this tab's title, and is notified when
+    // it ends.
+    show_running(move || {
+        (phase.get() == Phase::Uploading).then(|| {
+            let p = progress.get();
+            format!("Uploading {}%", percent(p.rows_done, p.total_rows))
+        })
+    });
+    when_finished(
+        move || Some(phase.get() == Phase::Uploading),
+        move || match phase.get_untracked() {
+            Phase::Done(state) => notify(
+                "Upload finished",
+                &format!(
+                    "Staged {} rows from {} file(s). The duplicate check has started.",
+                    format_count(state.rows_received()),
+                    state.files.len()
+                ),
+            ),
+            Phase::Failed(problem) => notify("Upload stopped", &problem),
+            _ => {}
+        },
+    );
+
     view! {
+        <PageTitle page="Upload"/>
         <h1>"Upload"</h1>
         <section class="card">
             <h2>"1. Merchant and files"</h2>
@@ -583,7 +620,7 @@ pub fn UploadPage() -> impl IntoView {
 
         <Show when=move || files.with(|f| !f.is_empty())>
             <section class="card">
-                <h2>"2. Validation"</h2>
+                <h2>"2. Check and upload"</h2>
                 {move || (!picked_again.get().is_empty()).then(|| view! {
                     <p class="muted" role="status" data-testid="picked-again">
                         {picked_again.get().join(", ")} " chosen already: each file is listed once."
@@ -598,26 +635,24 @@ pub fn UploadPage() -> impl IntoView {
                     }
                 }).collect_view()}
                 {move || notice.get().filter(|_| !uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
-                <FilesTable files remove read_as phase staged/>
-                <BatchTotals files staged/>
-            </section>
-        </Show>
-
-        <Show when=move || files.with(|f| !f.is_empty())>
-            <section class="card">
-                <h2>"3. Upload to staging"</h2>
-                <div class="actions">
-                    <button class="primary" on:click=start prop:disabled=move || !can_upload()>"Upload"</button>
-                    <Show when=uploading>
-                        <button on:click=move |_| cancel_requested.set(true) prop:disabled=move || cancel_requested.get()>
-                            "Cancel"
-                        </button>
+                // Over a long list of files, the totals and the upload stay in view (and come
+                // first for the keyboard).
+                <div class="action-bar" data-testid="action-bar">
+                    <BatchTotals files staged/>
+                    <div class="actions">
+                        <button class="primary" on:click=move |event| { ask_to_notify(); start(event) }
+                            prop:disabled=move || !can_upload()>"Upload"</button>
+                        <Show when=uploading>
+                            <button on:click=move |_| cancel_requested.set(true) prop:disabled=move || cancel_requested.get()>
+                                "Cancel"
+                            </button>
+                        </Show>
+                    </div>
+                    <Show when=move || !matches!(phase.get(), Phase::Choosing)>
+                        <ProgressView progress/>
                     </Show>
+                    {move || notice.get().filter(|_| uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
                 </div>
-                {move || notice.get().filter(|_| uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
-                <Show when=move || !matches!(phase.get(), Phase::Choosing)>
-                    <ProgressView progress/>
-                </Show>
                 {move || match phase.get() {
                     Phase::Done(state) => view! {
                         <p class="success" role="status" data-testid="upload-done">
@@ -636,10 +671,11 @@ pub fn UploadPage() -> impl IntoView {
                     Phase::Failed(problem) => view! { <p class="error" role="alert">{problem}</p> }.into_any(),
                     _ => ().into_any(),
                 }}
+                <FilesTable files remove read_as phase staged/>
             </section>
         </Show>
         {move || review.get().map(|merchant| view! {
-            <h2 class="step">"4. Review"</h2>
+            <h2 class="step">"3. Review"</h2>
             <p class="muted">"Also at " <A href=format!("/review?merchant={merchant}")>"Review"</A> ", any time later."</p>
             <MerchantReview merchant/>
         })}
@@ -799,6 +835,7 @@ fn FilesTable(
         })
     };
     view! {
+        <ScrollBox label="Files">
         <table class="files" data-testid="files-table">
             <thead>
                 <tr>
@@ -810,7 +847,7 @@ fn FilesTable(
                     <th scope="col" class="num">"Skipped"</th>
                     <th scope="col" class="num">"Rejected"</th>
                     <th scope="col">"Status"</th>
-                    <th scope="col"></th>
+                    <th scope="col"><span class="visually-hidden">"Remove"</span></th>
                 </tr>
             </thead>
             <tbody>
@@ -865,7 +902,10 @@ fn FilesTable(
                                 })}
                             </td>
                             <td class="num" data-testid="rows-staged">{checked.then(|| format_count(report.rows_staged))}</td>
-                            <td class="num" data-testid="rows-skipped">{checked.then(|| format_count(report.rows_skipped()))}</td>
+                            <td class="num">
+                                <span data-testid="rows-skipped">{checked.then(|| format_count(report.rows_skipped()))}</span>
+                                {skip_reasons(&report).map(|why| view! { <div class="muted" data-testid="skip-reasons">{why}</div> })}
+                            </td>
                             <td class="num" data-testid="rows-rejected">{checked.then(|| format_count(rejected))}</td>
                             <td data-testid="file-status">
                                 {match &already {
@@ -886,7 +926,8 @@ fn FilesTable(
                                 <Show when=move || phase.get() == Phase::Choosing>
                                     {
                                         let remove_name = remove_name.clone();
-                                        view! { <button class="link" on:click=move |_| remove(remove_name.clone())>"Remove"</button> }
+                                        let label = format!("Remove {remove_name}");
+                                        view! { <button class="link" aria-label=label on:click=move |_| remove(remove_name.clone())>"Remove"</button> }
                                     }
                                 </Show>
                             </td>
@@ -924,6 +965,7 @@ fn FilesTable(
                 }).collect_view()}
             </tbody>
         </table>
+        </ScrollBox>
     }
 }
 
@@ -984,8 +1026,24 @@ fn file_status(entry: &FileEntry) -> String {
         Some(report) if report.rows_staged == 0 => "Nothing to stage: every row is skipped or rejected".to_owned(),
         Some(report) if entry.rows_sent >= report.rows_staged && entry.rows_sent > 0 => "Staged".to_owned(),
         Some(report) if entry.rows_sent > 0 => format!("Uploading {}%", percent(entry.rows_sent, report.rows_staged)),
+        Some(report) if report.rows_rejected > 0 => {
+            format!("Valid · {} rejected", counted(report.rows_rejected, "row", "rows"))
+        }
         Some(_) => "Valid".to_owned(),
     }
+}
+
+/// Why rows were skipped: "3 blank codes, 2 blank lines"; `None` when none was.
+fn skip_reasons(report: &FileReport) -> Option<String> {
+    let reason = |n: i64, one: &str, many: &str| (n > 0).then(|| counted(n, one, many));
+    let reasons: Vec<String> = [
+        reason(report.rows_skipped_blank_code, "blank code", "blank codes"),
+        reason(report.rows_skipped_blank_line, "blank line", "blank lines"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!reasons.is_empty()).then(|| reasons.join(", "))
 }
 
 /// The batch's totals over the valid files.
@@ -1068,5 +1126,35 @@ fn format_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(report: FileReport) -> FileEntry {
+        FileEntry { report: Some(report), ..FileEntry::chosen("codes.csv".into(), 100) }
+    }
+
+    #[test]
+    fn a_valid_file_with_rejected_rows_says_how_many() {
+        let report = FileReport { rows_staged: 10, rows_rejected: 7, data_lines: 17, ..FileReport::default() };
+        assert_eq!(file_status(&entry(report)), "Valid · 7 rows rejected");
+        let report = FileReport { rows_staged: 10, rows_rejected: 1, data_lines: 11, ..FileReport::default() };
+        assert_eq!(file_status(&entry(report)), "Valid · 1 row rejected");
+        let report = FileReport { rows_staged: 10, data_lines: 10, ..FileReport::default() };
+        assert_eq!(file_status(&entry(report)), "Valid");
+    }
+
+    #[test]
+    fn skipped_rows_say_why() {
+        let report = FileReport { rows_skipped_blank_code: 3, rows_skipped_blank_line: 2, ..FileReport::default() };
+        assert_eq!(skip_reasons(&report).as_deref(), Some("3 blank codes, 2 blank lines"));
+        let report = FileReport { rows_skipped_blank_code: 1, ..FileReport::default() };
+        assert_eq!(skip_reasons(&report).as_deref(), Some("1 blank code"));
+        let report = FileReport { rows_skipped_blank_line: 1, ..FileReport::default() };
+        assert_eq!(skip_reasons(&report).as_deref(), Some("1 blank line"));
+        assert_eq!(skip_reasons(&FileReport::default()), None);
     }
 }
