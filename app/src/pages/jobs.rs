@@ -10,7 +10,12 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    components::{error::ErrorNotice, format::format_count},
+    components::{
+        activity::{notify, show_running, when_finished, PageTitle},
+        error::ErrorNotice,
+        format::{counted, format_count},
+        scroll_box::ScrollBox,
+    },
     jobs::{
         elapsed_words, get_job, list_jobs, progress_words, rollback_job, verify_job, JobDetail, JobProgress, JobStatus,
         JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES,
@@ -49,6 +54,7 @@ pub fn JobsPage() -> impl IntoView {
     };
 
     view! {
+        <PageTitle page="Jobs"/>
         <div class="page-head">
             <h1>"Jobs"</h1>
             <button type="button" data-testid="reload-jobs" on:click=move |_| reloads.update(|n| *n += 1)>
@@ -82,7 +88,9 @@ pub fn JobsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match jobs.await {
                     Ok(jobs) if jobs.is_empty() && pages.with(|p| p.len() == 1) && filters.with(|f| *f == Filters::default()) => {
-                        view! { <p class="empty" data-testid="jobs-empty">"No imports yet"</p> }.into_any()
+                        view! {
+                            <p class="empty" data-testid="jobs-empty">"No imports yet — " <A href="/upload">"Upload files"</A></p>
+                        }.into_any()
                     }
                     Ok(jobs) if jobs.is_empty() => view! { <p class="empty">"No jobs match."</p> }.into_any(),
                     Ok(jobs) => {
@@ -109,6 +117,7 @@ pub fn JobsPage() -> impl IntoView {
 #[component]
 fn JobsTable(jobs: Vec<JobSummary>) -> impl IntoView {
     view! {
+        <ScrollBox label="Import jobs">
         <table class="jobs" data-testid="jobs-table">
             <thead>
                 <tr>
@@ -125,6 +134,7 @@ fn JobsTable(jobs: Vec<JobSummary>) -> impl IntoView {
                 {jobs.into_iter().map(|job| view! { <JobRow job/> }).collect_view()}
             </tbody>
         </table>
+        </ScrollBox>
     }
 }
 
@@ -168,6 +178,19 @@ pub fn JobPage() -> impl IntoView {
             }
         },
     );
+    // The insert's step leads the tab's title while it runs; its end is notified.
+    let status = move || detail.get().and_then(Result::ok).map(|d| d.summary.status);
+    show_running(move || status().filter(|s| s.is_running()).map(insert_words));
+    when_finished(
+        move || status().map(|s| s.is_running()),
+        move || {
+            if let Some(Ok(detail)) = detail.get_untracked() {
+                let (title, body) = insert_outcome(&detail.summary);
+                notify(title, &body);
+            }
+        },
+    );
+    let short_id = move || job.get().map(|id| id.to_string()[..8].to_owned()).unwrap_or_default();
     Effect::new(move |_| {
         let in_progress = detail.get().and_then(Result::ok).is_some_and(|d| d.summary.status.is_running());
         if in_progress {
@@ -178,6 +201,7 @@ pub fn JobPage() -> impl IntoView {
         }
     });
     view! {
+        {move || view! { <PageTitle page=format!("Job {}", short_id())/> }}
         <p><A href="/jobs">"← All jobs"</A></p>
         <Transition fallback=|| view! { <p class="muted">"Loading the job…"</p> }>
             {move || Suspend::new(async move {
@@ -187,6 +211,29 @@ pub fn JobPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// "Insert 2 of 2: inserting", for the tab's title.
+fn insert_words(status: JobStatus) -> String {
+    match status {
+        JobStatus::Validating => "Insert 1 of 2: pre-flight".to_owned(),
+        JobStatus::Processing => "Insert 2 of 2: inserting".to_owned(),
+        _ => "Insert starting".to_owned(),
+    }
+}
+
+/// What the notification says of an insert that has just ended.
+fn insert_outcome(job: &JobSummary) -> (&'static str, String) {
+    match job.status {
+        JobStatus::Completed => (
+            "Insert finished",
+            format!(
+                "{} inserted. Verify or roll back on the job's page.",
+                counted(job.codes_inserted.unwrap_or(0), "code", "codes")
+            ),
+        ),
+        _ => ("Insert failed", job.error_message.clone().unwrap_or_else(|| "Nothing was inserted.".to_owned())),
     }
 }
 

@@ -12,12 +12,17 @@ use uuid::Uuid;
 use crate::{
     admin::list_merchants,
     batch::BatchState,
-    components::{error::ErrorNotice, format::format_count},
+    components::{
+        activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
+        error::ErrorNotice,
+        format::{counted, format_count},
+        scroll_box::ScrollBox,
+    },
     duplicates::{
         load_review, preview_rows, start_check, CheckFigures, DuplicateStats, PreviewPage, ReviewState, RowStatus,
     },
     jobs::{preflight_insert, start_insert},
-    operations::with_article,
+    operations::{with_article, Operation},
     reports::{report_path, ReportKind},
     staging::{clear_staging, client::sleep_ms},
 };
@@ -46,6 +51,7 @@ pub fn ReviewPage() -> impl IntoView {
     };
 
     view! {
+        <PageTitle page="Review"/>
         <h1>"Review"</h1>
         <Transition fallback=|| view! { <p class="muted">"Loading merchants…"</p> }>
             {move || Suspend::new(async move {
@@ -93,7 +99,21 @@ pub fn MerchantReview(merchant: Uuid) -> impl IntoView {
         }
     });
 
+    // The check's phase leads the tab's title while it runs; its end is notified.
+    let running_check = move || review.get().and_then(Result::ok).map(|r| r.check.filter(Operation::is_running));
+    show_running(move || running_check().flatten().map(|check| check_words(&check.phase)));
+    when_finished(
+        move || running_check().map(|check| check.is_some()),
+        move || {
+            if let Some(Ok(state)) = review.get_untracked() {
+                let (title, body) = check_outcome(&state);
+                notify(title, &body);
+            }
+        },
+    );
+
     let run = move |_| {
+        ask_to_notify();
         starting.set(true);
         problem.set(None);
         spawn_local(async move {
@@ -118,6 +138,37 @@ pub fn MerchantReview(merchant: Uuid) -> impl IntoView {
     }
 }
 
+/// "Checking duplicates: Writing the flags", for the tab's title.
+fn check_words(phase: &str) -> String {
+    if phase.is_empty() {
+        "Checking duplicates".to_owned()
+    } else {
+        format!("Checking duplicates: {phase}")
+    }
+}
+
+/// What the notification says of a check that has just ended.
+fn check_outcome(state: &ReviewState) -> (&'static str, String) {
+    match (&state.check, &state.figures) {
+        (Some(check), _) if check.status == crate::operations::OperationStatus::Failed => {
+            ("Duplicate check failed", check.error_message.clone().unwrap_or_default())
+        }
+        (_, Some(figures)) => {
+            let stats = &figures.overall;
+            (
+                "Duplicate check finished",
+                format!(
+                    "Of {}: {} clean, {}. Review and insert.",
+                    counted(stats.total_rows, "row", "rows"),
+                    format_count(stats.clean_count),
+                    counted(stats.total_rows - stats.clean_count, "duplicate", "duplicates")
+                ),
+            )
+        }
+        _ => ("Duplicate check finished", String::new()),
+    }
+}
+
 /// The merchant's batch as it stands: nothing staged, cleared, lost, or staged with its check,
 /// figures, insert and clear — each read from the batch, so nothing shown outlives it.
 #[component]
@@ -133,7 +184,9 @@ fn ReviewBody(
         return view! {
             <section class="card" data-testid="batch-state">
                 <h2>"Staged batch"</h2>
-                <p class="muted">"Nothing is staged for this merchant. Upload files first."</p>
+                <p class="empty" data-testid="batch-empty">
+                    "Nothing is staged for this merchant — " <A href=format!("/upload?merchant={}", state.merchant_id)>"Upload files"</A>
+                </p>
             </section>
         }
         .into_any();
@@ -286,6 +339,7 @@ fn InsertCard(merchant: Uuid, ready: bool) -> impl IntoView {
                         {answer.ready().then(|| view! {
                             <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
                                 event.prevent_default();
+                                ask_to_notify();
                                 insert.dispatch(confirmation.get_untracked());
                             }>
                                 <label>"Type YES to insert"
@@ -453,6 +507,7 @@ fn FileTable(figures: CheckFigures) -> impl IntoView {
         }
     };
     view! {
+        <ScrollBox label="Figures per file">
         <table class="file-figures" data-testid="file-figures">
             <thead>
                 <tr>
@@ -474,6 +529,7 @@ fn FileTable(figures: CheckFigures) -> impl IntoView {
                 <tr data-testid="file-figures-total"><th scope="row">"Total"</th>{cells(&figures.overall)}</tr>
             </tfoot>
         </table>
+        </ScrollBox>
     }
 }
 
@@ -522,6 +578,7 @@ fn PreviewTable(page: PreviewPage, pages: RwSignal<Vec<i64>>) -> impl IntoView {
     let next = page.next_after;
     let optional = |value: Option<String>| value.unwrap_or_default();
     view! {
+        <ScrollBox label="Staged rows">
         <table class="preview" data-testid="preview">
             <thead>
                 <tr>
@@ -557,6 +614,7 @@ fn PreviewTable(page: PreviewPage, pages: RwSignal<Vec<i64>>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </ScrollBox>
         <div class="actions pager">
             <button on:click=move |_| pages.set(vec![0]) prop:disabled=move || pages.with(|p| p.len() <= 1)>"First page"</button>
             <button on:click=move |_| pages.update(|p| { if p.len() > 1 { p.pop(); } })
