@@ -7,6 +7,7 @@ import { createMerchant, createUser, PASSWORD, unique } from '../support/account
 import { bigFile, writeFiles } from '../support/csv';
 import { withDb } from '../support/db';
 import { UploadPage } from '../pages/UploadPage';
+import { expectAccessible } from '../support/a11y';
 
 async function insertJob(merchantId: string): Promise<string> {
   const id = randomUUID();
@@ -39,6 +40,7 @@ test('a wrong password gets a clear message and no session', async ({ page }) =>
   await login.fill({ email: admin.email, password: 'not my password' });
 
   await expect(login.error()).toHaveText('The email or password is incorrect.');
+  await expectAccessible(page, 'the sign-in page with an error');
   await expect(page).toHaveURL(/\/login/);
   await page.goto('/jobs');
   await expect(login.heading()).toBeVisible();
@@ -95,6 +97,7 @@ test('ops create a merchant and its admin, who then signs in to it', async ({ pa
   await page.getByLabel('Merchant', { exact: true }).selectOption({ label: name });
   await page.getByRole('button', { name: 'Create user' }).click();
   await expect(page.locator(`[data-testid="user-row"][data-email="${email}"]`)).toContainText(name);
+  await expectAccessible(page, 'the admin page with a new merchant and user');
 
   const other = await browser.newPage();
   await openAs(other, { email, password: PASSWORD }, '/jobs');

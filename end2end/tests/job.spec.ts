@@ -7,6 +7,7 @@ import { createMerchant, createUser, unique } from '../support/accounts';
 import { writeFiles } from '../support/csv';
 import { codesOfJob, completedJob, holdCodes, sideDatabase, withDb } from '../support/db';
 import { freePort, ServerProcess } from '../support/server';
+import { expectAccessible } from '../support/a11y';
 
 test('while the insert runs, the job page shows the expected count, the phase and a ticking time, and offers no verify', async ({ page }, testInfo) => {
   test.setTimeout(120_000);
@@ -45,6 +46,7 @@ test('while the insert runs, the job page shows the expected count, the phase an
     const shown = await job.elapsed().innerText();
     await expect(job.elapsed()).not.toHaveText(shown);
     await expect(job.verifyButton()).toHaveCount(0);
+    await expectAccessible(page, 'a running insert');
 
     await lock.release();
     lock = undefined;
@@ -93,6 +95,7 @@ test('a job with claimed codes says how many before anything is typed, and offer
   const job = new JobPage(page);
 
   await expect(job.claimed()).toContainText('3 claimed of 5 codes by customers: a rollback would be refused');
+  await expectAccessible(page, 'a completed job with claimed codes');
   await expect(job.confirmation()).toHaveCount(0);
   await expect(job.rollbackButton()).toHaveCount(0);
   await expect(job.status()).toHaveText('completed');

@@ -6,6 +6,7 @@ import { UploadPage } from '../pages/UploadPage';
 import { createMerchant, createUser, unique } from '../support/accounts';
 import { writeFiles } from '../support/csv';
 import { withDb } from '../support/db';
+import { expectAccessible } from '../support/a11y';
 
 test('the whole journey: upload, check, insert after typing YES, verify, roll back after typing DELETE', async ({ page }, testInfo) => {
   test.setTimeout(120_000);
@@ -27,9 +28,11 @@ test('the whole journey: upload, check, insert after typing YES, verify, roll ba
   const review = new ReviewSection(page);
   await review.waitForFigures();
   await expect(review.figure('clean')).toContainText('5');
+  await expectAccessible(page, 'the review with figures, below the finished upload');
 
   await page.getByTestId('run-preflight').click();
   await expect(page.getByTestId('preflight-ready')).toHaveText('Ready to insert 5 clean codes.');
+  await expectAccessible(page, 'the review with the pre-flight ready');
   const insert = page.getByTestId('insert');
   await expect(insert).toBeDisabled();
   await page.getByTestId('insert-confirmation').fill('yes');
@@ -53,6 +56,7 @@ test('the whole journey: upload, check, insert after typing YES, verify, roll ba
   ]);
   await page.getByTestId('verify').click();
   await expect(page.getByTestId('verification')).toHaveText('Recorded 5 · found in production 5 · they match.');
+  await expectAccessible(page, 'a completed job, verified');
 
   const rollback = page.getByTestId('rollback');
   await page.getByTestId('rollback-confirmation').fill('delete');
@@ -65,6 +69,7 @@ test('the whole journey: upload, check, insert after typing YES, verify, roll ba
   await expect(page.getByTestId('rollback-done')).toHaveText('Rolled back: 5 codes deleted.');
   await page.getByTestId('verify').click();
   await expect(page.getByTestId('verification')).toHaveText('Rolled back: 0 codes remain, as expected.');
+  await expectAccessible(page, 'a rolled-back job');
 
   // The history lists it, rolled back, with its files.
   await page.goto('/jobs');
@@ -72,6 +77,7 @@ test('the whole journey: upload, check, insert after typing YES, verify, roll ba
   const row = page.locator(`[data-testid="job-row"][data-job-id="${job}"]`);
   await expect(row.getByTestId('job-status')).toHaveText('rolled_back');
   await expect(row).toContainText('1.csv, 2.csv, 3.csv');
+  await expectAccessible(page, 'the job history with a rolled-back job');
   await page.getByTestId('filter-status').selectOption('completed');
   await expect(row).toHaveCount(0);
   await page.getByTestId('filter-status').selectOption('rolled_back');

@@ -5,6 +5,7 @@ import { JobsPage } from '../pages/JobsPage';
 import { openAs } from '../pages/LoginPage';
 import { createMerchant, createUser } from '../support/accounts';
 import { withDb } from '../support/db';
+import { expectAccessible } from '../support/a11y';
 
 test('the home page loads and hydrates under the Content-Security-Policy, which it never breaks', async ({ page }) => {
   const errors: string[] = [];
@@ -21,8 +22,13 @@ test('the home page loads and hydrates under the Content-Security-Policy, which 
   await expect(page.getByRole('heading', { name: 'Code Import', level: 1 })).toBeVisible();
   await expect(new AppShell(page).nav('Upload')).toBeVisible();
   await new AppShell(page).waitForHydration();
+  await expectAccessible(page, 'the home page');
   await page.goto('/review');
   await new AppShell(page).waitForHydration();
+  await expectAccessible(page, 'the review with nothing staged');
+  await page.goto('/upload');
+  await new AppShell(page).waitForHydration();
+  await expectAccessible(page, 'the upload page with no file chosen');
   expect(errors).toEqual([]);
 });
 
@@ -38,7 +44,11 @@ test('navigation to Jobs happens in the page and shows the empty state', async (
   const jobs = new JobsPage(page);
   await expect(page).toHaveURL(/\/jobs$/);
   await expect(jobs.heading()).toBeVisible();
-  await expect(jobs.emptyState()).toHaveText('No imports yet');
+  await expect(jobs.emptyState()).toHaveText('No imports yet — Upload files');
+  await expectAccessible(page, 'the job history with no job');
+  await jobs.emptyState().getByRole('link', { name: 'Upload files' }).click();
+  await expect(page).toHaveURL(/\/upload$/);
+  await page.goBack();
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
   await expect(shell.nav('Jobs')).toHaveAttribute('aria-current', 'page');
 });

@@ -7,6 +7,7 @@ import { createMerchant, createUser, unique } from '../support/accounts';
 import { bigFile, writeFiles } from '../support/csv';
 import { freePort, ServerProcess } from '../support/server';
 import { sideDatabase, withDb } from '../support/db';
+import { expectAccessible } from '../support/a11y';
 
 test('three files are validated in the browser, the invalid one is excluded, the rest staged', async ({ page }, testInfo) => {
   const merchant = createMerchant('Upload');
@@ -36,7 +37,9 @@ test('three files are validated in the browser, the invalid one is excluded, the
   const first = upload.file('01_first.csv');
   await expect(first.getByTestId('rows-staged')).toHaveText('2');
   await expect(first.getByTestId('rows-skipped')).toHaveText('2');
+  await expect(first.getByTestId('skip-reasons')).toHaveText('1 blank code, 1 blank line');
   await expect(first.getByTestId('rows-rejected')).toHaveText('1');
+  await expect(first.getByTestId('file-status')).toHaveText('Valid · 1 row rejected');
   await expect(first).toContainText('ignored: Colour');
   await expect(page.getByText('01_first.csv:5: points "ten" is not a number')).toBeVisible();
   const downloading = page.waitForEvent('download');
@@ -55,6 +58,7 @@ test('three files are validated in the browser, the invalid one is excluded, the
   await expect(page.getByTestId('batch-totals')).toHaveText(
     '2 file(s) to upload, 1 excluded: 4 rows to stage, 2 skipped, 2 rejected.',
   );
+  await expectAccessible(page, 'the upload page with validated, excluded and rejected files');
 
   await upload.uploadButton().click();
 
