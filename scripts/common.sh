@@ -68,16 +68,25 @@ setup_test_tools() {
   fi
 }
 
-# Builds the WASM bundle and the stylesheet into target/site/pkg, then the server binary.
-# $1: "release" or "debug".
-build_app() {
-  local profile=$1
+# Builds the WASM bundle and the stylesheet. $1: "release" (optimised, and wasm-opt: what a
+# user should download) or "debug"; $2: the folder, target/site/pkg unless told another.
+build_bundle() {
+  local profile=$1 dist=${2:-target/site/pkg}
   cd "$repo_root"
   if [ "$profile" = release ]; then
-    trunk build --release
+    trunk build --release --dist "$dist"
+  else
+    trunk build --dist "$dist"
+  fi
+}
+
+# Builds the bundle into target/site/pkg, then the server binary. $1: "release" or "debug".
+build_app() {
+  local profile=$1
+  build_bundle "$profile"
+  if [ "$profile" = release ]; then
     cargo build --release -p server
   else
-    trunk build
     cargo build -p server
   fi
 }

@@ -13,13 +13,14 @@ export function freePort(): Promise<number> {
 }
 
 /** A server process of its own on the run's database (or another one, which it creates), that a
- * test may kill and restart. */
+ * test may kill and restart; `env` adds to its environment (e.g. another `LEPTOS_SITE_ROOT`). */
 export class ServerProcess {
   private child?: ChildProcess;
 
   constructor(
     readonly port: number,
     readonly database = process.env.E2E_DATABASE_URL!,
+    readonly env: Record<string, string> = {},
   ) {}
 
   get url(): string {
@@ -34,6 +35,7 @@ export class ServerProcess {
         DATABASE_URL: this.database,
         APP_ADDR: `127.0.0.1:${this.port}`,
         RUST_LOG: 'warn',
+        ...this.env,
       },
       stdio: 'ignore',
     });
