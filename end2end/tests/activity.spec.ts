@@ -2,6 +2,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { AppShell } from '../pages/AppShell';
 import { openAs } from '../pages/LoginPage';
 import { UploadPage } from '../pages/UploadPage';
+import { expectAccessible } from '../support/a11y';
 import { createMerchant, createUser, unique } from '../support/accounts';
 import { writeFiles } from '../support/csv';
 import { completedJob, holdCodes, sideDatabase } from '../support/db';
@@ -92,12 +93,13 @@ test('the title shows an upload, a check and an insert while they run, and a not
 
     // The chunk is held back a moment (a slow network), and the check waits for the lock.
     await page.route('**/api/uploads/**', async (route) => {
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
       await route.continue();
     });
     lock = await holdCodes(database);
     await upload.uploadButton().click();
     await expect(page).toHaveTitle(/^Uploading \d+% · Upload · Code Import$/);
+    await expectAccessible(page, 'an upload under way');
     await expect(upload.done()).toHaveText('Staged 3 rows from 1 file(s).', { timeout: 20_000 });
     await expect(page).toHaveTitle(/^Checking duplicates.* · Upload · Code Import$/, { timeout: 20_000 });
     expect((await notifications(page)).shown).toEqual([
