@@ -6,7 +6,12 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    components::{columns::ColumnRules, error::ErrorNotice, format::format_count, mapping::MappingGroup},
+    components::{
+        columns::ColumnRules,
+        error::ErrorNotice,
+        format::{format_bytes, format_count},
+        mapping::MappingGroup,
+    },
     csv::{layout_key, sample, suggest, ColumnMapping, FileProblem, FileReport, ReadOptions, TextEncoding},
     duplicates::start_check,
     mappings::{column_mappings, save_column_mapping},
@@ -1052,21 +1057,5 @@ fn percent(part: i64, whole: i64) -> i64 {
         100
     } else {
         (part * 100 / whole).clamp(0, 100)
-    }
-}
-
-/// 1536 → "1.5 KB".
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

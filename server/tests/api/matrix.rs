@@ -92,7 +92,12 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
         "start-check" => (vec![("merchant", world.merchant_a.to_string())], [401, 400, 404, 400]),
         "load-review" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "preview-rows" => {
-            (vec![("merchant", world.merchant_a.to_string()), ("after", "0".into())], [401, 200, 404, 200])
+            return Some(Row {
+                form: vec![],
+                json: Some(serde_json::json!({
+                    "merchant": world.merchant_a, "view": app::duplicates::ReviewView::default() })),
+                expect: [401, 200, 404, 200],
+            })
         }
         "preflight-insert" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "get-job" => (vec![("job", world.job_a.to_string())], [401, 200, 404, 200]),
