@@ -147,6 +147,9 @@ impl AppError {
     /// never goes further).
     pub fn logged(error: &sqlx::Error) -> Self {
         let shown = Self::of_database(error);
+        if matches!(error, sqlx::Error::PoolTimedOut) {
+            metrics::counter!("db_pool_timeouts_total").increment(1);
+        }
         match shown {
             AppError::Unavailable(_) => tracing::warn!(%error, "the database is unavailable"),
             _ => tracing::error!(%error, "database error"),

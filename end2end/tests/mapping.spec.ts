@@ -85,3 +85,38 @@ test('files headed "Voucher Code, Product SKU, Loyalty Points, Batch" are mapped
   await expect(upload.done()).toHaveText('Staged 1 rows from 1 file(s).', { timeout: 20_000 });
   expect((await rows()).at(-1)).toEqual({ code: `${p}-4`, sku: 'SKU-D', points: '75', batch_code: 'B3', source_file: 'c_vouchers.csv' });
 });
+
+test('a file with a code column beside columns Code Import does not know waits for its mapping, and then stages the columns it maps', async ({ page }, testInfo) => {
+  const merchant = createMerchant('Mapping extra');
+  const p = `X${unique()}`;
+  const paths = writeFiles(testInfo.outputPath('files'), {
+    'extra.csv': `code,Product SKU,Colour\n${p}-1,SKU-A,red\n${p}-2,SKU-B,blue\n`,
+  });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['extra.csv']);
+
+  // Not staged without its SKUs: the page asks first.
+  await expect(upload.file('extra.csv').getByTestId('file-status')).toHaveText('Columns to map (below)');
+  await expect(page.getByTestId('batch-totals')).toHaveText(
+    '0 file(s) to upload, 1 excluded: 0 rows to stage, 0 skipped, 0 rejected.',
+  );
+  const mapping = upload.mappingGroup('extra.csv');
+  await expect(mapping.choice('code')).toHaveValue('code');
+  await expect(mapping.choice('Product SKU')).toHaveValue('sku');
+  await expect(mapping.choice('Colour')).toHaveValue('');
+  await mapping.apply.click();
+
+  await upload.waitUntilChecked(['extra.csv']);
+  await expect(upload.file('extra.csv').getByTestId('file-status')).toHaveText('Valid');
+  await upload.uploadButton().click();
+  await expect(upload.done()).toHaveText('Staged 2 rows from 1 file(s).', { timeout: 20_000 });
+  const staged = await withDb((db) =>
+    db.query('SELECT code, sku FROM codes_check_temp WHERE merchant_id = $1 ORDER BY row_number', [merchant.id]),
+  );
+  expect(staged.rows).toEqual([
+    { code: `${p}-1`, sku: 'SKU-A' },
+    { code: `${p}-2`, sku: 'SKU-B' },
+  ]);
+});

@@ -33,7 +33,16 @@ test('three files are validated in the browser, the invalid one is excluded, the
   await upload.pick(paths);
   await upload.waitUntilChecked(['01_first.csv', '02_second.csv', '03_broken.csv']);
 
+  // Colour is no column of Code Import's: the file waits until its columns are mapped (the
+  // suggestions ignore Colour), then is checked with the mapping.
   const first = upload.file('01_first.csv');
+  await expect(first.getByTestId('file-status')).toHaveText('Columns to map (below)');
+  const columns = upload.mappingGroup('01_first.csv');
+  await expect(columns.choice('Colour')).toHaveValue('');
+  await expect(columns.choice('Batch_ID')).toHaveValue('batch_code');
+  await columns.apply.click();
+  await upload.waitUntilChecked(['01_first.csv']);
+
   await expect(first.getByTestId('rows-staged')).toHaveText('2');
   await expect(first.getByTestId('rows-skipped')).toHaveText('2');
   await expect(first.getByTestId('rows-rejected')).toHaveText('1');

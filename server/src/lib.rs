@@ -18,7 +18,7 @@ use axum::{
     Router,
 };
 use leptos::prelude::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use sqlx::migrate::Migrator;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -151,11 +151,20 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 /// How long a session lives without a request.
 const SESSION_IDLE: time::Duration = time::Duration::hours(12);
 
+/// The app's page routes, found once per process. Finding them renders the app with resource
+/// loads suppressed process-wide (`leptos_server`'s `SuppressResourceLoad`, a global flag): a
+/// page that another router of the same process rendered meanwhile — the tests run many —
+/// waited forever on its first resource (leptos-rs/leptos#4773).
+fn app_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// Every route of the app: the pages, the server functions under `/api`, `/healthz`, and the
 /// static bundle; behind sessions, the sign-in requirement for pages, the same-origin rule
 /// for state-changing requests and the security headers.
 pub fn router(state: AppState, config: &Config) -> Router {
-    let routes = generate_route_list(App);
+    let routes = app_routes();
     let options = state.leptos_options.clone();
     let sessions = SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
         .with_name("code_import_session")

@@ -2,7 +2,10 @@
 //! by default), never on the app's: what the app does, counted where it happens through the
 //! `metrics` facade, plus the database pool read at each scrape.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use axum::{extract::Request, middleware::Next, response::Response, routing::get, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -32,11 +35,28 @@ pub async fn serve(addr: SocketAddr, handle: PrometheusHandle, pool: PgPool) -> 
                 metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
                 metrics::gauge!("db_pool_connections", "state" => "in_use").set(open - idle);
                 metrics::gauge!("db_pool_max_connections").set(pool.options().get_max_connections() as f64);
+                metrics::gauge!("db_pool_acquire_wait_seconds").set(acquire_wait(&pool).await.as_secs_f64());
                 handle.render()
             }
         }),
     );
     axum::serve(listener, router).await
+}
+
+/// How long the scrape waits at most for a database connection (see [`acquire_wait`]).
+pub const ACQUIRE_PROBE: Duration = Duration::from_secs(1);
+
+/// How long a request waits for a connection of `pool` now: an acquire timed at the scrape,
+/// given up after [`ACQUIRE_PROBE`] (which is then the answer). sqlx counts no tasks waiting
+/// for its connections; this says whether they would wait, and how long. Near zero while a
+/// connection is idle (or one can be opened at once); the probe's cap when all are in use
+/// for longer; the time to fail when the database does not answer.
+pub async fn acquire_wait(pool: &PgPool) -> Duration {
+    let started = Instant::now();
+    if let Ok(Ok(connection)) = tokio::time::timeout(ACQUIRE_PROBE, pool.acquire()).await {
+        drop(connection);
+    }
+    started.elapsed().min(ACQUIRE_PROBE)
 }
 
 /// Counts every request by route, method and status. The route is the path with ids and

@@ -28,6 +28,9 @@ fn neutralised_line(line: &str, delimiter: char) -> String {
     line.split(delimiter).map(|part| protect(part).into_owned()).collect::<Vec<_>>().join(&delimiter.to_string())
 }
 
+/// The columns a rejected-rows file adds after the file's own.
+pub const REJECTS_COLUMNS: [&str; 2] = ["error_line", "error_reason"];
+
 /// The rejected-rows file of a file with `report`: its header plus `error_line` and
 /// `error_reason`, then every kept rejected row with its line and reason. A malformed row is
 /// its line as found in `lines` (see [`LineFinder`]); UTF-8 with a BOM, in the file's delimiter.
@@ -36,7 +39,11 @@ pub fn rejected_rows_csv(report: &FileReport, rejects: &[RejectedRow], lines: &H
     let d = delimiter.to_string();
     let mut out = String::from("\u{feff}");
     out.push_str(&row_line(report.header.iter().map(String::as_str), delimiter));
-    out.push_str(&format!("{d}error_line{d}error_reason\n"));
+    for column in REJECTS_COLUMNS {
+        out.push_str(&d);
+        out.push_str(column);
+    }
+    out.push('\n');
     for row in rejects {
         let text = if row.malformed {
             lines.get(&row.line).map(|line| neutralised_line(line, delimiter)).unwrap_or_default()

@@ -93,6 +93,22 @@ impl FileReport {
         self.rows_skipped_blank_code + self.rows_skipped_blank_line
     }
 
+    /// Whether the user is to say how the file's columns map, before it is staged: its header
+    /// names no `code` column, or names columns Code Import does not know, whose values would
+    /// otherwise be left out without a word (`Product SKU` beside `code`). The two columns a
+    /// rejected-rows file adds are its own, not the merchant's, and are left out silently. Once
+    /// read with a mapping, it is mapped.
+    pub fn needs_mapping(&self) -> bool {
+        if self.mapping.is_some() || self.header.is_empty() {
+            return false;
+        }
+        match &self.problem {
+            Some(FileProblem::MissingCode { .. }) => true,
+            None => self.unknown_columns.iter().any(|c| !super::rejects::REJECTS_COLUMNS.contains(&c.as_str())),
+            Some(_) => false,
+        }
+    }
+
     /// The lines after the header that the counts account for: each is a row's first line
     /// (staged, skipped or rejected), a blank line, or a continuation line. Equal to
     /// [`data_lines`](Self::data_lines) for every file read to its end (no `problem`, or
@@ -525,6 +541,25 @@ mod tests {
             read_as(b"sep=,\ncode,sku_name\nA1,Caf\xe9\n", &encoded(Some(TextEncoding::Windows1252)));
         assert!(report.sep_line);
         assert_eq!(staged, vec![(3, "A1".to_owned(), Some("Café".to_owned()))]);
+    }
+
+    #[test]
+    fn a_file_with_columns_code_import_does_not_know_is_to_be_mapped_before_it_is_staged() {
+        let needs = |file: &str, options: &ReadOptions| read_as(file.as_bytes(), options).0.needs_mapping();
+        let plain = ReadOptions::default();
+        assert!(!needs("code,sku,points\nA1,S1,5\n", &plain), "every column known");
+        assert!(needs("Voucher Code,Points\nA1,5\n", &plain), "no code column");
+        assert!(needs("code,Product SKU,Loyalty Points\nA1,S1,5\n", &plain), "a SKU left out otherwise");
+        assert!(!needs("code,sku_name,error_line,error_reason\nA1,N,2,why\n", &plain), "a rejected-rows file");
+        assert!(needs("code,error_line,Colour\nA1,2,red\n", &plain), "a rejected-rows file with another column");
+        let mapped = ReadOptions {
+            mapping: Some(ColumnMapping {
+                fields: vec![Some(super::super::Column::Code), Some(super::super::Column::Sku), None],
+            }),
+            ..ReadOptions::default()
+        };
+        assert!(!needs("code,Product SKU,Colour\nA1,S1,red\n", &mapped), "mapped, Colour ignored by choice");
+        assert!(!needs("", &plain), "no header to map");
     }
 
     #[test]

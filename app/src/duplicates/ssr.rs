@@ -268,7 +268,7 @@ pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Resu
     let figures = figures(&mut running.conn, running.merchant).await?;
     batch::checked_by(&mut running.conn, running.merchant, running.id, &[BatchState::Open, BatchState::Checked])
         .await?;
-    running.rows_moved(figures.overall.total_rows);
+    running.rows_moved(figures.overall.total_rows, running.started());
     tracing::info!(merchant = %running.merchant, changed, rows = figures.overall.total_rows, "duplicate check done");
     Ok(serde_json::to_value(&figures)?)
 }

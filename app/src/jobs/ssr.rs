@@ -552,7 +552,8 @@ async fn run_insert(
 
     let preflight_seconds = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
-    running.phase(pool, &format!("Inserting {expected} codes")).await;
+    running.phase(pool, &format!("Sorting {} codes in the order of production's index", format_count(expected))).await;
+    let progress = running.progress();
     let mut tx = sqlx::Connection::begin(&mut running.conn).await?;
     // The final guard is the unique constraint on (code, merchant_id): a code that reached
     // production since the pre-flight fails the statement, and the whole transaction with it.
@@ -568,16 +569,7 @@ async fn run_insert(
     sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     let order = code_order(&mut *tx).await?;
     sort_clean_rows(&mut tx, merchant, order).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO codes (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
-         SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $1
-         FROM pg_temp.codes_insert_sorted",
-    )
-    .bind(job)
-    .execute(&mut *tx)
-    .await
-    .map_err(insert_failed)?
-    .rows_affected() as i64;
+    let inserted = insert_sorted_rows(&mut tx, progress, pool, job, expected).await?;
     if inserted != expected {
         tx.rollback().await?;
         return Err(JobError::Miscounted { inserted, expected });
@@ -591,9 +583,50 @@ async fn run_insert(
     .await?;
     batch::inserted(&mut *tx, job).await?;
     tx.commit().await?;
-    running.rows_moved(inserted);
     tracing::info!(%job, %merchant, inserted, "import job completed");
     Ok(Inserted { inserted, preflight_seconds, insert_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Into how many statements the insert is cut: after each, the job's page and the metrics say
+/// how far it has come. (The transaction is one: nothing is visible before it commits.)
+const INSERT_SLICES: i64 = 20;
+
+/// Inserts the rows of `codes_insert_sorted` into `codes` in slices of the table's pages, in
+/// the order they were written (a TID range scan reads one slice), recording the rows so far
+/// after each; returns how many rows went in.
+async fn insert_sorted_rows(
+    tx: &mut sqlx::PgConnection,
+    progress: operations::Progress,
+    pool: &PgPool,
+    job: Uuid,
+    expected: i64,
+) -> Result<i64, JobError> {
+    let started = std::time::Instant::now();
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT pg_relation_size('pg_temp.codes_insert_sorted') / current_setting('block_size')::bigint",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let step = (pages + INSERT_SLICES - 1) / INSERT_SLICES;
+    let mut inserted = 0;
+    for first in (0..pages).step_by(step.max(1) as usize) {
+        inserted += sqlx::query(
+            "INSERT INTO codes (merchant_id, code, serial, sku, points, sku_name, batch_code, price, source, import_job_id)
+             SELECT merchant_id, code, serial, sku, points, sku_name, batch_code, price, 'code-import', $1
+             FROM pg_temp.codes_insert_sorted
+             WHERE ctid >= format('(%s,0)', $2::bigint)::tid AND ctid < format('(%s,0)', $3::bigint)::tid",
+        )
+        .bind(job)
+        .bind(first)
+        .bind(first + step)
+        .execute(&mut *tx)
+        .await
+        .map_err(insert_failed)?
+        .rows_affected() as i64;
+        let words = format!("Inserting: {} of {} codes written", format_count(inserted), format_count(expected));
+        progress.report(pool, &words, inserted, started).await;
+    }
+    Ok(inserted)
 }
 
 /// Copies the merchant's clean staged rows, sorted by `code{order}`, into the temporary table

@@ -80,6 +80,34 @@ pub struct Running {
     started: std::time::Instant,
 }
 
+/// How a running operation tells how far it is: the metrics' gauges of its kind, and its phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    id: Uuid,
+    kind: &'static str,
+}
+
+impl Progress {
+    /// Records that the operation has moved `rows` rows in `since`'s time, in the metrics'
+    /// gauges of its kind: the rows so far and their rate.
+    pub fn rows_moved(&self, rows: i64, since: std::time::Instant) {
+        metrics::gauge!("operation_rows_done", "kind" => self.kind).set(rows as f64);
+        let seconds = since.elapsed().as_secs_f64();
+        if seconds > 0.0 {
+            metrics::gauge!("operation_rows_per_second", "kind" => self.kind).set(rows as f64 / seconds);
+        }
+    }
+
+    /// Records how far a step that reports as it goes has come: `rows` in `since`'s time, and
+    /// `words` as the phase. Frequent, so it logs at debug level only (a phase's start is
+    /// logged by [`Running::phase`]).
+    pub async fn report(&self, pool: &PgPool, words: &str, rows: i64, since: std::time::Instant) {
+        self.rows_moved(rows, since);
+        tracing::debug!(phase = words, rows, "operation progress");
+        record_phase(pool, self.id, words).await;
+    }
+}
+
 /// Whether some session holds the merchant lock of `$merchant` (an SQL expression naming the
 /// merchant's id): the same key `try_lock` takes, as `pg_locks` shows it.
 macro_rules! merchant_locked {
@@ -246,6 +274,8 @@ pub async fn begin(pool: &PgPool, merchant: Uuid, kind: &str, user: Option<Uuid>
             in_process().push((id, merchant, started.backend));
             tracing::info!(operation = %id, %merchant, kind, "operation started");
             metrics::counter!("operations_started_total", "kind" => kind_name(kind)).increment(1);
+            metrics::gauge!("operations_running", "kind" => kind_name(kind)).increment(1);
+            metrics::gauge!("operation_rows_done", "kind" => kind_name(kind)).set(0.0);
             Ok(Running { id, merchant, conn, kind: kind_name(kind), started: std::time::Instant::now() })
         }
         Err(error) => {
@@ -288,13 +318,21 @@ impl Running {
         tracing::info_span!(parent: None, "operation", operation_id = %self.id, kind = self.kind, merchant = %self.merchant)
     }
 
-    /// Records the rows per second the operation moved since it began (the metrics' gauge of
-    /// its kind).
-    pub fn rows_moved(&self, rows: i64) {
-        let seconds = self.started.elapsed().as_secs_f64();
-        if seconds > 0.0 {
-            metrics::gauge!("operation_rows_per_second", "kind" => self.kind).set(rows as f64 / seconds);
-        }
+    /// Records that the operation has moved `rows` rows in `since`'s time (see
+    /// [`Progress::rows_moved`]).
+    pub fn rows_moved(&self, rows: i64, since: std::time::Instant) {
+        self.progress().rows_moved(rows, since);
+    }
+
+    /// What reports how far the operation is, apart from its connection (which a transaction
+    /// borrows meanwhile).
+    pub fn progress(&self) -> Progress {
+        Progress { id: self.id, kind: self.kind }
+    }
+
+    /// When the operation began.
+    pub fn started(&self) -> std::time::Instant {
+        self.started
     }
 
     pub async fn phase(&self, pool: &PgPool, phase: &str) {
@@ -311,6 +349,7 @@ impl Running {
         let outcome_name = if outcome.is_ok() { "completed" } else { "failed" };
         metrics::counter!("operations_finished_total", "kind" => self.kind, "status" => outcome_name).increment(1);
         metrics::histogram!("operation_seconds", "kind" => self.kind).record(seconds);
+        metrics::gauge!("operations_running", "kind" => self.kind).decrement(1);
         let (status, result, error) = match outcome {
             Ok(result) => (OperationStatus::Completed, Some(result), None),
             // Whatever it failed on, a shutdown stopped it.

@@ -55,8 +55,9 @@ impl FileEntry {
         self.checked_bytes = 0;
     }
 
+    /// Valid, and its columns decided: a file with columns to map waits for the mapping.
     fn is_valid(&self) -> bool {
-        self.report.as_ref().is_some_and(FileReport::is_valid) && self.read_error.is_none()
+        self.report.as_ref().is_some_and(|r| r.is_valid() && !r.needs_mapping()) && self.read_error.is_none()
     }
 
     /// The same file (size and checksum) staged in the merchant's batch already, if it is.
@@ -85,11 +86,12 @@ impl FileEntry {
     }
 
     /// The file's header layout when its columns are to be mapped: its header names no code
-    /// column, or the user mapped it.
+    /// column or columns Code Import does not know ([`FileReport::needs_mapping`]), or the user
+    /// mapped it.
     fn mapping_layout(&self) -> Option<String> {
         let report = self.report.as_ref()?;
-        let unmatched = matches!(report.problem, Some(FileProblem::MissingCode { .. }));
-        ((unmatched || self.options.mapping.is_some()) && !report.header.is_empty()).then(|| layout_key(&report.header))
+        ((report.needs_mapping() || self.options.mapping.is_some()) && !report.header.is_empty())
+            .then(|| layout_key(&report.header))
     }
 
     /// Whether the page asks for the file's encoding: it is not UTF-8, or one was chosen.
@@ -213,11 +215,10 @@ pub fn UploadPage() -> impl IntoView {
             if stale || merchant_changed(merchant, merchant.into()) {
                 continue;
             }
-            // A file whose header names no code column is mapped as last time, if its layout
-            // was mapped before (and checked again with it).
+            // A file whose columns are to be mapped is mapped as last time, if its layout was
+            // mapped before (and checked again with it).
             if let Ok(validated) = &result {
-                let unmatched = matches!(validated.report.problem, Some(FileProblem::MissingCode { .. }));
-                if unmatched && options.mapping.is_none() && !validated.report.header.is_empty() {
+                if validated.report.needs_mapping() && options.mapping.is_none() {
                     let layout = layout_key(&validated.report.header);
                     let saved = column_mappings(merchant).await.unwrap_or_default();
                     if let Some(saved) = saved.into_iter().find(|s| s.layout == layout) {
@@ -979,6 +980,7 @@ fn file_status(entry: &FileEntry) -> String {
             "Nothing to stage: the file has a header and no rows".to_owned()
         }
         Some(report) if !report.is_valid() => "Excluded".to_owned(),
+        Some(report) if report.needs_mapping() => "Columns to map (below)".to_owned(),
         // Never shown: the counts account for every line of a file read to its end.
         Some(report) if report.lines_accounted() != report.data_lines => {
             format!("Counts do not add up ({} of {} lines)", report.lines_accounted(), report.data_lines)

@@ -205,3 +205,34 @@ async fn the_create_user_command_makes_an_account_that_can_sign_in() {
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(&app.pool).await.unwrap();
     assert!(stored.starts_with("$argon2id$"), "stored as an Argon2id hash");
 }
+
+/// Many servers run in this one process, as the tests run them: building a router while
+/// another renders a page must not leave that page unfinished (finding the app's routes
+/// renders the app with resource loads suppressed process-wide, and a page whose resource
+/// first ran meanwhile waited forever — a test hung so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_finishes_while_other_routers_of_the_process_are_built() {
+    let app = spawn_app().await;
+    let config = server::Config {
+        database_url: app.db.url.clone(),
+        addr: app.addr,
+        site_root: server::DEFAULT_SITE_ROOT.to_owned(),
+        public_origin: None,
+        metrics_addr: None,
+    };
+    let state = app::state::AppState { pool: app.pool.clone(), leptos_options: server::leptos_options(&config) };
+    let building = tokio::task::spawn_blocking(move || {
+        for _ in 0..300 {
+            drop(server::router(state.clone(), &config));
+        }
+    });
+    let pages = (0..200).map(|_| async {
+        let page = async { app.client.get(app.url("/login")).send().await.unwrap().text().await.unwrap() };
+        tokio::time::timeout(std::time::Duration::from_secs(10), page).await
+    });
+    let pages = futures_util::future::join_all(pages).await;
+    let unfinished = pages.iter().filter(|page| page.is_err()).count();
+    assert_eq!(unfinished, 0, "pages that never finished, of {}", pages.len());
+    assert!(pages.into_iter().flatten().all(|page| page.contains("Sign in")));
+    building.await.unwrap();
+}

@@ -24,23 +24,26 @@ async fn merchant_and_admin(pool: &PgPool) -> (Uuid, String) {
     (merchant, email)
 }
 
+/// Stages `rows` rows for `merchant` by SQL, the code of row `n` being the SQL expression
+/// `code` of `n`, and checks them.
+async fn staged_and_checked(pool: &PgPool, merchant: Uuid, rows: i64, code: &str) {
+    let statement = format!(
+        "INSERT INTO codes_check_temp (merchant_id, row_number, code, source_file, source_line)
+         SELECT $1, n, {code}, 'f.csv', n + 1 FROM generate_series(1, $2) AS n"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(statement)).bind(merchant).bind(rows).execute(pool).await.unwrap();
+    register_staged(pool, merchant).await;
+    app::duplicates::ssr::start_check(pool, merchant, None).await.unwrap();
+    wait_idle(pool, merchant).await;
+}
+
 #[tokio::test]
 async fn sigterm_during_an_insert_fails_its_job_with_the_shutdown_as_reason_and_leaves_nothing_in_production() {
     let db = TestDb::unique();
     let mut server = ServerProcess::start(&db.url).await;
     let pool = db.connect().await;
     let (merchant, email) = merchant_and_admin(&pool).await;
-    sqlx::query(
-        "INSERT INTO codes_check_temp (merchant_id, row_number, code, source_file, source_line)
-         SELECT $1, n, 'T' || lpad(n::text, 10, '0'), 't.csv', n + 1 FROM generate_series(1, 5000) AS n",
-    )
-    .bind(merchant)
-    .execute(&pool)
-    .await
-    .unwrap();
-    register_staged(&pool, merchant).await;
-    app::duplicates::ssr::start_check(&pool, merchant, None).await.unwrap();
-    wait_idle(&pool, merchant).await;
+    staged_and_checked(&pool, merchant, 5000, "'T' || lpad(n::text, 10, '0')").await;
 
     // The insert waits on production while the server is told to stop.
     let client = server.sign_in(&email).await;
@@ -227,16 +230,18 @@ fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str
         .sum()
 }
 
-#[tokio::test]
-async fn metrics_count_exactly_an_uploads_rows_and_a_journeys_operations_and_only_on_their_own_address() {
+/// A server process on a database of its own, serving its metrics; their address.
+async fn with_metrics() -> (TestDb, ServerProcess, String) {
     let db = TestDb::unique();
     let metrics_addr = format!("127.0.0.1:{}", crate::helpers::free_port());
-    let server = ServerProcess::start_with(
-        &db.url,
-        &[("METRICS_ADDR", metrics_addr.as_str()), ("RUST_LOG", "error")],
-        std::process::Stdio::null(),
-    )
-    .await;
+    let env = [("METRICS_ADDR", metrics_addr.as_str()), ("RUST_LOG", "error")];
+    let server = ServerProcess::start_with(&db.url, &env, std::process::Stdio::null()).await;
+    (db, server, metrics_addr)
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_an_uploads_rows_and_a_journeys_operations_and_only_on_their_own_address() {
+    let (db, server, metrics_addr) = with_metrics().await;
     let pool = db.connect().await;
     let (merchant, email) = merchant_and_admin(&pool).await;
     let client = server.sign_in(&email).await;
@@ -289,7 +294,11 @@ async fn metrics_count_exactly_an_uploads_rows_and_a_journeys_operations_and_onl
     let route = [("route", "/api/uploads/:id/files/:id/chunks/:id"), ("status", "200")];
     assert_eq!(value(&samples, "http_requests_total", &route), 3.0);
     assert_eq!(value(&samples, "upload_chunk_seconds_count", &[]), 3.0);
+    assert_eq!(value(&samples, "operation_rows_done", &[("kind", "insert")]), 250.0);
+    assert_eq!(value(&samples, "operations_running", &[("kind", "insert")]), 0.0);
     assert!(value(&samples, "db_pool_connections", &[("state", "open")]) >= 1.0);
+    let waited = value(&samples, "db_pool_acquire_wait_seconds", &[]);
+    assert!(waited < server::metrics::ACQUIRE_PROBE.as_secs_f64(), "an idle pool keeps no request waiting: {waited}");
     assert_eq!(value(&samples, "password_hashes_in_flight", &[]), 0.0);
 
     // A wrong password counts as a failed sign-in.
@@ -308,4 +317,85 @@ async fn login_status(addr: &str, email: &str, password: &str) -> u16 {
     let client = crate::helpers::TestApp::new_client();
     let form = [("email", email), ("password", password)];
     client.post(format!("http://{addr}/api/login")).form(&form).send().await.unwrap().status().as_u16()
+}
+
+/// A code that sorts after every md5-drawn code: production's trigger holds the insert on it.
+const LAST_CODE: &str = "ZZZZZZZZZZZZ";
+
+#[tokio::test]
+async fn while_an_insert_runs_the_codes_written_so_far_show_in_the_metrics_and_on_its_job() {
+    let (db, server, metrics_addr) = with_metrics().await;
+    let pool = db.connect().await;
+    let (merchant, email) = merchant_and_admin(&pool).await;
+    // 40,000 random codes; production's trigger waits on the one that sorts last, which the
+    // insert writes last, until the test lets it go.
+    let code = format!("CASE WHEN n = 777 THEN '{LAST_CODE}' ELSE upper(substr(md5(n::text), 1, 12)) END");
+    staged_and_checked(&pool, merchant, 40_000, &code).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION wait_for_the_test() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242); RETURN NEW; END $$;
+         CREATE TRIGGER wait_on_the_last_code BEFORE INSERT ON codes
+         FOR EACH ROW WHEN (NEW.code = '{LAST_CODE}') EXECUTE FUNCTION wait_for_the_test();"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut gate = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(4242)").execute(&mut *gate).await.unwrap();
+
+    let client = server.sign_in(&email).await;
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    let form = [("merchant", merchant.to_string()), ("confirmation", "YES".to_owned())];
+    let started = client.post(url("/api/start-insert")).form(&form).send().await.unwrap();
+    assert_eq!(started.status(), 200);
+    let job: Uuid = started.json().await.unwrap();
+
+    // The insert stops at its last slice, waiting on the test (on its advisory lock): what it
+    // wrote before shows, as rows and as words.
+    for tries in 0.. {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 4242)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(tries < 300, "the insert never reached its last code");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let samples = scrape(&metrics_addr).await;
+    let written = value(&samples, "operation_rows_done", &[("kind", "insert")]);
+    assert!(written > 0.0 && written < 40_000.0, "part of the insert is written: {written}");
+    assert_eq!(value(&samples, "operations_running", &[("kind", "insert")]), 1.0);
+    assert!(value(&samples, "operation_rows_per_second", &[("kind", "insert")]) > 0.0);
+    let detail: app::jobs::JobDetail =
+        client.post(url("/api/get-job")).form(&[("job", job.to_string())]).send().await.unwrap().json().await.unwrap();
+    let phase = detail.progress.expect("the job runs").phase;
+    let words = format!("Inserting: {} of 40,000 codes written", app::components::format::format_count(written as i64));
+    assert_eq!(phase, words);
+    let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(&pool).await.unwrap();
+    assert_eq!(landed, 0, "nothing is visible before the insert commits");
+
+    sqlx::query("SELECT pg_advisory_unlock(4242)").execute(&mut *gate).await.unwrap();
+    wait_idle(&pool, merchant).await;
+    let samples = scrape(&metrics_addr).await;
+    assert_eq!(value(&samples, "operation_rows_done", &[("kind", "insert")]), 40_000.0);
+    assert_eq!(value(&samples, "operations_running", &[("kind", "insert")]), 0.0);
+    let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(&pool).await.unwrap();
+    assert_eq!(landed, 40_000);
+}
+
+#[tokio::test]
+async fn the_pool_probe_says_how_long_a_request_waits_for_a_connection() {
+    let db = TestDb::create().await;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
+    let idle = server::metrics::acquire_wait(&pool).await;
+    assert!(idle < Duration::from_millis(500), "a connection is free: {idle:?}");
+    let held = pool.acquire().await.unwrap();
+    let exhausted = server::metrics::acquire_wait(&pool).await;
+    assert_eq!(exhausted, server::metrics::ACQUIRE_PROBE, "every connection is in use");
+    drop(held);
+    assert!(server::metrics::acquire_wait(&pool).await < Duration::from_millis(500));
 }
