@@ -267,7 +267,7 @@ async fn the_chunk_route_answers_each_caller_exactly_as_the_matrix_says() {
     let manifest = app::staging::FileManifest { rows: 2, ..manifest() };
     let upload =
         app::staging::ssr::start_upload(&app.pool, world.merchant_a, world.admin_a.id, &[manifest]).await.unwrap();
-    let chunk = |code: &str| format!("2,{},{code},,,,,,\n", world.merchant_a).into_bytes();
+    let chunk = |code: &str| crate::helpers::wire_chunk(format!("2,{},{code},,,,,,\n", world.merchant_a));
     let post = |client: &reqwest::Client, seq: i32, code: &str| {
         client.post(app.url(&app::staging::chunk_path(upload.id, 0, seq))).body(chunk(code)).send()
     };
