@@ -3,6 +3,9 @@
 // by scripts/bench --browser against a release build. Not a test: it asserts only the counts.
 // Variants, validated in the same run on pages of their own: the same rows with an accent in
 // every name (`Gift cärd`), in UTF-8 and in Windows-1252 (chosen on the page, then decoded while validated).
+// `--link MBIT --latency MS`: the upload runs over Chromium's network emulation (DevTools
+// `Network.emulateNetworkConditions`, both directions at MBIT Mbit/s, MS ms added per request);
+// either alone leaves the other unlimited. The bytes on the wire are the chunk bodies the server received.
 import { chromium } from '@playwright/test';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -17,8 +20,24 @@ const server = process.env.SERVER_BIN;
 const port = process.env.PORT ?? '3191';
 const base = `http://127.0.0.1:${port}`;
 const database = `postgres://postgres@127.0.0.1:5432/code_import_bench_browser_${process.pid}`;
-const env = { ...process.env, DATABASE_URL: database, APP_ADDR: `127.0.0.1:${port}`, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
+const metricsAddr = `127.0.0.1:${Number(port) + 1}`;
+const env = {
+  ...process.env,
+  DATABASE_URL: database,
+  APP_ADDR: `127.0.0.1:${port}`,
+  METRICS_ADDR: metricsAddr,
+  RUST_LOG: process.env.RUST_LOG ?? 'warn',
+};
 const password = 'bench password, not secret';
+const option = (name) => {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return undefined;
+  const value = Number(process.argv[at + 1]);
+  if (!(value >= 0)) throw new Error(`${name} takes a number`);
+  return value;
+};
+const linkMbit = option('--link');
+const latencyMs = option('--latency');
 
 const run = (args, input) => execFileSync(server, args, { env, input, encoding: 'utf8' });
 const merchantOut = run(['create-merchant', '--name', 'Bench']);
@@ -123,10 +142,24 @@ try {
   if (mappedStatuses.some((s) => s !== 'Valid')) throw new Error(`mapped: ${mappedStatuses}`);
   await mappedPage.close();
 
+  if (linkMbit !== undefined || latencyMs !== undefined) {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const bytesPerSecond = linkMbit === undefined ? -1 : (linkMbit * 1e6) / 8;
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: latencyMs ?? 0,
+      downloadThroughput: bytesPerSecond,
+      uploadThroughput: bytesPerSecond,
+    });
+  }
   started = performance.now();
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
   await page.getByTestId('upload-done').waitFor({ timeout: 600_000 });
   const uploadSeconds = (performance.now() - started) / 1000;
+  // The chunk bodies the server received (resent ones too), from its own counter.
+  const metrics = await (await fetch(`http://${metricsAddr}/metrics`)).text();
+  const wireBytes = Number(/^upload_bytes_received_total (\d+)/m.exec(metrics)?.[1] ?? NaN);
   await browser.close();
 
   const db = new pg.Client({ connectionString: database });
@@ -148,6 +181,27 @@ try {
     console.log(`mapped rate / plain UTF-8 rate: ${(validateSeconds / mappedSeconds).toFixed(2)}`);
   }
   report('browser upload (end to end)', uploadSeconds);
+  const link = linkMbit === undefined ? 'unlimited' : `${linkMbit} Mbit/s`;
+  // What the CSV files alone would take on the link: their bits at its rate, plus one latency.
+  const rawSeconds = linkMbit === undefined ? null : (bytes * 8) / (linkMbit * 1e6) + (latencyMs ?? 0) / 1000;
+  const network = {
+    step: 'browser network',
+    link_mbit: linkMbit ?? null,
+    latency_ms: latencyMs ?? 0,
+    csv_bytes: bytes,
+    wire_bytes: wireBytes,
+    wire_ratio: Number((wireBytes / bytes).toFixed(3)),
+    upload_seconds: Number(uploadSeconds.toFixed(3)),
+    raw_csv_seconds: rawSeconds === null ? null : Number(rawSeconds.toFixed(3)),
+  };
+  if (json) console.log(JSON.stringify(network));
+  else {
+    console.log(`network: ${link}, ${latencyMs ?? 0} ms latency`);
+    console.log(`  CSV ${bytes.toLocaleString('en')} bytes, on the wire ${wireBytes.toLocaleString('en')} bytes: ${network.wire_ratio}× the CSV`);
+    if (rawSeconds !== null) {
+      console.log(`  upload ${uploadSeconds.toFixed(2)} s; the raw CSV alone on this link ${rawSeconds.toFixed(2)} s: ${(uploadSeconds / rawSeconds).toFixed(2)}×`);
+    }
+  }
   if (staged !== rows) {
     console.error(`staged ${staged} rows, expected ${rows}`);
     process.exitCode = 1;

@@ -36,15 +36,16 @@ export async function holdCodes(database = process.env.E2E_DATABASE_URL!): Promi
 }
 
 /** A completed job of `merchantId` that inserted `codes` (stamped with its id), as an insert
- * leaves it; returns the job's id. */
-export async function completedJob(merchantId: string, codes: string[]): Promise<string> {
+ * leaves it, from one file that staged them and `duplicates` more rows; returns the job's id. */
+export async function completedJob(merchantId: string, codes: string[], duplicates = 0): Promise<string> {
   return withDb(async (db) => {
+    const files = [{ name: 'staged.csv', size: 2048, rows_staged: codes.length + duplicates }];
     const job = await db.query(
       `INSERT INTO codes_import_jobs (id, merchant_id, status, total_codes_to_insert, codes_inserted,
                                       validation_passed, completed_at, source_info)
-       VALUES (gen_random_uuid(), $1, 'completed', $2, $2, true, now(), '{"files": [{"name": "staged.csv"}]}')
+       VALUES (gen_random_uuid(), $1, 'completed', $2, $2, true, now(), $3)
        RETURNING id`,
-      [merchantId, codes.length],
+      [merchantId, codes.length, { files }],
     );
     const id: string = job.rows[0].id;
     await db.query(
@@ -52,6 +53,34 @@ export async function completedJob(merchantId: string, codes: string[]): Promise
       [merchantId, id, codes],
     );
     return id;
+  });
+}
+
+/** Stages `codes` for `merchantId` as a completed upload of one file named `file` (the n-th code
+ * on line n + 1), in a batch of its own, as an upload through the app leaves them. */
+export async function stageCodes(merchantId: string, file: string, codes: string[]): Promise<void> {
+  await withDb(async (db) => {
+    await db.query('BEGIN');
+    const batch = await db.query(`INSERT INTO staging_batches (id, merchant_id) VALUES (gen_random_uuid(), $1) RETURNING id`, [
+      merchantId,
+    ]);
+    const upload = await db.query(
+      `INSERT INTO uploads (id, merchant_id, status, row_base, total_rows, batch_id, finished_at)
+       VALUES (gen_random_uuid(), $1, 'completed', 0, $2, $3, now()) RETURNING id`,
+      [merchantId, codes.length, batch.rows[0].id],
+    );
+    const uploadId: string = upload.rows[0].id;
+    await db.query(
+      `INSERT INTO upload_files (upload_id, file_index, name, size, checksum, rows_expected, row_offset, rows_received)
+       VALUES ($1, 0, $2, $3, 'seeded', $4, 0, $4)`,
+      [uploadId, file, codes.join('\n').length, codes.length],
+    );
+    await db.query(
+      `INSERT INTO codes_check_temp (merchant_id, row_number, code, upload_id, source_file, source_line)
+       SELECT $1, n, c, $2, $3, n + 1 FROM unnest($4::text[]) WITH ORDINALITY AS t(c, n)`,
+      [merchantId, uploadId, file, codes],
+    );
+    await db.query('COMMIT');
   });
 }
 

@@ -189,6 +189,7 @@ test('cancel asks whether to keep or remove the staged rows, and Upload after it
   // Removing: clear the batch, then cancel again choosing to remove: nothing stays staged, and
   // the next upload stages the file exactly once.
   await page.goto(`/review?merchant=${merchant.id}`);
+  await new AppShell(page).waitForHydration();
   await page.getByTestId('clear-staging').click();
   await page.getByTestId('confirm-clear').click();
   await expect(page.getByTestId('batch-cleared')).toBeVisible();

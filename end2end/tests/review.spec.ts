@@ -38,42 +38,51 @@ test('after an upload the check runs, and its figures, chart, per-file table and
   await expect(review.figure('total')).toContainText('13');
   await expect(review.figure('clean')).toContainText('8');
   await expect(review.figure('clean')).toContainText('61.5 %');
-  await expect(review.figure('internal')).toContainText('3');
-  await expect(review.figure('database')).toContainText('3');
+  // The kinds of row are disjoint, so the cards add up to the staged rows: 8 + 2 + 2 + 1.
+  await expect(review.figure('internal-only')).toContainText('2');
+  await expect(review.figure('database-only')).toContainText('2');
   await expect(review.figure('both')).toContainText('1');
+  await expect(page.getByTestId('figures-sum')).toContainText('3 rows repeat a code of the batch and 3 have a code already in production (1 are both)');
 
   // One bar for the batch and one per file.
   await expect(page.getByTestId('chart').getByRole('img')).toHaveCount(4);
-  await expect(page.getByTestId('chart').getByRole('img').first()).toHaveAttribute('aria-label', /Clean 61\.5 %/);
+  await expect(page.getByTestId('chart').getByRole('img').first()).toHaveAttribute('aria-label', /Clean: will be inserted 61\.5 %/);
 
-  // Columns: rows, internal, database, both, clean, clean %.
+  // Columns: rows, internal only, database only, both, clean, clean %; each row adds up.
   const table = await review.fileTable();
   expect(table.files).toEqual([
     ['a.csv', '6', '0', '2', '0', '4', '66.7 %'],
-    ['b.csv', '4', '2', '1', '1', '2', '50.0 %'],
+    ['b.csv', '4', '1', '0', '1', '2', '50.0 %'],
     ['c.csv', '3', '1', '0', '0', '2', '66.7 %'],
   ]);
+  for (const file of [...table.files, table.total]) {
+    expect(count(file[2]) + count(file[3]) + count(file[4]) + count(file[5]), `${file[0]} adds up`).toBe(count(file[1]));
+  }
   for (let column = 1; column <= 5; column++) {
     const sum = table.files.reduce((total, file) => total + count(file[column]), 0);
     expect(sum, `column ${column} adds up`).toBe(count(table.total[column]));
   }
-  expect(table.total.slice(1, 6)).toEqual(['13', '3', '3', '1', '8']);
+  expect(table.total.slice(1, 6)).toEqual(['13', '2', '2', '1', '8']);
 
+  // The rows shown first are the duplicates, with their status in words.
+  await expect(review.previewRows()).toHaveCount(5);
+  await expect(review.previewRows().first()).toContainText('Database duplicate');
+  await expect(review.previewRows().first()).not.toContainText('DATABASE_DUPLICATE');
   // The filter shows only the chosen status.
-  const expected: Record<string, string[]> = {
-    INTERNAL_DUPLICATE: [`${p}-3`, `${p}-9`],
-    DATABASE_DUPLICATE: [`${p}-1`, `${p}-2`],
-    BOTH_DUPLICATE: [`${p}-1`],
+  const expected: Record<string, [string, string[]]> = {
+    internal: ['INTERNAL_DUPLICATE', [`${p}-3`, `${p}-9`]],
+    database: ['DATABASE_DUPLICATE', [`${p}-1`, `${p}-2`]],
+    both: ['BOTH_DUPLICATE', [`${p}-1`]],
   };
-  for (const [status, codes] of Object.entries(expected)) {
-    await review.filter(status);
+  for (const [filter, [status, codes]] of Object.entries(expected)) {
+    await review.filter(filter);
     await expect(review.previewRows()).toHaveCount(codes.length);
     for (const row of await review.previewRows().all()) {
       await expect(row).toHaveAttribute('data-status', status);
     }
-    expect(await review.previewRows().locator('td.mono').first().innerText()).toBe(codes[0]);
+    await expect(review.previewRows().getByTestId('preview-code').first()).toHaveText(codes[0]);
   }
-  await review.filter('CLEAN');
+  await review.filter('clean');
   await expect(review.previewRows()).toHaveCount(8);
 
   // The reports: their rows and statuses match the figures on the page.
@@ -99,5 +108,5 @@ test('after an upload the check runs, and its figures, chart, per-file table and
   await new AppShell(page).waitForHydration();
   await review.waitForFigures();
   await expect(review.figure('clean')).toContainText('8');
-  expect((await review.fileTable()).total.slice(1, 6)).toEqual(['13', '3', '3', '1', '8']);
+  expect((await review.fileTable()).total.slice(1, 6)).toEqual(['13', '2', '2', '1', '8']);
 });

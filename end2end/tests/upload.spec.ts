@@ -253,3 +253,40 @@ test('after a crash of the database the page says the staged rows were lost, and
     await server.kill();
   }
 });
+
+test('while the first chunk goes out over a slow link, the page counts its bytes sent before any row is stored', async ({ page }, testInfo) => {
+  // Seen: "0 rows · 0 B sent" until the first 100,000-row chunk was acknowledged, then a jump.
+  test.setTimeout(90_000);
+  const merchant = createMerchant('Slow link');
+  const prefix = `SL${unique()}`;
+  const paths = writeFiles(testInfo.outputPath('files'), { 'slow.csv': bigFile(prefix, 150_000) });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+  await upload.waitUntilChecked(['slow.csv']);
+
+  // 1 Mbit/s up: the first chunk's body takes seconds to go out.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: 125_000,
+  });
+  await upload.uploadButton().click();
+  const progress = page.getByTestId('upload-progress');
+  await expect(progress).toContainText(/^0 of 150,000 rows stored · [1-9][\d.]* (B|KB|MB) sent/, { timeout: 30_000 });
+  // The figure climbs as the body goes out, still before the server has stored a row.
+  const sent = async () => {
+    const [value, unit] = ((await page.getByTestId('bytes-sent').textContent()) ?? '').split(' ');
+    return Number.parseFloat(value) * ({ B: 1, KB: 1024, MB: 1024 * 1024 }[unit] ?? NaN);
+  };
+  const early = await sent();
+  await expect.poll(sent, { timeout: 30_000 }).toBeGreaterThan(early);
+  await expect(progress).toContainText(/^0 of 150,000 rows stored/);
+
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  await expect(upload.done()).toHaveText('Staged 150,000 rows from 1 file(s).', { timeout: 60_000 });
+  await expect(progress).toContainText(/^150,000 of 150,000 rows stored/);
+});

@@ -21,9 +21,25 @@ pub fn counted(n: i64, one: &str, many: &str) -> String {
     format!("{} {}", format_count(n), if n == 1 { one } else { many })
 }
 
+/// 1536 → "1.5 KB".
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{counted, format_count};
+    use super::{counted, format_bytes, format_count};
 
     #[test]
     fn a_count_takes_the_singular_only_for_one() {
@@ -39,5 +55,12 @@ mod tests {
         assert_eq!(format_count(1_000), "1,000");
         assert_eq!(format_count(10_907_894), "10,907,894");
         assert_eq!(format_count(-4_302_241), "-4,302,241");
+    }
+
+    #[test]
+    fn sizes_read_in_the_largest_unit_below_them() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1_536), "1.5 KB");
+        assert_eq!(format_bytes(52_428_800), "50.0 MB");
     }
 }

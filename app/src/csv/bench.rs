@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::{FileValidator, ReadOptions, Record, RecordReader, StagedRow, TextEncoding};
+use super::{FileValidator, ReadOptions, Record, RecordReader, StagedRow, TextDecoder, TextEncoding};
 
 /// `rows` data rows after a header; every `quoted_every`-th row has a quoted name with a comma
 /// (0: none).
@@ -92,10 +92,70 @@ fn bench_reader_and_validator_rows_per_second() {
     let options = ReadOptions { encoding: Some(TextEncoding::Windows1252), ..ReadOptions::default() };
     let base = best(rows, || validate_all(&plain));
     let decoded = best(rows, || validate_as(&latin, &options));
+    let decode_only = best(rows, || {
+        let mut decoder = TextDecoder::new(Some(TextEncoding::Windows1252));
+        let written: usize = latin.chunks(SLICE).map(|part| decoder.decode(part, false).len()).sum();
+        written * rows / latin.len()
+    });
     println!(
-        "bench Windows-1252: validator {:.2} M rows/s, {:.2}x the plain UTF-8 file's, {:.2}x the same text's in UTF-8",
+        "bench Windows-1252: validator {:.2} M rows/s, {:.2}x the plain UTF-8 file's, {:.2}x the same text's in UTF-8; \
+         decoding alone {:.0} MiB/s",
         decoded / 1e6,
         decoded / base,
-        decoded / same_in_utf8
+        decoded / same_in_utf8,
+        decode_only * latin.len() as f64 / rows as f64 / (1 << 20) as f64
     );
+}
+
+/// The chunk sizes and encoding speed of the wire format at each compression level, on the
+/// rows of the browser benchmark's files (`end2end/bench/browser-upload.mjs`):
+/// `cargo test --release -p app --lib -- --ignored bench_wire --nocapture`.
+#[test]
+#[ignore]
+fn bench_wire_compression_levels() {
+    let rows = 100_000usize;
+    let mut csv = b"code,serial,sku,points,sku_name,batch_code,price\n".to_vec();
+    for i in 1..=rows {
+        csv.extend_from_slice(
+            format!("NBD-{i:010},S{i},SKU-{},{},Gift card {},B1,{}.50\n", i % 50, i % 500, i % 50, i % 90).as_bytes(),
+        );
+    }
+    let mut staged = Vec::new();
+    let mut validator = FileValidator::new(Uuid::from_u128(1));
+    let mut keep = |line: u64, row: &StagedRow<'_>| {
+        let owned: Vec<Option<String>> = row.fields.iter().map(|f| f.map(str::to_owned)).collect();
+        staged.push((line, owned));
+    };
+    validator.feed(&csv, &mut keep);
+    validator.finish(&mut keep);
+    let chunk = |level: u32| {
+        let mut writer = super::wire::ChunkWriter::default();
+        for (line, fields) in &staged {
+            let mut all = [None; 8];
+            for (slot, value) in all.iter_mut().zip(fields) {
+                *slot = value.as_deref();
+            }
+            writer.push(*line, &StagedRow { merchant_id: Uuid::from_u128(1), fields: all });
+        }
+        let payload = writer.payload_len();
+        (writer.finish(level), payload)
+    };
+    for level in [0, 1, 2, 3, 6, 9] {
+        let mut seconds = f64::MAX;
+        let mut size = (0, 0);
+        for _ in 0..3 {
+            let start = Instant::now();
+            let (body, payload) = chunk(level);
+            seconds = seconds.min(start.elapsed().as_secs_f64());
+            size = (body.len(), payload);
+        }
+        println!(
+            "bench wire level {level}: CSV {} B, rows {} B, body {} B = {:.3}x the CSV, {:.1} M rows/s",
+            csv.len(),
+            size.1,
+            size.0,
+            size.0 as f64 / csv.len() as f64,
+            rows as f64 / seconds / 1e6
+        );
+    }
 }

@@ -7,19 +7,19 @@
 //! - [`check_row`] decides whether a row is staged, skipped or rejected.
 //! - [`FileValidator`] runs a whole file through them and keeps the figures a person checks.
 //! - [`TextDecoder`] turns a file in another encoding into UTF-8 on the way in.
-//! - [`normalised`] is the compact form staged rows travel in to the server.
+//! - [`wire`] is the compact, compressed form staged rows travel in to the server.
 
 #[cfg(test)]
 mod bench;
 mod encoding;
 mod mapping;
-pub mod normalised;
 #[cfg(test)]
 mod proptests;
 mod reader;
 mod rejects;
 mod rules;
 mod validator;
+pub mod wire;
 
 pub use encoding::{TextDecoder, TextEncoding};
 pub use mapping::{column_named, layout_key, normalise, sample, suggest, ColumnMapping};

@@ -103,6 +103,12 @@ impl<'a> Record<'a> {
         Record { line, last_line: line, problem: Some(problem), data: &[], ends: &[] }
     }
 
+    /// A record on `line` whose fields lie in `data` one byte apart, field `i` ending at
+    /// `ends[i]` (how the wire format lays out a row).
+    pub(crate) fn joined(line: u64, data: &'a [u8], ends: &'a [usize]) -> Self {
+        Record { line, last_line: line, problem: None, data, ends }
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }

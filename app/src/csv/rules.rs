@@ -180,17 +180,17 @@ impl HeaderMap {
         Ok(Self { positions, width: header.len(), known, unknown })
     }
 
-    /// A map for the normalised form: exactly the known columns, in [`COLUMNS`] order, after a
-    /// leading `line` column.
-    pub fn normalised() -> Self {
+    /// A map for the wire format's rows: the known columns but the merchant, in [`COLUMNS`]
+    /// order (every staged row is the upload's merchant's).
+    pub fn wire() -> Self {
         let mut positions = [None; 8];
-        for (i, column) in COLUMNS.into_iter().enumerate() {
-            positions[column.index()] = Some(i + 1);
+        for (i, column) in COLUMNS[1..].iter().enumerate() {
+            positions[column.index()] = Some(i);
         }
         Self {
             positions,
-            width: COLUMNS.len() + 1,
-            known: COLUMNS.iter().map(|c| c.name().to_owned()).collect(),
+            width: COLUMNS.len() - 1,
+            known: COLUMNS[1..].iter().map(|c| c.name().to_owned()).collect(),
             unknown: Vec::new(),
         }
     }

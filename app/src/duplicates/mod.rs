@@ -4,6 +4,7 @@
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod view;
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{context, respond};
 use crate::{batch::Batch, error::AppError, operations::Operation};
+pub use view::{CodeSearch, ReviewView, RowFilter};
 
 /// The check's figures over a set of staged rows (the merchant's, or one file's).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +73,24 @@ pub struct CheckFigures {
     pub files: Vec<FileStats>,
     /// The highest `row_number` staged when the check ran: rows staged later are unchecked.
     pub last_row: Option<i64>,
+    /// The figures per block of row numbers and file, in row order: where each page of the
+    /// review starts, and how many pages there are, without counting rows again. Kept with the
+    /// check's record; not sent to the page (which needs only the totals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<BlockStats>,
+}
+
+/// Rows per block of [`BlockStats`]: a jump to a page counts at most this many rows.
+pub const BLOCK_ROWS: i64 = 1 << 16;
+
+/// One file's rows in one block of [`BLOCK_ROWS`] row numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockStats {
+    /// `row_number / BLOCK_ROWS`.
+    pub block: i64,
+    /// Index of the file in [`CheckFigures::files`].
+    pub file: i64,
+    pub stats: DuplicateStats,
 }
 
 impl CheckFigures {
@@ -80,7 +100,40 @@ impl CheckFigures {
         for file in &files {
             overall.add(&file.stats);
         }
-        Self { overall, files, last_row }
+        Self { overall, files, last_row, blocks: Vec::new() }
+    }
+
+    /// The files' figures and the overall ones as the sum of `blocks` (per file, in row order).
+    pub fn from_blocks(names: Vec<String>, blocks: Vec<BlockStats>, last_row: Option<i64>) -> Self {
+        let mut files: Vec<FileStats> =
+            names.into_iter().map(|source_file| FileStats { source_file, stats: DuplicateStats::default() }).collect();
+        for block in &blocks {
+            files[block.file as usize].stats.add(&block.stats);
+        }
+        Self { blocks, ..Self::from_files(files, last_row) }
+    }
+
+    /// The figures without their blocks, as the page receives them.
+    pub fn without_blocks(self) -> Self {
+        Self { blocks: Vec::new(), ..self }
+    }
+
+    /// How many rows of the file named `file` (or of all) pass `filter`, in each block, in
+    /// block order.
+    pub fn matching_per_block(&self, filter: RowFilter, file: Option<&str>) -> Vec<(i64, i64)> {
+        let mut per_block: Vec<(i64, i64)> = Vec::new();
+        for entry in &self.blocks {
+            if file.is_some_and(|name| self.files[entry.file as usize].source_file != name) {
+                continue;
+            }
+            let count = filter.count(&entry.stats);
+            match per_block.iter_mut().find(|(block, _)| *block == entry.block) {
+                Some((_, total)) => *total += count,
+                None => per_block.push((entry.block, count)),
+            }
+        }
+        per_block.sort_unstable();
+        per_block
     }
 }
 
@@ -110,7 +163,7 @@ impl ReviewState {
 }
 
 /// A staged row's status, as the preview filter and the reports name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RowStatus {
     Clean,
     InternalDuplicate,
@@ -153,9 +206,20 @@ impl RowStatus {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Its name on the page.
+    pub fn label(self) -> &'static str {
+        match self {
+            RowStatus::Clean => "Clean",
+            RowStatus::InternalDuplicate => "Internal duplicate",
+            RowStatus::DatabaseDuplicate => "Database duplicate",
+            RowStatus::BothDuplicate => "Internal and database duplicate",
+        }
+    }
 }
 
-/// One staged row in the preview.
+/// One staged row in the preview, with where its code was seen before: its first occurrence in
+/// the batch (an internal duplicate) and the production row (a database duplicate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct PreviewRow {
@@ -171,6 +235,16 @@ pub struct PreviewRow {
     pub existing_dup: bool,
     pub source_file: Option<String>,
     pub source_line: Option<i64>,
+    /// An internal duplicate's first occurrence: its row, file and line.
+    pub first_row: Option<i64>,
+    pub first_file: Option<String>,
+    pub first_line: Option<i64>,
+    /// A database duplicate's production row: when it was created, its `source`, its import
+    /// job, and whether that job is in this app's job history.
+    pub production_created_at: Option<DateTime<Utc>>,
+    pub production_source: Option<String>,
+    pub production_job: Option<Uuid>,
+    pub production_job_known: bool,
 }
 
 impl PreviewRow {
@@ -179,11 +253,21 @@ impl PreviewRow {
     }
 }
 
-/// One page of the preview; `next_after` continues it (keyset on `row_number`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One page of the preview, with the cursors of its neighbours (keyset on `row_number`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewPage {
     pub rows: Vec<PreviewRow>,
+    /// The page's number, from 1.
+    pub page: i64,
+    /// How many pages and rows the view has, when the check's figures tell (not for a search,
+    /// nor when rows were staged after the check).
+    pub pages: Option<i64>,
+    pub matching: Option<i64>,
+    /// The next page starts after this row, the previous one ends before this one.
     pub next_after: Option<i64>,
+    pub previous_before: Option<i64>,
+    /// The row the view asked to land on, when it is on this page.
+    pub marked_row: Option<i64>,
 }
 
 /// Rows per preview page.
@@ -212,13 +296,45 @@ pub async fn load_review(merchant: Uuid) -> Result<ReviewState, AppError> {
     .await
 }
 
-/// Staged rows after `after` in row order, of one status or all.
-#[server(prefix = "/api", endpoint = "preview-rows")]
-pub async fn preview_rows(merchant: Uuid, status: Option<RowStatus>, after: i64) -> Result<PreviewPage, AppError> {
+/// One page of the merchant's staged rows as `view` says: filtered by status, file and code,
+/// at a page, a cursor or a row.
+#[server(prefix = "/api", endpoint = "preview-rows", input = server_fn::codec::Json)]
+pub async fn preview_rows(merchant: Uuid, view: ReviewView) -> Result<PreviewPage, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        Ok(ssr::preview(&state.pool, merchant, status, after, PREVIEW_PAGE_SIZE).await?)
+        Ok(ssr::preview(&state.pool, merchant, &view, PREVIEW_PAGE_SIZE).await?)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(total_rows: i64, internal_duplicates: i64, database_duplicates: i64, both: i64) -> DuplicateStats {
+        let clean_count = total_rows - internal_duplicates - database_duplicates + both;
+        DuplicateStats { total_rows, internal_duplicates, database_duplicates, both, clean_count }
+    }
+
+    #[test]
+    fn the_blocks_add_up_to_the_files_and_count_a_filter_per_block() {
+        // a.csv fills block 0 and starts block 1, b.csv ends block 1 and fills block 2.
+        let blocks = vec![
+            BlockStats { block: 0, file: 0, stats: stats(100, 10, 20, 5) },
+            BlockStats { block: 1, file: 0, stats: stats(40, 4, 0, 0) },
+            BlockStats { block: 1, file: 1, stats: stats(60, 0, 6, 0) },
+            BlockStats { block: 2, file: 1, stats: stats(100, 1, 1, 1) },
+        ];
+        let figures = CheckFigures::from_blocks(vec!["a.csv".into(), "b.csv".into()], blocks, Some(300));
+        assert_eq!(figures.files[0].stats, stats(140, 14, 20, 5));
+        assert_eq!(figures.files[1].stats, stats(160, 1, 7, 1));
+        assert_eq!(figures.overall, stats(300, 15, 27, 6));
+
+        assert_eq!(figures.matching_per_block(RowFilter::All, None), [(0, 100), (1, 100), (2, 100)]);
+        assert_eq!(figures.matching_per_block(RowFilter::Duplicates, None), [(0, 25), (1, 10), (2, 1)]);
+        assert_eq!(figures.matching_per_block(RowFilter::Duplicates, Some("b.csv")), [(1, 6), (2, 1)]);
+        assert_eq!(figures.matching_per_block(RowFilter::All, Some("c.csv")), []);
+        assert!(figures.without_blocks().blocks.is_empty());
+    }
 }

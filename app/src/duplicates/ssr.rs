@@ -5,7 +5,9 @@ use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{CheckFigures, DuplicateStats, FileStats, PreviewPage, PreviewRow, ReviewState, RowStatus};
+use super::{
+    BlockStats, CheckFigures, DuplicateStats, PreviewPage, PreviewRow, ReviewState, ReviewView, RowFilter, BLOCK_ROWS,
+};
 use crate::{
     batch::{
         ssr::{self as batch, BatchError},
@@ -29,7 +31,8 @@ use crate::{
 ///    grouped apart;
 /// 3. one pass over the staged rows with hash joins against those codes and the merchant's
 ///    codes in production gives the rows whose flags change, in physical order;
-/// 4. those rows are rewritten by `ctid`.
+/// 4. those rows are rewritten by `ctid`; an internal duplicate keeps the row number of its
+///    code's first occurrence in `first_row` (the review points to it).
 ///
 /// Steps 1 and 2 write to unlogged tables made and dropped inside the transaction, so that
 /// PostgreSQL's parallel workers can read them (they cannot read a temporary table); a failed
@@ -76,15 +79,16 @@ pub async fn mark_duplicates(
     let changes = vec![
         format!(
             "CREATE TEMP TABLE check_changes ON COMMIT DROP AS
-             SELECT tid, internal, existing
-             FROM (SELECT s.ctid AS tid, s.internal_dup, s.existing_dup,
+             SELECT tid, internal, existing, first
+             FROM (SELECT s.ctid AS tid, s.internal_dup, s.existing_dup, s.first_row,
                           coalesce(s.row_number > r.first_row, false) AS internal,
-                          c.code IS NOT NULL AS existing
+                          c.code IS NOT NULL AS existing,
+                          CASE WHEN s.row_number > r.first_row THEN r.first_row END AS first
                    FROM codes_check_temp s
                    LEFT JOIN (SELECT code FROM codes WHERE merchant_id = '{merchant}') c ON c.code = s.code
                    LEFT JOIN {repeats} r ON r.code = s.code
                    WHERE s.merchant_id = '{merchant}') f
-             WHERE internal_dup <> internal OR existing_dup <> existing
+             WHERE internal_dup <> internal OR existing_dup <> existing OR first_row IS DISTINCT FROM first
              ORDER BY tid"
         ),
         format!("DROP TABLE {hashes}, {repeats}"),
@@ -105,7 +109,7 @@ pub async fn mark_duplicates(
     sqlx::query("SET LOCAL enable_hashjoin = off").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL enable_mergejoin = off").execute(&mut *tx).await?;
     let changed = sqlx::query(
-        "UPDATE codes_check_temp t SET internal_dup = f.internal, existing_dup = f.existing
+        "UPDATE codes_check_temp t SET internal_dup = f.internal, existing_dup = f.existing, first_row = f.first
          FROM check_changes f
          WHERE t.ctid = f.tid AND t.merchant_id = $1",
     )
@@ -121,32 +125,55 @@ pub async fn stats(conn: &mut PgConnection, merchant: Uuid) -> Result<DuplicateS
     Ok(figures(conn, merchant).await?.overall)
 }
 
-/// The figures per source file (in row order) and overall, as the rows are flagged now.
+/// The figures per source file (in row order) and overall, as the rows are flagged now, with
+/// the same per block of row numbers (one pass: a block is a few hundred more groups).
 pub async fn figures(conn: &mut PgConnection, merchant: Uuid) -> Result<CheckFigures, sqlx::Error> {
-    let rows = sqlx::query_as::<_, (Option<String>, i64, i64, i64, i64, i64, i64)>(
-        "SELECT source_file,
-                count(*),
-                count(*) FILTER (WHERE internal_dup),
-                count(*) FILTER (WHERE existing_dup),
-                count(*) FILTER (WHERE internal_dup AND existing_dup),
-                count(*) FILTER (WHERE NOT internal_dup AND NOT existing_dup),
-                max(row_number)
+    #[derive(sqlx::FromRow)]
+    struct Counted {
+        upload_id: Option<Uuid>,
+        source_file: Option<String>,
+        block: i64,
+        total_rows: i64,
+        internal_duplicates: i64,
+        database_duplicates: i64,
+        both: i64,
+        clean_count: i64,
+        last_row: i64,
+    }
+    let rows = sqlx::query_as::<_, Counted>(
+        "SELECT upload_id, source_file, row_number / $2 AS block,
+                count(*) AS total_rows,
+                count(*) FILTER (WHERE internal_dup) AS internal_duplicates,
+                count(*) FILTER (WHERE existing_dup) AS database_duplicates,
+                count(*) FILTER (WHERE internal_dup AND existing_dup) AS both,
+                count(*) FILTER (WHERE NOT internal_dup AND NOT existing_dup) AS clean_count,
+                max(row_number) AS last_row
          FROM codes_check_temp WHERE merchant_id = $1
-         GROUP BY upload_id, source_file
+         GROUP BY upload_id, source_file, block
          ORDER BY min(row_number)",
     )
     .bind(merchant)
+    .bind(BLOCK_ROWS)
     .fetch_all(conn)
     .await?;
-    let last_row = rows.iter().map(|r| r.6).max();
-    let files = rows
-        .into_iter()
-        .map(|(file, total_rows, internal_duplicates, database_duplicates, both, clean_count, _)| FileStats {
-            source_file: file.unwrap_or_else(|| "(no file)".into()),
-            stats: DuplicateStats { total_rows, internal_duplicates, database_duplicates, both, clean_count },
-        })
-        .collect();
-    Ok(CheckFigures::from_files(files, last_row))
+    let last_row = rows.iter().map(|r| r.last_row).max();
+    let mut files: Vec<(Option<Uuid>, Option<String>)> = Vec::new();
+    let mut blocks = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = (row.upload_id, row.source_file);
+        let file = match files.iter().position(|known| *known == key) {
+            Some(index) => index as i64,
+            None => {
+                files.push(key);
+                files.len() as i64 - 1
+            }
+        };
+        let Counted { block, total_rows, internal_duplicates, database_duplicates, both, clean_count, .. } = row;
+        let stats = DuplicateStats { total_rows, internal_duplicates, database_duplicates, both, clean_count };
+        blocks.push(BlockStats { block, file, stats });
+    }
+    let names = files.into_iter().map(|(_, name)| name.unwrap_or_else(|| "(no file)".into())).collect();
+    Ok(CheckFigures::from_blocks(names, blocks, last_row))
 }
 
 /// The highest `row_number` staged for the merchant (the primary key answers it at once).
@@ -275,6 +302,7 @@ pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, 
     };
     let stale = figures.as_ref().filter(|_| current.stale()).map(|figures| stale_reason(current, figures));
     let running = operations::running(pool, merchant).await?.filter(|op| op.kind != "check");
+    let figures = figures.map(CheckFigures::without_blocks);
     Ok(ReviewState { merchant_id: merchant, batch, check, figures, checked_at, stale, running })
 }
 
@@ -320,38 +348,231 @@ fn stale_reason(batch: &Batch, figures: &CheckFigures) -> String {
     format!("{what}: run it again before inserting.")
 }
 
-/// `limit` staged rows of `merchant` after `after`, in row order, of one status or all:
-/// a walk along the primary key from `after`, so page 100,000 costs what page 1 does.
-pub async fn preview(
-    pool: &PgPool,
-    merchant: Uuid,
-    status: Option<RowStatus>,
-    after: i64,
-    limit: i64,
-) -> Result<PreviewPage, sqlx::Error> {
-    let (internal, existing) = status.map(RowStatus::flags).unzip();
-    let rows = sqlx::query_as::<_, PreviewRow>(
-        "SELECT row_number, code, serial, sku, points::text AS points, sku_name, batch_code, price::text AS price,
-                internal_dup, existing_dup, source_file, source_line
-         FROM codes_check_temp
-         WHERE merchant_id = $1 AND row_number > $2
-           AND ($3::boolean IS NULL OR (internal_dup = $3 AND existing_dup = $4))
-         ORDER BY row_number
-         LIMIT $5",
-    )
-    .bind(merchant)
-    .bind(after)
-    .bind(internal)
-    .bind(existing)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    let mut rows = rows;
-    let next_after = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.row_number)
-    } else {
-        None
+/// The figures that describe exactly what the merchant has staged now: none before a check, or
+/// when rows were staged or removed after it.
+pub async fn current_figures(pool: &PgPool, merchant: Uuid) -> Result<Option<CheckFigures>, sqlx::Error> {
+    let batch = batch::latest(pool, merchant).await?.filter(|b| b.state.is_live() && !b.stale());
+    let Some(operation) = batch.and_then(|b| b.figures_operation) else { return Ok(None) };
+    // Figures recorded before they had blocks cannot place a page: as if there were none.
+    Ok(figures_of(pool, operation)
+        .await?
+        .map(|(figures, _)| figures)
+        .filter(|figures| !figures.blocks.is_empty() || figures.overall.total_rows == 0))
+}
+
+/// The preview's filter over `codes_check_temp`, its parameters named: duplicates only, the
+/// exact flags (internal, existing), the source file.
+macro_rules! row_filter {
+    ($duplicates:literal, $internal:literal, $existing:literal, $file:literal) => {
+        concat!(
+            "(NOT ",
+            $duplicates,
+            " OR internal_dup OR existing_dup)
+             AND (",
+            $internal,
+            "::boolean IS NULL OR (internal_dup = ",
+            $internal,
+            " AND existing_dup = ",
+            $existing,
+            "))
+             AND (",
+            $file,
+            "::text IS NULL OR source_file = ",
+            $file,
+            ")"
+        )
     };
-    Ok(PreviewPage { rows, next_after })
+}
+
+/// A page of the preview: the rows on one side of the cursor `$2` (`$cursor`, in `$order`),
+/// between rows `$3` and `$4`, filtered, with the first occurrence of an internal duplicate and
+/// the production row of a database duplicate (each a probe of a primary key or unique index).
+macro_rules! preview_page {
+    ($cursor:literal, $order:literal) => {
+        concat!(
+            "SELECT s.row_number, s.code, s.serial, s.sku, s.points::text AS points, s.sku_name, s.batch_code,
+                    s.price::text AS price, s.internal_dup, s.existing_dup, s.source_file, s.source_line,
+                    s.first_row, f.source_file AS first_file, f.source_line AS first_line,
+                    c.created_at AS production_created_at, c.source AS production_source,
+                    c.import_job_id AS production_job, j.id IS NOT NULL AS production_job_known
+             FROM (SELECT merchant_id, row_number, code, serial, sku, points, sku_name, batch_code, price,
+                          internal_dup, existing_dup, source_file, source_line, first_row
+                   FROM codes_check_temp
+                   WHERE merchant_id = $1 AND row_number ",
+            $cursor,
+            " $2 AND row_number BETWEEN $3 AND $4 AND ",
+            row_filter!("$5", "$6", "$7", "$8"),
+            "        AND ($9::text IS NULL OR CASE WHEN $10 THEN starts_with(code, $9) ELSE code = $9 END)
+                   ORDER BY row_number ",
+            $order,
+            " LIMIT $11) s
+             LEFT JOIN codes_check_temp f ON f.merchant_id = s.merchant_id AND f.row_number = s.first_row
+             LEFT JOIN codes c ON s.existing_dup AND c.merchant_id = s.merchant_id AND c.code = s.code
+             LEFT JOIN codes_import_jobs j ON j.id = c.import_job_id
+             ORDER BY s.row_number"
+        )
+    };
+}
+
+/// Where a page starts: after a row, or where it ends: before a row.
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    After(i64),
+    Before(i64),
+}
+
+/// One page of the merchant's staged rows as `view` says, `limit` rows long. Every page is a
+/// walk along the primary key from its cursor, so page 100,000 costs what page 1 does. A jump to
+/// page N, or to the page of a row, finds its cursor from the check's figures per block of
+/// [`BLOCK_ROWS`] row numbers and then counts within one block: no count over the batch, no
+/// OFFSET over millions. A search by code has no figures: it pages by cursor alone.
+pub async fn preview(pool: &PgPool, merchant: Uuid, view: &ReviewView, limit: i64) -> Result<PreviewPage, sqlx::Error> {
+    let figures = match view.search {
+        None => current_figures(pool, merchant).await?,
+        Some(_) => None,
+    };
+    let file = view.file.as_deref();
+    let filter = Filter { merchant, view };
+    // Rows of one file lie within its blocks; without figures, the whole batch is walked.
+    let (low, high) = match (&figures, file) {
+        (Some(figures), Some(_)) => {
+            let blocks = figures.matching_per_block(RowFilter::All, file);
+            match (blocks.first(), blocks.last()) {
+                (Some((first, _)), Some((last, _))) => (first * BLOCK_ROWS, (last + 1) * BLOCK_ROWS - 1),
+                _ => return Ok(PreviewPage { page: 1, pages: Some(1), matching: Some(0), ..PreviewPage::default() }),
+            }
+        }
+        _ => (0, i64::MAX),
+    };
+    let per_block = figures.as_ref().map(|figures| figures.matching_per_block(view.filter, file));
+    let matching = per_block.as_ref().map(|blocks| blocks.iter().map(|(_, n)| n).sum::<i64>());
+    let pages = matching.map(|m| ((m + limit - 1) / limit).max(1));
+
+    let first_page = (Cursor::After(low - 1), 1);
+    let (cursor, page) = match (&per_block, view.row, view.after, view.before) {
+        (Some(blocks), Some(row), ..) => {
+            let page = filter.position(pool, blocks, row).await? / limit + 1;
+            filter.page_start(pool, blocks, page, limit).await?.map_or(first_page, |after| (Cursor::After(after), page))
+        }
+        (None, Some(row), ..) => (Cursor::After(row - 1), view.page),
+        (_, None, Some(after), _) => (Cursor::After(after), view.page),
+        (_, None, None, Some(before)) => (Cursor::Before(before), view.page),
+        (Some(blocks), None, None, None) if view.page > 1 => {
+            let page = view.page.min(pages.unwrap_or(1));
+            filter.page_start(pool, blocks, page, limit).await?.map_or(first_page, |after| (Cursor::After(after), page))
+        }
+        _ => first_page,
+    };
+    let (dups, flags) = view.filter.flags();
+    let (internal, existing) = flags.unzip();
+    let (code, prefix) = view.search.as_ref().map(|s| (s.code.as_str(), s.prefix)).unzip();
+    let (sql, at) = match cursor {
+        Cursor::After(row) => (preview_page!(">", "ASC"), row),
+        Cursor::Before(row) => (preview_page!("<", "DESC"), row),
+    };
+    let mut rows = sqlx::query_as::<_, PreviewRow>(sql)
+        .bind(merchant)
+        .bind(at)
+        .bind(low)
+        .bind(high)
+        .bind(dups)
+        .bind(internal)
+        .bind(existing)
+        .bind(file)
+        .bind(code)
+        .bind(prefix.unwrap_or(false))
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let (page, next_after, previous_before) = match cursor {
+        Cursor::After(_) => {
+            rows.truncate(limit as usize);
+            (page, more.then(|| rows.last().map(|r| r.row_number)).flatten(), None)
+        }
+        Cursor::Before(_) => {
+            if more {
+                rows.remove(0);
+            }
+            let page = if more { page.max(2) } else { 1 };
+            (page, rows.last().map(|r| r.row_number), None)
+        }
+    };
+    let previous_before = previous_before.or_else(|| (page > 1).then(|| rows.first().map(|r| r.row_number)).flatten());
+    let marked_row = view.row.filter(|row| rows.iter().any(|r| r.row_number == *row));
+    Ok(PreviewPage { rows, page, pages, matching, next_after, previous_before, marked_row })
+}
+
+/// The rows a view filters, for the counts within one block.
+struct Filter<'a> {
+    merchant: Uuid,
+    view: &'a ReviewView,
+}
+
+impl Filter<'_> {
+    /// How many rows of the view come before `row`: the figures' count of the blocks before
+    /// its block, and a count within its block.
+    async fn position(&self, pool: &PgPool, blocks: &[(i64, i64)], row: i64) -> Result<i64, sqlx::Error> {
+        let block = row / BLOCK_ROWS;
+        let before: i64 = blocks.iter().filter(|(b, _)| *b < block).map(|(_, n)| n).sum();
+        let (dups, flags) = self.view.filter.flags();
+        let (internal, existing) = flags.unzip();
+        let within: i64 = sqlx::query_scalar(concat!(
+            "SELECT count(*) FROM codes_check_temp
+             WHERE merchant_id = $1 AND row_number >= $2 AND row_number < $3 AND ",
+            row_filter!("$4", "$5", "$6", "$7")
+        ))
+        .bind(self.merchant)
+        .bind(block * BLOCK_ROWS)
+        .bind(row)
+        .bind(dups)
+        .bind(internal)
+        .bind(existing)
+        .bind(self.view.file.as_deref())
+        .fetch_one(pool)
+        .await?;
+        Ok(before + within)
+    }
+
+    /// The cursor (the row before it) where page `page` of the view starts: the block that
+    /// holds its first row, by the figures, then that row's place within the block. `None` if
+    /// the figures and the rows disagree (the page then starts at the beginning).
+    async fn page_start(
+        &self,
+        pool: &PgPool,
+        blocks: &[(i64, i64)],
+        page: i64,
+        limit: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let mut skip = (page - 1) * limit;
+        let Some(block) = blocks.iter().find_map(|(block, n)| {
+            if skip < *n {
+                Some(*block)
+            } else {
+                skip -= n;
+                None
+            }
+        }) else {
+            return Ok(None);
+        };
+        let (dups, flags) = self.view.filter.flags();
+        let (internal, existing) = flags.unzip();
+        let first: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT row_number FROM codes_check_temp
+             WHERE merchant_id = $1 AND row_number >= $2 AND row_number < $3 AND ",
+            row_filter!("$4", "$5", "$6", "$7"),
+            " ORDER BY row_number OFFSET $8 LIMIT 1"
+        ))
+        .bind(self.merchant)
+        .bind(block * BLOCK_ROWS)
+        .bind((block + 1) * BLOCK_ROWS)
+        .bind(dups)
+        .bind(internal)
+        .bind(existing)
+        .bind(self.view.file.as_deref())
+        .bind(skip)
+        .fetch_optional(pool)
+        .await?;
+        Ok(first.map(|row| row - 1))
+    }
 }

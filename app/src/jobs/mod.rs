@@ -33,6 +33,80 @@ pub struct JobSummary {
     pub error_message: Option<String>,
     /// File names from `source_info.files[].name`, in upload order.
     pub files: Vec<String>,
+    /// The rows its files staged (`source_info.files[].rows_staged`), when recorded.
+    pub rows_staged: Option<i64>,
+}
+
+impl JobSummary {
+    /// The job's short name: the first 8 hex digits of its id (the full id is in its link).
+    pub fn short_id(&self) -> String {
+        self.id.simple().to_string()[..8].to_owned()
+    }
+
+    /// The staged rows the insert left out as duplicates: staged less the clean ones.
+    pub fn duplicates(&self) -> Option<i64> {
+        Some(self.rows_staged? - self.total_codes_to_insert?).filter(|n| *n >= 0)
+    }
+}
+
+/// Above this share of duplicates among the staged rows (in %), an insert needs the user's
+/// explicit confirmation: the original system's wish list had "block CSV upload if > 50 %
+/// duplicates".
+pub const DUPLICATE_THRESHOLD_PERCENT: i64 = 50;
+
+/// Whether the duplicates among `total` staged rows of which `clean` are clean exceed
+/// [`DUPLICATE_THRESHOLD_PERCENT`].
+pub fn above_duplicate_threshold(total: i64, clean: i64) -> bool {
+    total > 0 && (total - clean) * 100 > total * DUPLICATE_THRESHOLD_PERCENT
+}
+
+/// One file of a job, as its `source_info` recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    pub name: String,
+    pub size: Option<i64>,
+    pub checksum: Option<String>,
+    pub rows_staged: Option<i64>,
+    /// Rows validation skipped (blank code, blank line) and rejected.
+    pub rows_skipped: Option<i64>,
+    pub rows_rejected: Option<i64>,
+    /// Staged again in the same batch, by the user's choice.
+    pub restaged: bool,
+}
+
+/// What a job's pre-flight recorded (`validation_passed`, `validation_errors`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreflightOutcome {
+    pub passed: Option<bool>,
+    pub clean_count: Option<i64>,
+    pub new_database_duplicates: Option<i64>,
+    /// Why it refused the insert, in words.
+    pub problems: Vec<String>,
+}
+
+impl PreflightOutcome {
+    /// The record in sentences.
+    pub fn sentences(&self) -> Vec<String> {
+        let codes = |n: i64| if n == 1 { "1 code".to_owned() } else { format!("{} codes", format_count(n)) };
+        let mut said = Vec::new();
+        match (self.passed, self.clean_count) {
+            (None, _) => said.push("No pre-flight was recorded for this job.".to_owned()),
+            (Some(true), Some(clean)) => said
+                .push(format!("The pre-flight passed: {} to insert.", codes(clean).replacen("code", "clean code", 1))),
+            (Some(true), None) => said.push("The pre-flight passed.".to_owned()),
+            (Some(false), _) => said.push("The pre-flight refused the insert, so nothing was inserted.".to_owned()),
+        }
+        match self.new_database_duplicates {
+            Some(0) => said.push("No code had reached production since the duplicate check.".to_owned()),
+            Some(n) => said.push(format!(
+                "{} had reached production since the duplicate check; those rows were flagged as database duplicates and left out.",
+                codes(n)
+            )),
+            None => {}
+        }
+        said.extend(self.problems.iter().cloned());
+        said
+    }
 }
 
 /// How many jobs one page of the history shows.
@@ -129,10 +203,9 @@ pub const JOB_STATUSES: [&str; 6] = {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetail {
     pub summary: JobSummary,
-    pub validation_passed: Option<bool>,
-    /// `validation_errors` and `source_info`, as indented JSON.
-    pub validation_errors: Option<String>,
-    pub source_info: Option<String>,
+    /// The pre-flight's record, and the job's files, as `codes_import_jobs` keeps them.
+    pub preflight: PreflightOutcome,
+    pub files: Vec<JobFile>,
     /// While the job runs: what its insert is doing, and since when.
     pub progress: Option<JobProgress>,
     /// For a completed job: how many of its codes customers have claimed (any refuses the
@@ -282,14 +355,20 @@ pub async fn get_job(job: Uuid) -> Result<JobDetail, AppError> {
     .await
 }
 
-/// Starts inserting the merchant's clean staged codes (`confirmation` must be `YES`);
+/// Starts inserting the merchant's clean staged codes (`confirmation` must be `YES`, and
+/// `duplicates_confirmed` true when duplicates are above [`DUPLICATE_THRESHOLD_PERCENT`]);
 /// returns the job's id. The job's page follows its progress.
 #[server(prefix = "/api", endpoint = "start-insert")]
-pub async fn start_insert(merchant: Uuid, confirmation: String) -> Result<Uuid, AppError> {
+pub async fn start_insert(
+    merchant: Uuid,
+    confirmation: String,
+    duplicates_confirmed: Option<bool>,
+) -> Result<Uuid, AppError> {
     respond(async move {
         let (state, caller) = context().await?;
         caller.may_act_for(merchant)?;
-        Ok(ssr::start_insert(&state.pool, merchant, caller.user_id(), &confirmation).await?)
+        let confirmed = duplicates_confirmed.unwrap_or(false);
+        Ok(ssr::start_insert_confirmed(&state.pool, merchant, caller.user_id(), &confirmation, confirmed).await?)
     })
     .await
 }
@@ -370,6 +449,42 @@ mod tests {
         assert_eq!(elapsed_words(59), "59 s");
         assert_eq!(elapsed_words(125), "2 min 05 s");
         assert_eq!(elapsed_words(3_720), "1 h 02 min");
+    }
+
+    #[test]
+    fn the_duplicate_threshold_is_crossed_only_above_half_of_the_rows() {
+        assert!(!above_duplicate_threshold(4, 2), "exactly 50 % is not above it");
+        assert!(above_duplicate_threshold(4, 1));
+        assert!(!above_duplicate_threshold(1_000_001, 500_001));
+        assert!(above_duplicate_threshold(1_000_001, 500_000));
+        assert!(!above_duplicate_threshold(0, 0), "nothing staged");
+    }
+
+    #[test]
+    fn a_pre_flight_record_reads_as_sentences() {
+        let passed = PreflightOutcome {
+            passed: Some(true),
+            clean_count: Some(1_200),
+            new_database_duplicates: Some(3),
+            problems: vec![],
+        };
+        assert_eq!(
+            passed.sentences(),
+            [
+                "The pre-flight passed: 1,200 clean codes to insert.",
+                "3 codes had reached production since the duplicate check; those rows were flagged as database duplicates and left out."
+            ]
+        );
+        let refused = PreflightOutcome {
+            passed: Some(false),
+            problems: vec!["Run the duplicate check first.".into()],
+            ..PreflightOutcome::default()
+        };
+        assert_eq!(
+            refused.sentences(),
+            ["The pre-flight refused the insert, so nothing was inserted.", "Run the duplicate check first."]
+        );
+        assert_eq!(PreflightOutcome::default().sentences(), ["No pre-flight was recorded for this job."]);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{JobDetail, JobFilter, JobProgress, JobStatus, JobSummary, JobVerification};
+use super::{
+    above_duplicate_threshold, JobDetail, JobFile, JobFilter, JobProgress, JobStatus, JobSummary, JobVerification,
+    PreflightOutcome, DUPLICATE_THRESHOLD_PERCENT,
+};
 use crate::{
     batch::ssr::{self as batch, BatchError},
     components::format::format_count,
@@ -42,7 +45,13 @@ macro_rules! select_jobs {
                               ORDER BY ord
                           ),
                           '{}'
-                      ) AS files
+                      ) AS files,
+                      (SELECT sum((f ->> 'rows_staged')::bigint)
+                       FROM jsonb_array_elements(
+                           CASE WHEN jsonb_typeof(j.source_info -> 'files') = 'array'
+                                THEN j.source_info -> 'files' ELSE '[]'::jsonb END
+                       ) AS t(f)
+                       WHERE jsonb_typeof(f -> 'rows_staged') = 'number')::bigint AS rows_staged
                FROM codes_import_jobs j
                LEFT JOIN merchants m ON m.id = j.merchant_id
                LEFT JOIN users u ON u.id = j.created_by "#,
@@ -102,7 +111,6 @@ pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, s
     .bind(job)
     .fetch_one(pool)
     .await?;
-    let pretty = |value: Option<serde_json::Value>| value.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default());
     // Each figure is read only in the state it describes: `codes` is not touched while the
     // insert runs (its rows are not visible yet, and a lock that holds the insert up would
     // hold the page up too).
@@ -117,13 +125,71 @@ pub async fn job_detail(pool: &PgPool, job: Uuid) -> Result<Option<JobDetail>, s
     };
     Ok(Some(JobDetail {
         summary,
-        validation_passed: audit.validation_passed,
-        validation_errors: pretty(audit.validation_errors),
-        source_info: pretty(audit.source_info),
+        preflight: preflight_outcome(audit.validation_passed, audit.validation_errors),
+        files: job_files(audit.source_info),
         progress,
         claimed_codes,
         codes_deleted,
     }))
+}
+
+/// What the job's pre-flight recorded: this app's record (`errors`, `clean_count`,
+/// `new_database_duplicates`), or the original system's list of failed checks
+/// (`check`, `rows`, `message`).
+fn preflight_outcome(passed: Option<bool>, record: Option<serde_json::Value>) -> PreflightOutcome {
+    let number = |value: &serde_json::Value, key: &str| value.get(key).and_then(serde_json::Value::as_i64);
+    let mut outcome = PreflightOutcome { passed, ..PreflightOutcome::default() };
+    match record {
+        Some(serde_json::Value::Array(checks)) => {
+            outcome.problems = checks
+                .iter()
+                .filter_map(|check| {
+                    let message = check.get("message").and_then(serde_json::Value::as_str)?;
+                    Some(match number(check, "rows") {
+                        Some(rows) => format!("{message} ({} rows).", format_count(rows)),
+                        None => format!("{message}."),
+                    })
+                })
+                .collect();
+        }
+        Some(record) => {
+            outcome.clean_count = number(&record, "clean_count");
+            outcome.new_database_duplicates = number(&record, "new_database_duplicates");
+            outcome.problems = record
+                .get("errors")
+                .and_then(serde_json::Value::as_array)
+                .map(|errors| errors.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+        }
+        None => {}
+    }
+    outcome
+}
+
+/// The job's files as its `source_info.files` recorded them (anything else there is left out).
+fn job_files(source_info: Option<serde_json::Value>) -> Vec<JobFile> {
+    let files = source_info.as_ref().and_then(|info| info.get("files")).and_then(serde_json::Value::as_array);
+    let number = |value: &serde_json::Value, key: &str| value.get(key).and_then(serde_json::Value::as_i64);
+    files
+        .into_iter()
+        .flatten()
+        .filter_map(|file| {
+            let report = file.get("report").cloned().unwrap_or_default();
+            let skipped = ["rows_skipped_blank_code", "rows_skipped_blank_line"]
+                .iter()
+                .map(|key| number(&report, key))
+                .sum::<Option<i64>>();
+            Some(JobFile {
+                name: file.get("name")?.as_str()?.to_owned(),
+                size: number(file, "size"),
+                checksum: file.get("checksum").and_then(serde_json::Value::as_str).map(str::to_owned),
+                rows_staged: number(file, "rows_staged"),
+                rows_skipped: skipped,
+                rows_rejected: number(&report, "rows_rejected"),
+                restaged: file.get("restaged").and_then(serde_json::Value::as_bool).unwrap_or(false),
+            })
+        })
+        .collect()
 }
 
 /// The running job's insert: the merchant's running operation of kind `insert`. While a job
@@ -223,6 +289,13 @@ pub enum JobError {
     /// with it).
     #[error("{INSERT_LOST}")]
     Lost(#[source] sqlx::Error),
+    /// Duplicates are above the threshold and the user did not confirm the insert anyway.
+    #[error(
+        "{} of the {} staged rows are duplicates, above the {DUPLICATE_THRESHOLD_PERCENT} % threshold: \
+         confirm that you mean to insert the remaining clean codes.",
+        format_count(*.duplicates), format_count(*.total)
+    )]
+    TooManyDuplicates { duplicates: i64, total: i64 },
     #[error("This job was rolled back already.")]
     RolledBack,
     #[error("Only a completed job can be rolled back; this one is {0}.")]
@@ -244,9 +317,11 @@ impl JobError {
             JobError::Batch(error) => error.shown(),
             JobError::Lost(_) => AppError::Unavailable(self.to_string()),
             JobError::NoSuchJob => AppError::NotFound(self.to_string()),
-            JobError::Unconfirmed(..) | JobError::Preflight(_) | JobError::Refused(_) | JobError::NotCompleted(_) => {
-                AppError::Invalid(self.to_string())
-            }
+            JobError::Unconfirmed(..)
+            | JobError::TooManyDuplicates { .. }
+            | JobError::Preflight(_)
+            | JobError::Refused(_)
+            | JobError::NotCompleted(_) => AppError::Invalid(self.to_string()),
             // Another operation, an unfinished upload (the only answers besides the database's
             // that `begin` and `ensure_no_upload` give), a count that moved, a claimed code.
             _ => AppError::Conflict(self.to_string()),
@@ -272,12 +347,33 @@ impl From<JobError> for AppError {
     }
 }
 
+/// Starts the insert of the merchant's clean staged rows in the background, as
+/// [`start_insert_confirmed`] does for a batch with duplicates below the threshold.
+pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmation: &str) -> Result<Uuid, JobError> {
+    start_insert_confirmed(pool, merchant, user, confirmation, false).await
+}
+
 /// Starts the insert of the merchant's clean staged rows in the background: a job row now,
 /// then the pre-flight and one transaction that inserts the rows, checks the count and
-/// completes the job. Returns the job's id.
-pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmation: &str) -> Result<Uuid, JobError> {
+/// completes the job. Returns the job's id. Refused (`TooManyDuplicates`) when the
+/// duplicates exceed [`DUPLICATE_THRESHOLD_PERCENT`] of the staged rows, by the figures the
+/// user saw or by the insert's own pre-flight, unless `duplicates_confirmed`.
+pub async fn start_insert_confirmed(
+    pool: &PgPool,
+    merchant: Uuid,
+    user: Uuid,
+    confirmation: &str,
+    duplicates_confirmed: bool,
+) -> Result<Uuid, JobError> {
     if confirmation.trim() != INSERT_CONFIRMATION {
         return Err(JobError::Unconfirmed(INSERT_CONFIRMATION, "insert"));
+    }
+    // The staged rows as the figures count them; unknown without current figures (the batch
+    // is then refused below, as not checked).
+    let figures = crate::duplicates::ssr::current_figures(pool, merchant).await?.map(|f| f.overall);
+    let guard = DuplicateGuard { staged: figures.as_ref().map(|f| f.total_rows), confirmed: duplicates_confirmed };
+    if let Some(figures) = &figures {
+        guard.check(figures.clean_count)?;
     }
     crate::staging::ssr::ensure_no_upload(pool, merchant, "inserting").await?;
     let mut running = operations::begin(pool, merchant, "insert", Some(user)).await?;
@@ -314,7 +410,7 @@ pub async fn start_insert(pool: &PgPool, merchant: Uuid, user: Uuid, confirmatio
         let mut running = running;
         // The boundary of a background insert: its error is logged here, in full and once,
         // and recorded as the user is told it.
-        let outcome = run_insert(&background, &mut running, job).await.map_err(|error| {
+        let outcome = run_insert(&background, &mut running, job, guard).await.map_err(|error| {
             tracing::warn!(%job, %merchant, %error, "the insert failed");
             match error.shown() {
                 // Its server shutting down stopped it (its connection was ended).
@@ -388,6 +484,26 @@ async fn fail_job(pool: &PgPool, job: Uuid, message: &str) {
     }
 }
 
+/// The duplicate threshold as an insert applies it: to the staged rows, unless the user
+/// confirmed.
+#[derive(Debug, Clone, Copy)]
+struct DuplicateGuard {
+    staged: Option<i64>,
+    confirmed: bool,
+}
+
+impl DuplicateGuard {
+    /// `TooManyDuplicates` if `clean` of the staged rows leave duplicates above the threshold.
+    fn check(self, clean: i64) -> Result<(), JobError> {
+        match self.staged {
+            Some(total) if !self.confirmed && above_duplicate_threshold(total, clean) => {
+                Err(JobError::TooManyDuplicates { duplicates: total - clean, total })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What a completed insert did, and how long its two parts took.
 struct Inserted {
     inserted: i64,
@@ -397,7 +513,12 @@ struct Inserted {
 
 /// The insert's work, on the connection that holds the merchant's lock. Any error leaves no
 /// row of the job in `codes`: everything is in one transaction.
-async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid) -> Result<Inserted, JobError> {
+async fn run_insert(
+    pool: &PgPool,
+    running: &mut operations::Running,
+    job: Uuid,
+    guard: DuplicateGuard,
+) -> Result<Inserted, JobError> {
     let merchant = running.merchant;
     let started = std::time::Instant::now();
     running.phase(pool, "Pre-flight: re-checking database duplicates and fields").await;
@@ -415,6 +536,8 @@ async fn run_insert(pool: &PgPool, running: &mut operations::Running, job: Uuid)
             .await?;
         return Err(JobError::Preflight(preflight.errors));
     }
+    // Codes that reached production since the check may have taken the batch over the threshold.
+    guard.check(preflight.clean_count)?;
     let expected = preflight.clean_count;
     sqlx::query(
         "UPDATE codes_import_jobs

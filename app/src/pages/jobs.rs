@@ -1,5 +1,5 @@
-//! `/jobs`: the import job history, filtered and paged; `/jobs/:id`: one job's audit record,
-//! with verify and rollback.
+//! `/jobs`: the import job history, filtered and paged, with each job's figures, verify and
+//! rollback; `/jobs/:id`: one job's audit record, with verify and rollback.
 
 use std::time::Duration;
 
@@ -13,12 +13,13 @@ use crate::{
     components::{
         activity::{notify, show_running, when_finished, PageTitle},
         error::ErrorNotice,
-        format::{counted, format_count},
+        format::{counted, format_bytes, format_count},
         scroll_box::ScrollBox,
     },
+    error::AppError,
     jobs::{
-        elapsed_words, get_job, list_jobs, progress_words, rollback_job, verify_job, JobDetail, JobProgress, JobStatus,
-        JobSummary, JOBS_PAGE_SIZE, JOB_STATUSES,
+        elapsed_words, get_job, list_jobs, progress_words, rollback_job, verify_job, JobDetail, JobFile, JobProgress,
+        JobStatus, JobSummary, JobVerification, JOBS_PAGE_SIZE, JOB_STATUSES,
     },
     staging::client::sleep_ms,
 };
@@ -97,7 +98,7 @@ pub fn JobsPage() -> impl IntoView {
                         let full = jobs.len() as i64 == JOBS_PAGE_SIZE;
                         let cursor = jobs.last().map(|j| (j.created_at, j.id));
                         view! {
-                            <JobsTable jobs/>
+                            <JobsTable jobs reloads/>
                             <div class="actions pager">
                                 <button prop:disabled=move || pages.with(|p| p.len() <= 1)
                                     on:click=move |_| pages.update(|p| { p.pop(); })>"Newer jobs"</button>
@@ -113,25 +114,28 @@ pub fn JobsPage() -> impl IntoView {
     }
 }
 
-/// The job history as a table.
+/// The job history as a table: per job its files, rows staged, duplicates and codes inserted,
+/// and verify and roll back in place.
 #[component]
-fn JobsTable(jobs: Vec<JobSummary>) -> impl IntoView {
+fn JobsTable(jobs: Vec<JobSummary>, reloads: RwSignal<u32>) -> impl IntoView {
     view! {
         <ScrollBox label="Import jobs">
         <table class="jobs" data-testid="jobs-table">
             <thead>
                 <tr>
-                    <th scope="col">"Created"</th>
+                    <th scope="col">"Job"</th>
                     <th scope="col">"Merchant"</th>
                     <th scope="col">"Status"</th>
+                    <th scope="col">"Files"</th>
+                    <th scope="col" class="num">"Rows staged"</th>
+                    <th scope="col" class="num">"Duplicates"</th>
                     <th scope="col" class="num">"Codes inserted"</th>
                     <th scope="col">"By"</th>
-                    <th scope="col">"Files"</th>
-                    <th scope="col">"Job"</th>
+                    <th scope="col">"Actions"</th>
                 </tr>
             </thead>
             <tbody>
-                {jobs.into_iter().map(|job| view! { <JobRow job/> }).collect_view()}
+                {jobs.into_iter().map(|job| view! { <JobRow job reloads/> }).collect_view()}
             </tbody>
         </table>
         </ScrollBox>
@@ -146,20 +150,88 @@ fn inserted_text(job: &JobSummary) -> String {
     }
 }
 
-/// One job in the history table.
+fn count_or_dash(count: Option<i64>) -> String {
+    count.map(format_count).unwrap_or_else(|| "–".to_owned())
+}
+
+/// "1 file" or "N files".
+fn files_text(files: usize) -> String {
+    if files == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{files} files")
+    }
+}
+
+/// One job in the history table, and below it, once asked for, its recount and its rollback.
 #[component]
-fn JobRow(job: JobSummary) -> impl IntoView {
+fn JobRow(job: JobSummary, reloads: RwSignal<u32>) -> impl IntoView {
     let status_class = format!("status status-{}", job.status);
+    let id = job.id;
+    let verify = Action::new(move |_: &()| verify_job(id));
+    // The rollback's form needs the job's claimed codes, counted when it is asked for.
+    let rolling_back = RwSignal::new(false);
+    let detail = Resource::new(
+        move || rolling_back.get(),
+        move |asked| async move {
+            if asked {
+                get_job(id).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
+    );
+    let can_roll_back = job.status == JobStatus::Completed;
+    let can_verify = !job.status.is_running();
+    let short_id = job.short_id();
+    let open = move || verify.value().get().is_some() || verify.pending().get() || rolling_back.get();
     view! {
-        <tr data-testid="job-row" data-job-id=job.id.to_string()>
-            <td>{job.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
+        <tr data-testid="job-row" data-job-id=id.to_string()>
+            <td>
+                <A href=format!("/jobs/{id}") attr:class="mono" attr:title=id.to_string() attr:data-testid="job-link">{short_id}</A>
+                <div class="muted">{job.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</div>
+            </td>
             <td>{job.merchant_name.clone().unwrap_or_else(|| job.merchant_id.to_string())}</td>
             <td><span class=status_class data-testid="job-status">{job.status.as_str()}</span></td>
-            <td class="num">{inserted_text(&job)}</td>
+            <td data-testid="job-files">
+                {files_text(job.files.len())}
+                <div class="muted">{job.files.join(", ")}</div>
+            </td>
+            <td class="num" data-testid="job-rows-staged">{count_or_dash(job.rows_staged)}</td>
+            <td class="num" data-testid="job-duplicates">{count_or_dash(job.duplicates())}</td>
+            <td class="num" data-testid="job-inserted">{inserted_text(&job)}</td>
             <td>{job.created_by_email.clone().unwrap_or_default()}</td>
-            <td>{job.files.join(", ")}</td>
-            <td class="mono"><A href=format!("/jobs/{}", job.id)>{job.id.to_string()}</A></td>
+            <td>
+                <div class="actions">
+                    {can_verify.then(|| view! {
+                        <button type="button" data-testid="verify" on:click=move |_| { verify.dispatch(()); }>"Verify"</button>
+                    })}
+                    {can_roll_back.then(|| view! {
+                        <button type="button" data-testid="open-rollback" on:click=move |_| rolling_back.set(true)
+                            prop:disabled=move || rolling_back.get()>"Roll back…"</button>
+                    })}
+                </div>
+            </td>
         </tr>
+        <Show when=open>
+            <tr class="details" data-testid="job-actions" data-job-id=id.to_string()>
+                <td colspan="9">
+                    <VerificationResult verify/>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            match detail.await {
+                                Ok(Some(detail)) => view! {
+                                    <RollbackForm job=id claimed=detail.claimed_codes.unwrap_or(0)
+                                        inserted=detail.summary.codes_inserted done=reloads/>
+                                }.into_any(),
+                                Ok(None) => ().into_any(),
+                                Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </td>
+            </tr>
+        </Show>
     }
 }
 
@@ -247,7 +319,7 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
     let time =
         |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or("–".into());
     view! {
-        <h1>"Import job"</h1>
+        <h1>"Import job " <span class="mono" title=id.to_string()>{job.short_id()}</span></h1>
         <section class="card">
             <dl class="record" data-testid="job-record">
                 <dt>"Job"</dt><dd class="mono">{id.to_string()}</dd>
@@ -261,22 +333,21 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
                 <dt>"Created"</dt><dd>{time(Some(job.created_at))}</dd>
                 <dt>"Completed"</dt><dd>{time(job.completed_at)}</dd>
                 <dt>"Rolled back"</dt><dd>{time(job.rolled_back_at)}</dd>
-                <dt>"Files"</dt><dd>{job.files.join(", ")}</dd>
-                <dt>"Pre-flight passed"</dt><dd>{detail.validation_passed.map(|p| if p { "yes" } else { "no" }).unwrap_or("–")}</dd>
+                <dt>"Rows staged"</dt><dd data-testid="job-rows-staged">{count_or_dash(job.rows_staged)}</dd>
+                <dt>"Duplicates left out"</dt><dd data-testid="job-duplicates">{count_or_dash(job.duplicates())}</dd>
             </dl>
             {job.error_message.clone().map(|message| view! { <p class="error" role="alert" data-testid="job-error">{message}</p> })}
             {(status == JobStatus::RolledBack).then(|| view! {
                 <p class="success" data-testid="rollback-done">{rolled_back_text(detail.codes_deleted)}</p>
             })}
-            <details>
-                <summary>"Pre-flight record"</summary>
-                <pre>{detail.validation_errors.clone().unwrap_or_default()}</pre>
-            </details>
-            <details>
-                <summary>"Source files"</summary>
-                <pre>{detail.source_info.clone().unwrap_or_default()}</pre>
-            </details>
         </section>
+        <section class="card">
+            <h2>"Pre-flight"</h2>
+            <ul data-testid="preflight-record">
+                {detail.preflight.sentences().into_iter().map(|sentence| view! { <li>{sentence}</li> }).collect_view()}
+            </ul>
+        </section>
+        <JobFiles files=detail.files.clone()/>
         {status.is_running().then(|| view! {
             <RunningInsert status expected=job.total_codes_to_insert progress=detail.progress.clone()/>
         })}
@@ -284,6 +355,51 @@ fn JobRecord(detail: JobDetail, polls: RwSignal<u32>) -> impl IntoView {
         {(status == JobStatus::Completed).then(|| view! {
             <RollbackCard job=id claimed=detail.claimed_codes.unwrap_or(0) inserted=job.codes_inserted polls/>
         })}
+    }
+}
+
+/// The job's files as it recorded them: sizes, rows staged, skipped and rejected, checksums.
+#[component]
+fn JobFiles(files: Vec<JobFile>) -> impl IntoView {
+    let count = |n: Option<i64>| view! { <td class="num">{count_or_dash(n)}</td> };
+    view! {
+        <section class="card">
+            <h2>"Files"</h2>
+            {if files.is_empty() {
+                view! { <p class="muted">"No files were recorded for this job."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-scroll">
+                    <table data-testid="job-files-table">
+                        <thead>
+                            <tr>
+                                <th scope="col">"File"</th>
+                                <th scope="col" class="num">"Size"</th>
+                                <th scope="col" class="num">"Rows staged"</th>
+                                <th scope="col" class="num">"Skipped"</th>
+                                <th scope="col" class="num">"Rejected"</th>
+                                <th scope="col">"Checksum"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {files.into_iter().map(|file| view! {
+                                <tr data-testid="job-file">
+                                    <td>{file.name} {file.restaged.then_some(" (staged again)")}</td>
+                                    <td class="num">{file.size.map(|s| format_bytes(s.max(0) as u64)).unwrap_or_else(|| "–".into())}</td>
+                                    {count(file.rows_staged)}
+                                    {count(file.rows_skipped)}
+                                    {count(file.rows_rejected)}
+                                    <td class="mono" title=file.checksum.clone()>
+                                        {file.checksum.as_deref().map(|c| c.chars().take(12).collect::<String>()).unwrap_or_default()}
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    </div>
+                }.into_any()
+            }}
+        </section>
     }
 }
 
@@ -335,31 +451,49 @@ fn VerifyCard(job: Uuid) -> impl IntoView {
         <section class="card">
             <h2>"Verify"</h2>
             <button on:click=move |_| { verify.dispatch(()); } data-testid="verify">"Recount the job's codes"</button>
-            {move || verify.value().get().map(|result| match result {
-                Ok(v) => view! {
-                    <p data-testid="verification" class=if v.matches() { "success" } else { "warning" }>{v.words()}</p>
-                }.into_any(),
-                Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
-            })}
+            <VerificationResult verify/>
+        </section>
+    }
+}
+
+/// The recount's answer, once there is one.
+#[component]
+fn VerificationResult(verify: Action<(), Result<JobVerification, AppError>>) -> impl IntoView {
+    move || {
+        verify.value().get().map(|result| match result {
+            Ok(v) => view! {
+                <p data-testid="verification" class=if v.matches() { "success" } else { "warning" }>{v.words()}</p>
+            }
+            .into_any(),
+            Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+        })
+    }
+}
+
+/// Rollback of a completed job, as a card of the job's page.
+#[component]
+fn RollbackCard(job: Uuid, claimed: i64, inserted: Option<i64>, polls: RwSignal<u32>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>"Roll back"</h2>
+            <RollbackForm job claimed inserted done=polls/>
         </section>
     }
 }
 
 /// Rollback of a completed job: how many of its codes are claimed, first; with none claimed,
 /// the rollback once the user types DELETE (a claim that lands meanwhile still refuses it on
-/// the server).
+/// the server). `done` is bumped once it has rolled back. The job's page and the history use
+/// the same form.
 #[component]
-fn RollbackCard(job: Uuid, claimed: i64, inserted: Option<i64>, polls: RwSignal<u32>) -> impl IntoView {
+fn RollbackForm(job: Uuid, claimed: i64, inserted: Option<i64>, done: RwSignal<u32>) -> impl IntoView {
     let of_codes = inserted.map(|n| format!(" of {} codes", format_count(n))).unwrap_or_default();
     if claimed > 0 {
         return view! {
-            <section class="card">
-                <h2>"Roll back"</h2>
-                <p class="warning" data-testid="claimed-codes">
-                    {format!("{} claimed{of_codes} by customers: a rollback would be refused, so it is not offered. \
-                              Claimed codes are never deleted.", format_count(claimed))}
-                </p>
-            </section>
+            <p class="warning" data-testid="claimed-codes">
+                {format!("{} claimed{of_codes} by customers: a rollback would be refused, so it is not offered. \
+                          Claimed codes are never deleted.", format_count(claimed))}
+            </p>
         }
         .into_any();
     }
@@ -367,30 +501,27 @@ fn RollbackCard(job: Uuid, claimed: i64, inserted: Option<i64>, polls: RwSignal<
     let rollback = Action::new(move |typed: &String| rollback_job(job, typed.clone()));
     Effect::new(move |_| {
         if let Some(Ok(_)) = rollback.value().get() {
-            polls.update(|n| *n += 1);
+            done.update(|n| *n += 1);
         }
     });
     view! {
-        <section class="card">
-            <h2>"Roll back"</h2>
-            <p class="muted" data-testid="claimed-codes">
-                {format!("0 claimed{of_codes}: a rollback deletes every code this job inserted, in one transaction.")}
-            </p>
-            <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
-                event.prevent_default();
-                rollback.dispatch(typed.get_untracked());
-            }>
-                <label>"Type DELETE to roll back"
-                    <input data-testid="rollback-confirmation" autocomplete="off"
-                        prop:value=move || typed.get() on:input=move |event| typed.set(event_target_value(&event))/>
-                </label>
-                <button type="submit" class="danger" data-testid="rollback"
-                    prop:disabled=move || typed.get().trim() != "DELETE" || rollback.pending().get()>"Roll back"</button>
-            </form>
-            {move || rollback.value().get().and_then(Result::err).map(|error| view! {
-                <p class="error" role="alert">{error.to_string()}</p>
-            })}
-        </section>
+        <p class="muted" data-testid="claimed-codes">
+            {format!("0 claimed{of_codes}: a rollback deletes every code this job inserted, in one transaction.")}
+        </p>
+        <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
+            event.prevent_default();
+            rollback.dispatch(typed.get_untracked());
+        }>
+            <label>"Type DELETE to roll back"
+                <input data-testid="rollback-confirmation" autocomplete="off"
+                    prop:value=move || typed.get() on:input=move |event| typed.set(event_target_value(&event))/>
+            </label>
+            <button type="submit" class="danger" data-testid="rollback"
+                prop:disabled=move || typed.get().trim() != "DELETE" || rollback.pending().get()>"Roll back"</button>
+        </form>
+        {move || rollback.value().get().and_then(Result::err).map(|error| view! {
+            <p class="error" role="alert">{error.to_string()}</p>
+        })}
     }
     .into_any()
 }

@@ -1,5 +1,6 @@
 //! `/review?merchant=…`: the duplicate check of the merchant's staged rows — its progress,
-//! figures, a chart and a table per file, and a preview of the rows by status.
+//! figures, a chart and a table per file, and the rows themselves by status, file and code,
+//! each duplicate with where its code was seen before (`&status=…&file=…&code=…&page=…`).
 
 use chrono::{DateTime, Utc};
 use leptos::{ev, prelude::*, task::spawn_local};
@@ -19,9 +20,11 @@ use crate::{
         scroll_box::ScrollBox,
     },
     duplicates::{
-        load_review, preview_rows, start_check, CheckFigures, DuplicateStats, PreviewPage, ReviewState, RowStatus,
+        load_review, preview_rows, start_check, CheckFigures, CodeSearch, DuplicateStats, PreviewPage, PreviewRow,
+        ReviewState, ReviewView, RowFilter, RowStatus,
     },
-    jobs::{preflight_insert, start_insert},
+    error::AppError,
+    jobs::{above_duplicate_threshold, preflight_insert, start_insert, DUPLICATE_THRESHOLD_PERCENT},
     operations::{with_article, Operation},
     reports::{report_path, ReportKind},
     staging::{clear_staging, client::sleep_ms},
@@ -72,15 +75,17 @@ pub fn ReviewPage() -> impl IntoView {
                 }
             })}
         </Transition>
-        {move || merchant.get().map(|merchant| view! { <MerchantReview merchant/> })}
+        {move || merchant.get().map(|merchant| view! { <MerchantReview merchant in_url=true/> })}
     }
 }
 
-/// The check and its figures for one merchant; polls while an operation runs.
+/// The check and its figures for one merchant; polls while an operation runs. With `in_url`, the
+/// rows shown (filter, file, search, page) are the page's query string, so a view is a link.
 #[component]
-pub fn MerchantReview(merchant: Uuid) -> impl IntoView {
+pub fn MerchantReview(merchant: Uuid, #[prop(optional)] in_url: bool) -> impl IntoView {
     let polls = RwSignal::new(0_u32);
     let review = Resource::new(move || polls.get(), move |_| load_review(merchant));
+
     let problem = RwSignal::new(None::<String>);
     let starting = RwSignal::new(false);
 
@@ -134,7 +139,7 @@ pub fn MerchantReview(merchant: Uuid) -> impl IntoView {
                 }
             })}
         </Transition>
-        <Preview merchant polls/>
+        <Preview merchant polls review in_url/>
     }
 }
 
@@ -243,6 +248,7 @@ fn ReviewBody(
     let inserted = batch.state == BatchState::Inserted;
     let merchant = state.merchant_id;
     let job_link = |job: Uuid| view! { <A href=format!("/jobs/{job}")>{job.to_string()}</A> };
+    let overall = state.figures.as_ref().map(|f| f.overall.clone()).unwrap_or_default();
     view! {
         <section class="card" data-testid="batch-state">
             <h2>"Staged batch"</h2>
@@ -284,30 +290,39 @@ fn ReviewBody(
         </section>
         {state.figures.map(|figures| view! { <Figures merchant figures/> })}
         {(batch.state == BatchState::Checked && !nothing_staged).then(|| view! {
-            <InsertCard merchant ready=!running && state.stale.is_none() && state.running.is_none()/>
+            <InsertCard merchant ready=!running && state.stale.is_none() && state.running.is_none() checked=overall/>
         })}
         {(!nothing_staged).then(|| view! { <ClearCard merchant polls=state_polls/> })}
     }
     .into_any()
 }
 
-/// Step 6: the pre-flight, then the insert once the user types YES.
+/// Step 6: the pre-flight, then the insert once the user types YES — and, when duplicates are
+/// above the threshold, once the user confirms that too (the server refuses it otherwise).
 #[component]
-fn InsertCard(merchant: Uuid, ready: bool) -> impl IntoView {
+fn InsertCard(merchant: Uuid, ready: bool, checked: DuplicateStats) -> impl IntoView {
     let preflight = Action::new(move |_: &()| preflight_insert(merchant));
     let confirmation = RwSignal::new(String::new());
+    let duplicates_confirmed = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);
     let navigate = use_navigate();
     let open_job = Callback::new(move |job: Uuid| navigate(&format!("/jobs/{job}"), Default::default()));
-    let insert = Action::new(move |typed: &String| {
-        let typed = typed.clone();
+    let insert = Action::new(move |(typed, confirmed): &(String, bool)| {
+        let (typed, confirmed) = (typed.clone(), *confirmed);
         async move {
-            match start_insert(merchant, typed).await {
+            match start_insert(merchant, typed, Some(confirmed)).await {
                 Ok(job) => open_job.run(job),
                 Err(error) => problem.set(Some(error.to_string())),
             }
         }
     });
+    // The clean rows as last counted: by the pre-flight once it ran, else by the check.
+    let total = checked.total_rows;
+    let clean = Memo::new(move |_| match preflight.value().get() {
+        Some(Ok(answer)) => answer.clean_count,
+        _ => checked.clean_count,
+    });
+    let above = move || above_duplicate_threshold(total, clean.get());
     view! {
         <section class="card">
             <h2>"Insert into production"</h2>
@@ -315,6 +330,27 @@ fn InsertCard(merchant: Uuid, ready: bool) -> impl IntoView {
                 "The pre-flight re-checks the clean rows against production (codes may have arrived since the check) \
                  and their fields. The insert then adds them in one transaction: all of them, or none."
             </p>
+            {move || above().then(|| {
+                let duplicates = total - clean.get();
+                let share = DuplicateStats { total_rows: total, ..DuplicateStats::default() }.percent(duplicates);
+                view! {
+                    <div class="notice" role="alert" data-testid="duplicate-warning">
+                        <p class="warning">
+                            <strong data-testid="duplicate-share">{share}</strong>
+                            " of the staged rows are duplicates (" {format_count(duplicates)} " of "
+                            {format_count(total)} "), above the " {DUPLICATE_THRESHOLD_PERCENT} " % threshold. \
+                             So many duplicates often mean a file was imported before, or the wrong files were chosen: \
+                             review the rows below before inserting."
+                        </p>
+                        <label>
+                            <input type="checkbox" data-testid="confirm-duplicates"
+                                prop:checked=move || duplicates_confirmed.get()
+                                on:change=move |event| duplicates_confirmed.set(event_target_checked(&event))/>
+                            " I have reviewed the duplicates: insert the " {format_count(clean.get())} " clean codes anyway"
+                        </label>
+                    </div>
+                }
+            })}
             <button on:click=move |_| { preflight.dispatch(()); } data-testid="run-preflight"
                 prop:disabled=move || !ready || preflight.pending().get()>
                 {move || if preflight.pending().get() { "Checking…" } else { "Prepare the insert" }}
@@ -340,7 +376,7 @@ fn InsertCard(merchant: Uuid, ready: bool) -> impl IntoView {
                             <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
                                 event.prevent_default();
                                 ask_to_notify();
-                                insert.dispatch(confirmation.get_untracked());
+                                insert.dispatch((confirmation.get_untracked(), duplicates_confirmed.get_untracked()));
                             }>
                                 <label>"Type YES to insert"
                                     <input data-testid="insert-confirmation" autocomplete="off"
@@ -348,7 +384,8 @@ fn InsertCard(merchant: Uuid, ready: bool) -> impl IntoView {
                                         on:input=move |event| confirmation.set(event_target_value(&event))/>
                                 </label>
                                 <button type="submit" class="primary" data-testid="insert"
-                                    prop:disabled=move || confirmation.get().trim() != "YES" || insert.pending().get()>
+                                    prop:disabled=move || confirmation.get().trim() != "YES" || insert.pending().get()
+                                        || (above() && !duplicates_confirmed.get())>
                                     "Insert " {format_count(answer.clean_count)} " codes"
                                 </button>
                             </form>
@@ -397,21 +434,17 @@ fn ClearCard(merchant: Uuid, polls: RwSignal<u32>) -> impl IntoView {
     }
 }
 
-/// The four statuses with their labels and chart colours, in chart order.
-const SEGMENTS: [(RowStatus, &str, &str); 4] = [
-    (RowStatus::Clean, "Clean", "seg-clean"),
-    (RowStatus::InternalDuplicate, "Internal duplicate only", "seg-internal"),
-    (RowStatus::DatabaseDuplicate, "Database duplicate only", "seg-database"),
-    (RowStatus::BothDuplicate, "Both", "seg-both"),
+/// The four kinds of staged row, as the cards, the chart and the per-file table name and count
+/// them — disjoint, so that they add up to the staged rows.
+const SEGMENTS: [(RowStatus, &str, &str, &str); 4] = [
+    (RowStatus::Clean, "Clean: will be inserted", "seg-clean", "figure-clean"),
+    (RowStatus::InternalDuplicate, "Internal duplicates only", "seg-internal", "figure-internal-only"),
+    (RowStatus::DatabaseDuplicate, "Database duplicates only", "seg-database", "figure-database-only"),
+    (RowStatus::BothDuplicate, "Both internal and database", "seg-both", "figure-both"),
 ];
 
 fn segment_count(stats: &DuplicateStats, status: RowStatus) -> i64 {
-    match status {
-        RowStatus::Clean => stats.clean_count,
-        RowStatus::InternalDuplicate => stats.internal_only(),
-        RowStatus::DatabaseDuplicate => stats.database_only(),
-        RowStatus::BothDuplicate => stats.both,
-    }
+    RowFilter::Only(status).count(stats)
 }
 
 /// The totals, a stacked bar per file, and the per-file table with a totals row.
@@ -432,11 +465,14 @@ fn Figures(merchant: Uuid, figures: CheckFigures) -> impl IntoView {
             <h2>"Figures"</h2>
             <div class="figures">
                 {card("Staged rows", "figure-total", overall.total_rows, &overall)}
-                {card("Clean: will be inserted", "figure-clean", overall.clean_count, &overall)}
-                {card("Internal duplicates", "figure-internal", overall.internal_duplicates, &overall)}
-                {card("Database duplicates", "figure-database", overall.database_duplicates, &overall)}
-                {card("Both", "figure-both", overall.both, &overall)}
+                {SEGMENTS.iter().map(|(status, label, _, id)| card(label, id, segment_count(&overall, *status), &overall)).collect_view()}
             </div>
+            <p class="muted" data-testid="figures-sum">
+                "Clean, internal only, database only and both add up to the staged rows. In all, "
+                {format_count(overall.internal_duplicates)} " rows repeat a code of the batch and "
+                {format_count(overall.database_duplicates)} " have a code already in production ("
+                {format_count(overall.both)} " are both)."
+            </p>
             <Chart figures=figures.clone()/>
             <FileTable figures/>
         </section>
@@ -457,13 +493,13 @@ fn Figures(merchant: Uuid, figures: CheckFigures) -> impl IntoView {
     }
 }
 
-/// One stacked bar per file and one for the batch: clean, internal only, database only, both.
+/// One stacked bar per file and one for the batch, in the cards' four kinds.
 #[component]
 fn Chart(figures: CheckFigures) -> impl IntoView {
     let bar = |label: String, stats: DuplicateStats| {
         let summary = SEGMENTS
             .iter()
-            .map(|(status, name, _)| format!("{name} {}", stats.percent(segment_count(&stats, *status))))
+            .map(|(status, name, ..)| format!("{name} {}", stats.percent(segment_count(&stats, *status))))
             .collect::<Vec<_>>()
             .join(", ");
         let total = stats.total_rows.max(1) as f64;
@@ -471,7 +507,7 @@ fn Chart(figures: CheckFigures) -> impl IntoView {
             <div class="bar-row">
                 <span class="bar-label" title=label.clone()>{label.clone()}</span>
                 <div class="bar" role="img" aria-label=format!("{label}: {summary}")>
-                    {SEGMENTS.iter().map(|(status, name, class)| {
+                    {SEGMENTS.iter().map(|(status, name, class, _)| {
                         let count = segment_count(&stats, *status);
                         let width = format!("width: {:.3}%", count as f64 * 100.0 / total);
                         view! { <span class=format!("segment {class}") style=width title=format!("{name}: {}", format_count(count))></span> }
@@ -483,7 +519,7 @@ fn Chart(figures: CheckFigures) -> impl IntoView {
     view! {
         <div class="chart" data-testid="chart">
             <div class="legend">
-                {SEGMENTS.iter().map(|(_, name, class)| view! {
+                {SEGMENTS.iter().map(|(_, name, class, _)| view! {
                     <span class="legend-item"><span class=format!("swatch {class}")></span>{*name}</span>
                 }).collect_view()}
             </div>
@@ -493,14 +529,15 @@ fn Chart(figures: CheckFigures) -> impl IntoView {
     }
 }
 
-/// The figures per file, with the batch's totals in the footer.
+/// The figures per file in the cards' four kinds (each row adds up), with the batch's totals
+/// in the footer.
 #[component]
 fn FileTable(figures: CheckFigures) -> impl IntoView {
     let cells = |stats: &DuplicateStats| {
         view! {
             <td class="num">{format_count(stats.total_rows)}</td>
-            <td class="num">{format_count(stats.internal_duplicates)}</td>
-            <td class="num">{format_count(stats.database_duplicates)}</td>
+            <td class="num">{format_count(stats.internal_only())}</td>
+            <td class="num">{format_count(stats.database_only())}</td>
             <td class="num">{format_count(stats.both)}</td>
             <td class="num">{format_count(stats.clean_count)}</td>
             <td class="num">{stats.percent(stats.clean_count)}</td>
@@ -513,8 +550,8 @@ fn FileTable(figures: CheckFigures) -> impl IntoView {
                 <tr>
                     <th scope="col">"File"</th>
                     <th scope="col" class="num">"Rows"</th>
-                    <th scope="col" class="num">"Internal"</th>
-                    <th scope="col" class="num">"Database"</th>
+                    <th scope="col" class="num">"Internal only"</th>
+                    <th scope="col" class="num">"Database only"</th>
                     <th scope="col" class="num">"Both"</th>
                     <th scope="col" class="num">"Clean"</th>
                     <th scope="col" class="num">"Clean %"</th>
@@ -533,35 +570,114 @@ fn FileTable(figures: CheckFigures) -> impl IntoView {
     }
 }
 
-/// Staged rows by status, a page at a time (keyset: each page starts after the last row of
-/// the one before).
+/// The staged rows as a [`ReviewView`] says — by status (duplicates first), file and code, a page
+/// at a time, with a page count and a jump when the check's figures tell them. With `in_url`
+/// the view is the page's query string; else it lives here.
 #[component]
-fn Preview(merchant: Uuid, polls: RwSignal<u32>) -> impl IntoView {
-    let status = RwSignal::new(None::<RowStatus>);
-    // The `after` of each page shown so far; the last one is the current page.
-    let pages = RwSignal::new(vec![0_i64]);
-    let rows = Resource::new(
-        move || (status.get(), pages.with(|p| *p.last().unwrap_or(&0)), polls.get()),
-        move |(status, after, _)| preview_rows(merchant, status, after),
-    );
-    let choose = move |event: ev::Event| {
-        status.set(RowStatus::parse(&event_target_value(&event)));
-        pages.set(vec![0]);
+fn Preview(
+    merchant: Uuid,
+    polls: RwSignal<u32>,
+    review: Resource<Result<ReviewState, AppError>>,
+    in_url: bool,
+) -> impl IntoView {
+    let query = use_query_map();
+    let local = RwSignal::new(ReviewView::default());
+    let view =
+        Memo::new(move |_| if in_url { query.with(|q| ReviewView::from_query(|key| q.get(key))) } else { local.get() });
+    let navigate = use_navigate();
+    let show = Callback::new(move |next: ReviewView| {
+        if in_url {
+            navigate(&format!("/review?{}", next.query_string(merchant)), Default::default());
+        } else {
+            local.set(next);
+        }
+    });
+    let rows = Resource::new(move || (view.get(), polls.get()), move |(view, _)| preview_rows(merchant, view));
+    let choose_filter = move |event: ev::Event| {
+        let filter = RowFilter::from_slug(&event_target_value(&event)).unwrap_or_default();
+        show.run(ReviewView { filter, ..view.get_untracked().first_page() });
+    };
+    let choose_file = move |event: ev::Event| {
+        let file = Some(event_target_value(&event)).filter(|f| !f.is_empty());
+        show.run(ReviewView { file, ..view.get_untracked().first_page() });
+    };
+    let code = RwSignal::new(view.get_untracked().search.map(|s| s.code).unwrap_or_default());
+    let prefix = RwSignal::new(view.get_untracked().search.is_some_and(|s| s.prefix));
+    let search = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        let typed = code.get_untracked().trim().to_owned();
+        let search = (!typed.is_empty()).then(|| CodeSearch { code: typed, prefix: prefix.get_untracked() });
+        show.run(ReviewView { search, ..view.get_untracked().first_page() });
     };
     view! {
-        <section class="card">
+        <section class="card" data-testid="staged-rows">
             <h2>"Staged rows"</h2>
-            <label class="field">
-                "Show"
-                <select on:change=choose data-testid="status-filter">
-                    <option value="">"All rows"</option>
-                    {RowStatus::ALL.into_iter().map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> }).collect_view()}
-                </select>
-            </label>
+            // The choices name the check's counts and files: read with the review, on the server too.
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let figures = review.await.ok().and_then(|r| r.figures);
+                    let count_of = |filter: RowFilter| {
+                        figures.as_ref().map(|f| format!(" ({})", format_count(filter.count(&f.overall)))).unwrap_or_default()
+                    };
+                    let mut files: Vec<String> =
+                        figures.iter().flat_map(|f| f.files.iter().map(|file| file.source_file.clone())).collect();
+                    files.dedup();
+                    view! {
+                        <div class="inline-form filters">
+                            <label>"Show"
+                                <select on:change=choose_filter data-testid="status-filter">
+                                    {RowFilter::ALL.into_iter().map(|filter| view! {
+                                        <option value=filter.slug() selected=move || view.get().filter == filter>
+                                            {filter.label()} {count_of(filter)}
+                                        </option>
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                            <label>"File"
+                                <select on:change=choose_file data-testid="file-filter">
+                                    <option value="" selected=move || view.get().file.is_none()>"All files"</option>
+                                    {files.into_iter().map(|name| {
+                                        let value = name.clone();
+                                        view! {
+                                            <option value=value.clone() selected=move || view.get().file.as_deref() == Some(value.as_str())>{name}</option>
+                                        }
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                        </div>
+                    }
+                })}
+            </Transition>
+            <form class="inline-form filters" role="search" on:submit=search>
+                <label>"Code"
+                    <input type="search" data-testid="code-search" autocomplete="off" prop:value=move || code.get()
+                        on:input=move |event| code.set(event_target_value(&event))/>
+                </label>
+                <label>"Match"
+                    <select data-testid="code-match" on:change=move |event| prefix.set(event_target_value(&event) == "prefix")>
+                        <option value="exact" selected=move || !prefix.get()>"Exactly"</option>
+                        <option value="prefix" selected=move || prefix.get()>"Starts with"</option>
+                    </select>
+                </label>
+                <button type="submit" data-testid="search-code">"Search"</button>
+                {move || view.get().search.is_some().then(|| view! {
+                    <button type="button" data-testid="clear-search" on:click=move |_| {
+                        code.set(String::new());
+                        show.run(ReviewView { search: None, ..view.get_untracked().first_page() });
+                    }>"Clear the search"</button>
+                })}
+            </form>
+            {move || view.get().search.map(|s| view! {
+                <p class="muted" data-testid="search-note">
+                    {if s.prefix { "Codes that start with " } else { "The code " }} <span class="mono">{s.code}</span>
+                    ": a search reads all of the merchant's staged rows (staging has no index on codes, which would \
+                     slow every upload), so on millions of rows it takes a few seconds."
+                </p>
+            })}
             <Transition fallback=|| view! { <p class="muted">"Loading rows…"</p> }>
                 {move || Suspend::new(async move {
                     match rows.await {
-                        Ok(page) => view! { <PreviewTable page pages/> }.into_any(),
+                        Ok(page) => view! { <PreviewTable merchant page view show/> }.into_any(),
                         Err(error) => view! { <ErrorNotice error/> }.into_any(),
                     }
                 })}
@@ -570,14 +686,74 @@ fn Preview(merchant: Uuid, polls: RwSignal<u32>) -> impl IntoView {
     }
 }
 
+/// Where a row's code was seen before: its first occurrence in the batch (a link that lands on
+/// it) and its production row (with a link to its job when the job is in the history).
+fn seen_before(merchant: Uuid, row: &PreviewRow) -> impl IntoView {
+    let first = row.first_row.map(|first| {
+        let place = match (&row.first_file, row.first_line) {
+            (Some(file), Some(line)) => format!(" ({file}:{line})"),
+            _ => String::new(),
+        };
+        let href = format!("/review?{}", ReviewView::landing_on(first).query_string(merchant));
+        view! {
+            <div data-testid="first-occurrence">
+                "First seen at " <A href=href attr:data-testid="first-occurrence-link">"row " {format_count(first)} {place}</A>
+            </div>
+        }
+    });
+    let production = row.existing_dup.then(|| {
+        let since = row
+            .production_created_at
+            .map(|t| format!("In production since {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_else(|| "In production".to_owned());
+        let source = row.production_source.clone().map(|s| format!(" · source {s}"));
+        let job = row.production_job.map(|job| {
+            let short = job.simple().to_string()[..8].to_owned();
+            if row.production_job_known {
+                view! { " · job " <A href=format!("/jobs/{job}") attr:data-testid="production-job-link" attr:title=job.to_string()>{short}</A> }.into_any()
+            } else {
+                view! { " · job " <span class="mono" title=job.to_string()>{short}</span> " (not in this history)" }.into_any()
+            }
+        });
+        view! { <div data-testid="production-origin">{since} {source} {job}</div> }
+    });
+    view! { {first} {production} }
+}
+
 #[component]
-fn PreviewTable(page: PreviewPage, pages: RwSignal<Vec<i64>>) -> impl IntoView {
+fn PreviewTable(
+    merchant: Uuid,
+    page: PreviewPage,
+    view: Memo<ReviewView>,
+    show: Callback<ReviewView>,
+) -> impl IntoView {
+    let pager = view! { <Pager page=page.clone() view show/> };
     if page.rows.is_empty() {
-        return view! { <p class="empty" data-testid="preview-empty">"No rows with this status."</p> }.into_any();
+        return view! {
+            <p class="empty" data-testid="preview-empty">
+                "No staged rows match this view. "
+                <button type="button" class="link" on:click=move |_| show.run(ReviewView { filter: RowFilter::All, ..ReviewView::default() })>
+                    "Show all rows"
+                </button>
+            </p>
+        }
+        .into_any();
     }
-    let next = page.next_after;
+    let marked = page.marked_row;
+    // The row a link landed on is scrolled into view (effects run in the browser only).
+    Effect::new(move |_| {
+        if let Some(row) = marked {
+            // After the frame in which the new page replaces the old one.
+            request_animation_frame(move || {
+                if let Some(element) = document().get_element_by_id(&format!("row-{row}")) {
+                    element.scroll_into_view();
+                }
+            });
+        }
+    });
     let optional = |value: Option<String>| value.unwrap_or_default();
     view! {
+        {pager}
         <ScrollBox label="Staged rows">
         <table class="preview" data-testid="preview">
             <thead>
@@ -585,44 +761,93 @@ fn PreviewTable(page: PreviewPage, pages: RwSignal<Vec<i64>>) -> impl IntoView {
                     <th scope="col" class="num">"Row"</th>
                     <th scope="col">"Code"</th>
                     <th scope="col">"Status"</th>
+                    <th scope="col">"Source"</th>
+                    <th scope="col">"Seen before"</th>
                     <th scope="col">"Serial"</th>
                     <th scope="col">"SKU"</th>
                     <th scope="col" class="num">"Points"</th>
                     <th scope="col">"Batch"</th>
                     <th scope="col" class="num">"Price"</th>
-                    <th scope="col">"Source"</th>
                 </tr>
             </thead>
             <tbody>
                 {page.rows.into_iter().map(|row| {
-                    let status = row.status().as_str();
+                    let status = row.status();
                     let source = format!("{}:{}", row.source_file.clone().unwrap_or_default(),
                         row.source_line.map(|l| l.to_string()).unwrap_or_default());
+                    let is_marked = marked == Some(row.row_number);
+                    let seen = seen_before(merchant, &row);
+                    let here = format!("/review?{}", ReviewView::landing_on(row.row_number).query_string(merchant));
                     view! {
-                        <tr data-testid="preview-row" data-status=status>
-                            <td class="num">{format_count(row.row_number)}</td>
-                            <td class="mono">{row.code}</td>
-                            <td><span class=format!("status status-{}", status.to_lowercase())>{status}</span></td>
+                        <tr id=format!("row-{}", row.row_number) data-testid="preview-row" data-status=status.as_str()
+                            data-row=row.row_number.to_string() class:marked=is_marked
+                            aria-current=is_marked.then_some("true")>
+                            <td class="num"><A href=here attr:title="This row among all rows">{format_count(row.row_number)}</A></td>
+                            <td class="mono" data-testid="preview-code">{row.code}</td>
+                            <td><span class=format!("status status-{}", status.as_str().to_lowercase())>{status.label()}</span></td>
+                            <td class="mono">{source}</td>
+                            <td>{seen}</td>
                             <td>{optional(row.serial)}</td>
                             <td>{optional(row.sku)}</td>
                             <td class="num">{optional(row.points)}</td>
                             <td>{optional(row.batch_code)}</td>
                             <td class="num">{optional(row.price)}</td>
-                            <td class="mono">{source}</td>
                         </tr>
                     }
                 }).collect_view()}
             </tbody>
         </table>
         </ScrollBox>
-        <div class="actions pager">
-            <button on:click=move |_| pages.set(vec![0]) prop:disabled=move || pages.with(|p| p.len() <= 1)>"First page"</button>
-            <button on:click=move |_| pages.update(|p| { if p.len() > 1 { p.pop(); } })
-                prop:disabled=move || pages.with(|p| p.len() <= 1) data-testid="previous-page">"Previous page"</button>
-            <button on:click=move |_| { if let Some(after) = next { pages.update(|p| p.push(after)); } }
-                prop:disabled=next.is_none() data-testid="next-page">"Next page"</button>
-            <span class="muted">"Page " {move || pages.with(Vec::len)}</span>
-        </div>
     }
     .into_any()
+}
+
+/// First, previous, next and last page, the page's number (of how many, when known) and a jump
+/// to page N.
+#[component]
+fn Pager(page: PreviewPage, view: Memo<ReviewView>, show: Callback<ReviewView>) -> impl IntoView {
+    let at = page.page;
+    let pages = page.pages;
+    let to_page = move |n: i64| show.run(ReviewView { page: n, ..view.get_untracked().first_page() });
+    let next = page.next_after.map(|after| ReviewView {
+        page: at + 1,
+        after: Some(after),
+        ..view.get_untracked().first_page()
+    });
+    let previous = page.previous_before.map(|before| ReviewView {
+        page: at - 1,
+        before: Some(before),
+        ..view.get_untracked().first_page()
+    });
+    let jump = RwSignal::new(String::new());
+    let (next_view, previous_view) = (next.clone(), previous.clone());
+    view! {
+        <div class="actions pager" data-testid="pager">
+            <button type="button" on:click=move |_| to_page(1) prop:disabled={at <= 1} data-testid="first-page">"First page"</button>
+            <button type="button" on:click=move |_| { if let Some(v) = previous_view.clone() { show.run(v); } }
+                prop:disabled=previous.is_none() data-testid="previous-page">"Previous page"</button>
+            <span data-testid="page-of">
+                "Page " {format_count(at)}
+                {pages.map(|n| format!(" of {}", format_count(n)))}
+                {page.matching.map(|n| format!(" · {} rows", format_count(n)))}
+            </span>
+            <button type="button" on:click=move |_| { if let Some(v) = next_view.clone() { show.run(v); } }
+                prop:disabled=next.is_none() data-testid="next-page">"Next page"</button>
+            {pages.map(|last| view! {
+                <button type="button" on:click=move |_| to_page(last) prop:disabled={at >= last} data-testid="last-page">"Last page"</button>
+                <form class="inline-form" on:submit=move |event: ev::SubmitEvent| {
+                    event.prevent_default();
+                    if let Ok(n) = jump.get_untracked().trim().replace(',', "").parse::<i64>() {
+                        to_page(n.clamp(1, last));
+                    }
+                }>
+                    <label>"Go to page"
+                        <input type="number" min="1" max=last.to_string() data-testid="jump-page" class="page-number"
+                            prop:value=move || jump.get() on:input=move |event| jump.set(event_target_value(&event))/>
+                    </label>
+                    <button type="submit" data-testid="jump">"Go"</button>
+                </form>
+            })}
+        </div>
+    }
 }

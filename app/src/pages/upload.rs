@@ -10,7 +10,7 @@ use crate::{
         activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
         columns::ColumnRules,
         error::ErrorNotice,
-        format::{counted, format_count},
+        format::{counted, format_bytes, format_count},
         mapping::MappingGroup,
         scroll_box::ScrollBox,
     },
@@ -19,8 +19,9 @@ use crate::{
     mappings::{column_mappings, save_column_mapping},
     pages::review::MerchantReview,
     staging::{
-        cancel_upload, client, finish_upload, staged_files, start_upload, unfinished_upload, FileManifest, StagedFile,
-        UploadState,
+        cancel_upload, client, staged_files, unfinished_upload,
+        uploader::{self, RunEnd, RunView},
+        FileManifest, StagedFile, UploadState,
     },
 };
 
@@ -138,6 +139,7 @@ enum Phase {
 struct Progress {
     total_rows: i64,
     rows_done: i64,
+    /// Bytes of request bodies gone out (a resent chunk counts again).
     bytes_sent: i64,
     rows_at_start: i64,
     started_ms: f64,
@@ -152,6 +154,76 @@ impl Progress {
         } else {
             (self.rows_done - self.rows_at_start) as f64 / seconds
         }
+    }
+}
+
+/// Draws an upload run ([`uploader::run`]) on the page's signals.
+struct RunOnPage {
+    files: RwSignal<Vec<FileEntry>>,
+    progress: RwSignal<Progress>,
+    notice: RwSignal<Option<String>>,
+    cancel_requested: RwSignal<bool>,
+}
+
+impl RunOnPage {
+    fn update_file(&self, name: &str, change: impl FnOnce(&mut FileEntry)) {
+        self.files.update(|all| {
+            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                change(entry);
+            }
+        });
+    }
+}
+
+impl RunView for RunOnPage {
+    fn started(&self, state: &UploadState) {
+        let now = client::now_ms();
+        self.progress.set(Progress {
+            total_rows: state.total_rows,
+            rows_done: state.rows_received(),
+            bytes_sent: 0,
+            rows_at_start: state.rows_received(),
+            started_ms: now,
+            now_ms: now,
+        });
+        for part in &state.files {
+            self.update_file(&part.name, |entry| {
+                entry.rows_sent = part.rows_received;
+                entry.upload_error = None;
+            });
+        }
+    }
+
+    fn bytes_sent(&self, bytes: i64) {
+        self.progress.update(|p| {
+            p.bytes_sent += bytes;
+            p.now_ms = client::now_ms();
+        });
+    }
+
+    fn chunk_stored(&self, name: &str, rows: i64) {
+        self.progress.update(|p| {
+            p.rows_done += rows;
+            p.now_ms = client::now_ms();
+        });
+        self.update_file(name, |entry| entry.rows_sent += rows);
+    }
+
+    fn file_failed(&self, name: &str, problem: &str) {
+        self.update_file(name, |entry| entry.upload_error = Some(problem.to_owned()));
+    }
+
+    fn notice(&self, notice: Option<String>) {
+        self.notice.set(notice);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.cancel_requested.get_untracked()
+    }
+
+    fn options(&self, name: &str) -> ReadOptions {
+        self.files
+            .with_untracked(|all| all.iter().find(|f| f.name == name).map(|f| f.options.clone()).unwrap_or_default())
     }
 }
 
@@ -395,115 +467,10 @@ pub fn UploadPage() -> impl IntoView {
         cancel_requested.set(false);
         notice.set(None);
         phase.set(Phase::Uploading);
+        let view = std::rc::Rc::new(RunOnPage { files, progress, notice, cancel_requested });
         spawn_local(async move {
-            let state = match start_upload(merchant, manifests).await {
-                Ok(state) => state,
-                Err(error) => return phase.set(Phase::Failed(error.to_string())),
-            };
-            let now = client::now_ms();
-            progress.set(Progress {
-                total_rows: state.total_rows,
-                rows_done: state.rows_received(),
-                bytes_sent: 0,
-                rows_at_start: state.rows_received(),
-                started_ms: now,
-                now_ms: now,
-            });
-            for part in &state.files {
-                files.update(|all| {
-                    if let Some(entry) = all.iter_mut().find(|f| f.name == part.name) {
-                        entry.rows_sent = part.rows_received;
-                        entry.upload_error = None;
-                    }
-                });
-            }
-            // Two files at a time: while one file's chunk is being stored, the next chunk of
-            // the other is parsed here.
-            let queue: std::cell::RefCell<std::collections::VecDeque<_>> = state
-                .files
-                .iter()
-                .filter(|p| p.rows_received < p.rows_expected)
-                .cloned()
-                .collect::<std::collections::VecDeque<_>>()
-                .into();
-            // A file whose chunk the server refuses stops; the others go on.
-            let failures = std::cell::RefCell::new(Vec::<(String, String)>::new());
-            let stop = || cancel_requested.get_untracked();
-            let worker = || async {
-                while let Some(part) = {
-                    let next = queue.borrow_mut().pop_front();
-                    next
-                } {
-                    if stop() {
-                        return;
-                    }
-                    let name = part.name.clone();
-                    let Some(file) = client::chosen(&part.name) else {
-                        failures.borrow_mut().push((name, "the file is no longer chosen".to_owned()));
-                        continue;
-                    };
-                    let options = files.with_untracked(|all| {
-                        all.iter().find(|f| f.name == name).map(|f| f.options.clone()).unwrap_or_default()
-                    });
-                    let sent = client::upload_file(
-                        &file,
-                        merchant,
-                        &options,
-                        state.id,
-                        part.index,
-                        part.next_seq,
-                        |chunk| {
-                            progress.update(|p| {
-                                p.rows_done += chunk.rows;
-                                p.bytes_sent += chunk.bytes;
-                                p.now_ms = client::now_ms();
-                            });
-                            files.update(|all| {
-                                if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
-                                    entry.rows_sent += chunk.rows;
-                                }
-                            });
-                        },
-                        |retry| notice.set(retry),
-                        stop,
-                    )
-                    .await;
-                    if let Err(problem) = sent {
-                        files.update(|all| {
-                            if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
-                                entry.upload_error = Some(problem.clone());
-                            }
-                        });
-                        failures.borrow_mut().push((name, problem));
-                    }
-                }
-            };
-            futures_util::future::join(worker(), worker()).await;
-            let failures = failures.take();
-            if !failures.is_empty() {
-                let staged = progress.get_untracked().rows_done;
-                let total = progress.get_untracked().total_rows;
-                let stopped =
-                    failures.iter().map(|(name, problem)| format!("{name} stopped: {problem}")).collect::<Vec<_>>();
-                return phase.set(Phase::Failed(format!(
-                    "{} {} of {} rows are staged and kept; the other files are complete. \
-                     Choose Upload again to resume, or cancel the upload.",
-                    stopped.join(" "),
-                    format_count(staged),
-                    format_count(total)
-                )));
-            }
-            if cancel_requested.get_untracked() {
-                let mut stopped = state.clone();
-                for file in &mut stopped.files {
-                    file.rows_received = files.with_untracked(|all| {
-                        all.iter().find(|f| f.name == file.name).map_or(file.rows_received, |f| f.rows_sent)
-                    });
-                }
-                return phase.set(Phase::Stopping(stopped));
-            }
-            match finish_upload(state.id).await {
-                Ok(state) => {
+            match uploader::run(merchant, manifests, view).await {
+                RunEnd::Done(state) => {
                     phase.set(Phase::Done(state));
                     refresh_staged();
                     // The journey goes on: the duplicate check starts, and the review shows
@@ -511,7 +478,8 @@ pub fn UploadPage() -> impl IntoView {
                     let _ = start_check(merchant).await;
                     review.set(Some(merchant));
                 }
-                Err(error) => phase.set(Phase::Failed(error.to_string())),
+                RunEnd::Stopped(state) => phase.set(Phase::Stopping(state)),
+                RunEnd::Failed(problem) => phase.set(Phase::Failed(problem)),
             }
         });
     };
@@ -1084,7 +1052,8 @@ fn BatchTotals(files: RwSignal<Vec<FileEntry>>, staged: RwSignal<Vec<StagedFile>
     }
 }
 
-/// Overall upload progress: rows, bytes, rate and time left.
+/// Overall upload progress: the rows the server stored (acknowledged), the bytes gone out as
+/// the requests' bodies leave the browser, the rate and the time left.
 #[component]
 fn ProgressView(progress: RwSignal<Progress>) -> impl IntoView {
     view! {
@@ -1096,9 +1065,9 @@ fn ProgressView(progress: RwSignal<Progress>) -> impl IntoView {
                 <div class="progress" data-testid="upload-progress">
                     <progress max=p.total_rows.max(1) value=p.rows_done></progress>
                     <span>
-                        {format_count(p.rows_done)} " of " {format_count(p.total_rows)} " rows · "
-                        {format_bytes(p.bytes_sent as u64)} " sent · "
-                        {format_count(rate as i64)} " rows/s"
+                        {format_count(p.rows_done)} " of " {format_count(p.total_rows)} " rows stored · "
+                        <span data-testid="bytes-sent">{format_bytes(p.bytes_sent as u64)}</span> " sent"
+                        {(rate > 0.0).then(|| format!(" · {} rows/s", format_count(rate as i64)))}
                         {(left > 0).then(|| format!(" · about {left} s left"))}
                     </span>
                 </div>
@@ -1112,22 +1081,6 @@ fn percent(part: i64, whole: i64) -> i64 {
         100
     } else {
         (part * 100 / whole).clamp(0, 100)
-    }
-}
-
-/// 1536 → "1.5 KB".
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -1,10 +1,12 @@
 //! The browser side of an upload: reading files in slices, validating them, and posting their
 //! rows in chunks with retries. Called only in the browser (from event handlers and tasks).
 
+use std::{cell::Cell, rc::Rc};
+
 use gloo_file::{Blob, File};
 use uuid::Uuid;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::wasm_bindgen::{JsCast, JsValue};
+use web_sys::wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 use super::{chunk_path, Checksum, ChunkAck, ChunkBuilder};
 use crate::{
@@ -163,15 +165,19 @@ pub async fn validate(
     Ok(Validated { report, checksum: checksum.hex() })
 }
 
-/// What the upload of one file reports after each stored chunk.
+/// What the upload of one file reports after each stored chunk: its rows, now acknowledged.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkSent {
     pub rows: i64,
-    pub bytes: i64,
 }
+
+/// Hears how many more bytes of a request's body went out (resent ones too).
+pub type OnBytesSent = Rc<dyn Fn(i64)>;
 
 /// Sends the staged rows of `file` as chunks `skip..` (the ones before were acknowledged
 /// already), stopping early when `cancelled()` says so. Returns whether the file is complete.
+/// `on_bytes` hears the bodies going out, `on_chunk` each chunk the server stored.
+#[allow(clippy::too_many_arguments)]
 pub async fn upload_file(
     file: &File,
     merchant: Uuid,
@@ -179,6 +185,7 @@ pub async fn upload_file(
     upload: Uuid,
     index: i32,
     skip: i32,
+    on_bytes: OnBytesSent,
     mut on_chunk: impl FnMut(ChunkSent),
     mut on_retry: impl FnMut(Option<String>),
     cancelled: impl Fn() -> bool,
@@ -213,7 +220,7 @@ pub async fn upload_file(
                 if cancelled() {
                     return Ok(false);
                 }
-                in_flight = Some(InFlight::start(chunk_path(upload, index, seq), chunk, rows)?);
+                in_flight = Some(InFlight::start(chunk_path(upload, index, seq), chunk, rows, on_bytes.clone())?);
             }
             seq += 1;
         }
@@ -232,24 +239,25 @@ struct InFlight {
     path: String,
     body: Vec<u8>,
     rows: usize,
-    answer: JsFuture,
+    posting: Posting,
+    on_bytes: OnBytesSent,
 }
 
 impl InFlight {
-    fn start(path: String, body: Vec<u8>, rows: usize) -> Result<Self, String> {
-        let answer = start_post(&path, &body)?;
-        Ok(Self { path, body, rows, answer })
+    fn start(path: String, body: Vec<u8>, rows: usize, on_bytes: OnBytesSent) -> Result<Self, String> {
+        let posting = Posting::start(&path, &body, on_bytes.clone())?;
+        Ok(Self { path, body, rows, posting, on_bytes })
     }
 
     /// The chunk's acknowledgement; a first attempt that got no answer, or an answer that says
     /// "later" (503, 429), goes on with retries. Any other answer is final.
     async fn complete(self, on_retry: &mut impl FnMut(Option<String>)) -> Result<ChunkSent, String> {
-        let sent = ChunkSent { rows: self.rows as i64, bytes: self.body.len() as i64 };
-        match Attempt::of(finish_post(self.answer).await) {
+        let sent = ChunkSent { rows: self.rows as i64 };
+        match Attempt::of(self.posting.answer().await) {
             Attempt::Stored(_) => Ok(sent),
             Attempt::Refused(message) => Err(message),
             Attempt::SignedOut => Err(signed_out()),
-            Attempt::Later { .. } => send_chunk(&self.path, &self.body, on_retry).await.map(|_| sent),
+            Attempt::Later { .. } => send_chunk(&self.path, &self.body, &self.on_bytes, on_retry).await.map(|_| sent),
         }
     }
 }
@@ -305,11 +313,20 @@ fn refusal(answer: &Answer) -> String {
 
 /// Posts a chunk, retrying with backoff while no answer comes or the server asks to wait (503,
 /// 429, honouring `Retry-After`); every other answer is final and its message returned.
-async fn send_chunk(path: &str, body: &[u8], on_retry: &mut impl FnMut(Option<String>)) -> Result<ChunkAck, String> {
+async fn send_chunk(
+    path: &str,
+    body: &[u8],
+    on_bytes: &OnBytesSent,
+    on_retry: &mut impl FnMut(Option<String>),
+) -> Result<ChunkAck, String> {
     let mut delay_ms = 500;
     let mut last_problem = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
-        match Attempt::of(post(path, body).await) {
+        let answer = match Posting::start(path, body, on_bytes.clone()) {
+            Ok(posting) => posting.answer().await,
+            Err(problem) => Err(problem),
+        };
+        match Attempt::of(answer) {
             Attempt::Stored(text) => {
                 on_retry(None);
                 return serde_json::from_str(&text).map_err(|e| format!("unexpected answer from the server: {e}"));
@@ -348,36 +365,71 @@ struct Answer {
     retry_after_ms: Option<i32>,
 }
 
-/// POSTs bytes; the answer, or why no answer came.
-async fn post(path: &str, body: &[u8]) -> Result<Answer, String> {
-    finish_post(start_post(path, body)?).await
+/// A POST of bytes under way (an `XMLHttpRequest`: unlike `fetch`, it tells how much of the
+/// body has gone out), reporting its progress until it is answered.
+struct Posting {
+    request: web_sys::XmlHttpRequest,
+    ended: JsFuture,
+    body_len: f64,
+    reported: Rc<Cell<f64>>,
+    on_bytes: OnBytesSent,
+    /// Kept alive while the request runs.
+    _progress: Closure<dyn FnMut(web_sys::ProgressEvent)>,
 }
 
-/// Sends a POST now; its answer is awaited with [`finish_post`].
-fn start_post(path: &str, body: &[u8]) -> Result<JsFuture, String> {
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let array = js_sys::Uint8Array::from(body);
-    init.set_body(&array);
-    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(describe)?;
-    request.headers().set("content-type", "application/octet-stream").map_err(describe)?;
-    Ok(JsFuture::from(leptos::prelude::window().fetch_with_request(&request)))
-}
+impl Posting {
+    /// Sends a POST of `body` to `path` now; `on_bytes` hears its body go out.
+    fn start(path: &str, body: &[u8], on_bytes: OnBytesSent) -> Result<Self, String> {
+        let request = web_sys::XmlHttpRequest::new().map_err(describe)?;
+        request.open_with_async("POST", path, true).map_err(describe)?;
+        request.set_request_header("content-type", "application/octet-stream").map_err(describe)?;
+        let reported = Rc::new(Cell::new(0.0));
+        let progress = {
+            let (reported, on_bytes) = (reported.clone(), on_bytes.clone());
+            Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |event: web_sys::ProgressEvent| {
+                let loaded = event.loaded();
+                if loaded > reported.get() {
+                    on_bytes((loaded - reported.get()) as i64);
+                    reported.set(loaded);
+                }
+            })
+        };
+        request.upload().map_err(describe)?.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+        // `loadend` follows an answer, an error and an abort alike.
+        let ended = js_sys::Promise::new(&mut |resolve, _| request.set_onloadend(Some(&resolve)));
+        let bytes: js_sys::Object = js_sys::Uint8Array::from(body).into();
+        request.send_with_opt_buffer_source(Some(&bytes)).map_err(describe)?;
+        Ok(Self {
+            request,
+            ended: JsFuture::from(ended),
+            body_len: body.len() as f64,
+            reported,
+            on_bytes,
+            _progress: progress,
+        })
+    }
 
-/// The answer to a started POST, or why no answer came.
-async fn finish_post(answer: JsFuture) -> Result<Answer, String> {
-    let response = answer.await.map_err(|_| "the connection was lost".to_owned())?;
-    let response: web_sys::Response = response.dyn_into().map_err(describe)?;
-    let retry_after_ms = response
-        .headers()
-        .get("retry-after")
-        .ok()
-        .flatten()
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map(|seconds| (seconds * 1000.0).min(120_000.0) as i32);
-    let text =
-        JsFuture::from(response.text().map_err(describe)?).await.map_err(|_| "the connection was lost".to_owned())?;
-    Ok(Answer { status: response.status(), text: text.as_string().unwrap_or_default(), retry_after_ms })
+    /// The answer: its status, body text and `Retry-After`; or why no answer came.
+    async fn answer(self) -> Result<Answer, String> {
+        let _ = self.ended.await;
+        let status = self.request.status().unwrap_or(0);
+        if status == 0 {
+            return Err("the connection was lost".to_owned());
+        }
+        // Answered: the whole body went out, whether or not every progress event came.
+        if self.body_len > self.reported.get() {
+            (self.on_bytes)((self.body_len - self.reported.get()) as i64);
+        }
+        let retry_after_ms = self
+            .request
+            .get_response_header("retry-after")
+            .ok()
+            .flatten()
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|seconds| (seconds * 1000.0).min(120_000.0) as i32);
+        let text = self.request.response_text().ok().flatten().unwrap_or_default();
+        Ok(Answer { status, text, retry_after_ms })
+    }
 }
 
 /// The entries a drop brings (files and folders). Taken while the drop event is handled:

@@ -2,7 +2,7 @@
 //!
 //! The browser validates every file, then starts an upload with the files' manifest (name,
 //! size, checksum and the rows each will stage), and posts each file's rows in numbered chunks
-//! of the normalised form to [`chunk_path`]. The server re-checks every row and stores a chunk
+//! of the wire format ([`crate::csv::wire`]) to [`chunk_path`]. The server re-checks every row and stores a chunk
 //! in the transaction that counts it, so a chunk sent twice is stored once and an interrupted
 //! upload resumes from the last acknowledged chunk.
 
@@ -11,6 +11,7 @@ mod binary_copy;
 pub mod client;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod uploader;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -18,10 +19,16 @@ use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{context, respond};
-use crate::{csv::FileReport, error::AppError};
+use crate::{
+    csv::{wire::ChunkWriter, FileReport},
+    error::AppError,
+};
 
-/// The largest chunk body the server accepts.
+/// The largest chunk body (compressed) the server accepts.
 pub const MAX_CHUNK_BYTES: usize = 32 * 1024 * 1024;
+/// The most bytes a chunk may inflate to on the server; past it the chunk is refused (413)
+/// before a row of it is read. Twice what the page ever puts in one ([`CHUNK_BYTES`] and a row).
+pub const MAX_CHUNK_INFLATED_BYTES: usize = 2 * CHUNK_BYTES;
 /// The most files one upload may have.
 pub const MAX_FILES: usize = 1000;
 /// The most rows one upload may stage (the real batches are ~15 M).
@@ -29,16 +36,20 @@ pub const MAX_UPLOAD_ROWS: i64 = 100_000_000;
 /// The most bytes of CSV one upload may declare: 20 GiB.
 pub const MAX_UPLOAD_BYTES: i64 = 20 << 30;
 /// Staged rows per chunk (the last chunk of a file may have fewer). Fixed, so that a resumed
-/// upload cuts a file into the same chunks: about 8 MB of normalised rows, large enough that
-/// the per-request and per-`COPY` costs vanish.
+/// upload cuts a file into the same chunks: about 4 MB of rows before compression, large
+/// enough that the per-request and per-`COPY` costs vanish.
 pub const CHUNK_ROWS: usize = 100_000;
+/// A chunk is also cut once its rows reach this many bytes before compression (only rows with
+/// long fields get there first); the same bytes cut the same way on a resume.
+pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
+/// How hard the page compresses chunks (flate2's levels 0–9): measured in BENCHMARKS.md.
+pub const CHUNK_COMPRESSION: u32 = 1;
 
-/// Cuts staged rows into chunks of [`CHUNK_ROWS`] in the normalised form.
+/// Cuts staged rows into compressed chunks of [`CHUNK_ROWS`] rows (or [`CHUNK_BYTES`]).
 pub struct ChunkBuilder {
-    buffer: Vec<u8>,
-    rows: usize,
+    writer: ChunkWriter,
     rows_per_chunk: usize,
-    /// Finished chunks and their row counts, in order.
+    /// Finished chunks (their bodies) and their row counts, in order.
     pub ready: Vec<(Vec<u8>, usize)>,
 }
 
@@ -52,23 +63,22 @@ impl ChunkBuilder {
     /// A builder cutting chunks of `rows_per_chunk` rows (the app always uses [`CHUNK_ROWS`];
     /// the benchmark measures others).
     pub fn with_rows(rows_per_chunk: usize) -> Self {
-        Self { buffer: Vec::new(), rows: 0, rows_per_chunk: rows_per_chunk.max(1), ready: Vec::new() }
+        Self { writer: ChunkWriter::default(), rows_per_chunk: rows_per_chunk.max(1), ready: Vec::new() }
     }
 
     /// Adds a staged row from file line `line`.
     pub fn push(&mut self, line: u64, row: &crate::csv::StagedRow<'_>) {
-        crate::csv::normalised::write_row(&mut self.buffer, line, row);
-        self.rows += 1;
-        if self.rows == self.rows_per_chunk {
+        self.writer.push(line, row);
+        if self.writer.rows() as usize == self.rows_per_chunk || self.writer.payload_len() >= CHUNK_BYTES {
             self.cut();
         }
     }
 
     /// Ends the current chunk, if it has rows.
     pub fn cut(&mut self) {
-        if self.rows > 0 {
-            self.ready.push((std::mem::take(&mut self.buffer), self.rows));
-            self.rows = 0;
+        if self.writer.rows() > 0 {
+            let rows = self.writer.rows() as usize;
+            self.ready.push((std::mem::take(&mut self.writer).finish(CHUNK_COMPRESSION), rows));
         }
     }
 }

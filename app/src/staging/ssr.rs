@@ -12,13 +12,13 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    binary_copy, ChunkAck, FileManifest, FileProgress, StagedFile, UploadState, UploadStatus, MAX_FILES,
-    MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, STAGING_LOST,
+    binary_copy, ChunkAck, FileManifest, FileProgress, StagedFile, UploadState, UploadStatus, MAX_CHUNK_INFLATED_BYTES,
+    MAX_FILES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, STAGING_LOST,
 };
 use crate::{
     auth::ssr::{constraint_of, Caller},
     batch::ssr::{self as batch, BatchError},
-    csv::{normalised, Column, COLUMNS},
+    csv::{wire, Column, COLUMNS},
     error::AppError,
     state::AppState,
 };
@@ -69,6 +69,9 @@ pub enum StagingError {
     BadNumber { row: i64, column: &'static str },
     #[error("The chunk has no rows.")]
     EmptyChunk,
+    /// The body is not a chunk of this format, is damaged or inflates past the cap.
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
     #[error(
         "{name} is staged in this batch already ({described}); choose to stage it again if that is what you want."
     )]
@@ -100,6 +103,8 @@ impl From<StagingError> for AppError {
             | BadRow { .. }
             | BadNumber { .. }
             | EmptyChunk => AppError::Invalid(error.to_string()),
+            Wire(wire::WireError::TooLarge { .. }) => AppError::TooLarge(error.to_string()),
+            Wire(_) => AppError::Invalid(error.to_string()),
             NoSuchUpload | NoSuchMerchant | NoSuchFile => AppError::NotFound(error.to_string()),
             Unfinished { .. }
             | UploadRunning(_)
@@ -484,8 +489,9 @@ pub async fn clear_staging(pool: &PgPool, merchant: Uuid, user: Uuid) -> Result<
 
 /// `POST /api/uploads/{upload}/files/{file}/chunks/{seq}`: stores chunk `seq` of a file.
 /// 200 with a [`ChunkAck`]; 401/403 for a caller who may not act for the upload's merchant;
-/// 400 for a chunk with a bad row (nothing of it is stored); 409 for a chunk out of order or
-/// an upload no longer open.
+/// 400 for a chunk with a bad row, a damaged one or one not in the wire format (nothing of it
+/// is stored); 413 for one that inflates past [`MAX_CHUNK_INFLATED_BYTES`]; 409 for a chunk
+/// out of order or an upload no longer open.
 pub async fn receive_chunk(
     State(state): State<AppState>,
     caller: Caller,
@@ -601,9 +607,9 @@ pub async fn store_chunk(
     Ok(ChunkAck { duplicate: false, rows_received: rows_received + count, next_seq: next_seq + 1 })
 }
 
-/// Re-checks every row of a chunk for `merchant` and writes it in `COPY … FROM STDIN` binary
-/// format, numbered from `first_row_number`; the data and the row count, or `Invalid` naming
-/// the first bad row (then nothing of the chunk is stored).
+/// Inflates a chunk, re-checks every row for `merchant` and writes it in `COPY … FROM STDIN`
+/// binary format, numbered from `first_row_number`; the data and the row count, or the error
+/// naming the first bad row or what is wrong with the body (then nothing of it is stored).
 fn copy_data(
     body: &[u8],
     merchant: Uuid,
@@ -611,11 +617,12 @@ fn copy_data(
     file_name: &str,
     first_row_number: i64,
 ) -> Result<(Vec<u8>, i64), StagingError> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 2);
+    let payload = wire::inflate(body, MAX_CHUNK_INFLATED_BYTES)?;
+    let mut out = Vec::with_capacity(payload.len() * 2);
     out.extend_from_slice(binary_copy::HEADER);
     let mut row_number = first_row_number;
     let mut bad_number = None;
-    normalised::read_rows(body, merchant, &mut |line, row| {
+    wire::read_rows(&payload, merchant, &mut |line, row| {
         binary_copy::row(&mut out, 12);
         binary_copy::uuid(&mut out, merchant);
         binary_copy::int8(&mut out, row_number);

@@ -15,7 +15,7 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{serve, wait_idle, TestApp, TestDb};
+use crate::helpers::{serve, wait_idle, wire_chunk, TestApp, TestDb};
 
 pub const ORIGINAL_SCHEMA: &str = include_str!("../fixtures/original_schema.sql");
 
@@ -346,7 +346,7 @@ async fn the_original_database_is_adopted_whole_and_its_staged_batch_carried_ove
     };
     let upload: UploadState = app.start_upload(&ops, MERCHANT_A, &[manifest]).await.json().await.unwrap();
     let body = format!("2,{MERCHANT_A},NEWCODE0001,,,,,,\n3,{MERCHANT_A},NEWCODE0002,,,7,Crème,,\n");
-    let sent = ops.post(app.url(&chunk_path(upload.id, 0, 0))).body(body).send().await.unwrap();
+    let sent = ops.post(app.url(&chunk_path(upload.id, 0, 0))).body(wire_chunk(body)).send().await.unwrap();
     assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
     let last: (i64, String) = sqlx::query_as(
         "SELECT row_number, code FROM codes_check_temp WHERE merchant_id = $1 ORDER BY row_number DESC LIMIT 1",

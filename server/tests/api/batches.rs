@@ -10,7 +10,7 @@ use app::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, wait_idle, TestApp};
+use crate::helpers::{spawn_app, wait_idle, wire_chunk, TestApp};
 
 struct Journey {
     app: TestApp,
@@ -29,12 +29,11 @@ fn file(name: &str, rows: i64) -> FileManifest {
     }
 }
 
-/// Normalised rows `first..first + rows` of a file: (line, code).
+/// A chunk of rows `first..first + rows` of a file: (line, code).
 fn rows(merchant: Uuid, prefix: &str, first: u64, count: u64) -> Vec<u8> {
-    (first..first + count)
-        .map(|n| format!("{},{merchant},{prefix}{n:08},,,,,,\n", n + 1))
-        .collect::<String>()
-        .into_bytes()
+    wire_chunk(
+        (first..first + count).map(|n| format!("{},{merchant},{prefix}{n:08},,,,,,\n", n + 1)).collect::<String>(),
+    )
 }
 
 impl Journey {

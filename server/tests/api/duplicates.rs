@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use app::{
-    duplicates::{ssr, CheckFigures, DuplicateStats, RowStatus},
+    duplicates::{ssr, CheckFigures, DuplicateStats, ReviewView, RowFilter, RowStatus},
     error::AppError,
     operations::{ssr as operations, Operation},
 };
@@ -192,7 +192,7 @@ async fn merchants(pool: &sqlx::PgPool, n: usize) -> Vec<Uuid> {
 }
 
 /// Waits for the merchant's latest check to stop running.
-async fn finished_check(pool: &sqlx::PgPool, merchant: Uuid) -> Operation {
+pub(crate) async fn finished_check(pool: &sqlx::PgPool, merchant: Uuid) -> Operation {
     for _ in 0..600 {
         let op = operations::latest(pool, merchant, "check").await.unwrap().expect("a check was started");
         if !op.is_running() {
@@ -409,9 +409,10 @@ async fn the_preview_filters_by_status_and_pages_through_every_row_once() {
 
     for status in RowStatus::ALL.into_iter().map(Some).chain([None]) {
         let mut seen = Vec::new();
-        let mut after = 0;
+        let filter = status.map_or(RowFilter::All, RowFilter::Only);
+        let mut view = ReviewView { filter, page: 1, ..ReviewView::default() };
         loop {
-            let page = ssr::preview(&pool, merchants[1], status, after, 50).await.unwrap();
+            let page = ssr::preview(&pool, merchants[1], &view, 50).await.unwrap();
             assert!(page.rows.len() <= 50);
             for row in &page.rows {
                 assert!(status.is_none_or(|s| row.status() == s), "{:?} in {status:?}", row.status());
@@ -423,7 +424,7 @@ async fn the_preview_filters_by_status_and_pages_through_every_row_once() {
             }
             seen.extend(page.rows.iter().map(|r| r.row_number));
             match page.next_after {
-                Some(next) => after = next,
+                Some(next) => view = ReviewView { page: page.page + 1, after: Some(next), ..view },
                 None => break,
             }
         }

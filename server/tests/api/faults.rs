@@ -16,7 +16,7 @@ use app::{
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::helpers::{free_port, is_root, serve, wait_idle, TestApp, TestDb};
+use crate::helpers::{free_port, is_root, serve, wait_idle, wire_chunk, TestApp, TestDb};
 
 /// A PostgreSQL cluster of the test's own, stopped and deleted when dropped.
 struct OwnCluster {
@@ -208,7 +208,9 @@ async fn a_restart_of_postgresql_during_an_upload_loses_nothing_and_the_upload_r
                 OwnCluster { bin, dir, port }.start_again();
             }));
         }
-        let body: String = (0..500).map(|i| format!("{},{merchant},UP-{seq}-{i},,,,,,\n", i + 2 + seq * 500)).collect();
+        let body = wire_chunk(
+            (0..500).map(|i| format!("{},{merchant},UP-{seq}-{i},,,,,,\n", i + 2 + seq * 500)).collect::<String>(),
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let response =

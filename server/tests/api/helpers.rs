@@ -16,6 +16,26 @@ fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// A chunk's body in the wire format, of rows written as CSV lines
+/// `line,merchant,code,serial,sku,points,sku_name,batch_code,price` (the merchant is not sent:
+/// the wire format carries none, every row is the upload's merchant's).
+pub fn wire_chunk(rows: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut writer = app::csv::wire::ChunkWriter::default();
+    let mut reader = app::csv::RecordReader::new(b',');
+    let mut each = |record: app::csv::Record<'_>| {
+        let field = |i| record.get(i).map(|raw| std::str::from_utf8(raw).unwrap()).filter(|v| !v.is_empty());
+        let line = field(0).expect("a line number").parse().expect("a line number");
+        let mut fields = [None; 8];
+        for (slot, i) in fields[1..].iter_mut().zip(2..) {
+            *slot = field(i);
+        }
+        writer.push(line, &app::csv::StagedRow { merchant_id: Uuid::nil(), fields });
+    };
+    reader.feed(rows.as_ref(), &mut each);
+    reader.finish(&mut each);
+    writer.finish(6)
+}
+
 /// The host and port of the test PostgreSQL (for a pooler put in front of it).
 pub fn postgres_host_port() -> (String, u16) {
     let admin = admin_url();

@@ -119,7 +119,7 @@ async fn an_insert_adds_exactly_the_clean_codes_stamped_with_its_job_and_verify_
     assert_eq!((summary.total_codes_to_insert, summary.codes_inserted), (Some(clean), Some(clean)));
     assert!(summary.completed_at.is_some());
     assert_eq!(summary.created_by, Some(w.user));
-    assert_eq!(job.validation_passed, Some(true));
+    assert_eq!((job.preflight.passed, job.preflight.clean_count), (Some(true), Some(clean)));
     assert_eq!(w.codes_of(summary.id).await, clean);
     assert_eq!(w.codes().await, before + clean);
     // Exactly the clean rows, with their fields: the two sets differ in nothing.
@@ -256,7 +256,7 @@ async fn codes_that_land_between_the_preflight_and_the_insert_never_reach_codes_
     let retry = w.insert().await;
     assert_eq!(retry.summary.status, JobStatus::Completed, "{:?}", retry.summary.error_message);
     assert_eq!(retry.summary.codes_inserted, Some(clean_before - 2));
-    assert!(retry.validation_errors.unwrap().contains("\"new_database_duplicates\": 2"));
+    assert_eq!(retry.preflight.new_database_duplicates, Some(2));
 }
 
 #[tokio::test]

@@ -17,5 +17,6 @@ mod operability;
 mod poolers;
 mod processes;
 mod reports;
+mod review;
 mod staging;
 mod startup;

@@ -92,7 +92,12 @@ fn row(world: &World, endpoint: &str) -> Option<Row> {
         "start-check" => (vec![("merchant", world.merchant_a.to_string())], [401, 400, 404, 400]),
         "load-review" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "preview-rows" => {
-            (vec![("merchant", world.merchant_a.to_string()), ("after", "0".into())], [401, 200, 404, 200])
+            return Some(Row {
+                form: vec![],
+                json: Some(serde_json::json!({
+                    "merchant": world.merchant_a, "view": app::duplicates::ReviewView::default() })),
+                expect: [401, 200, 404, 200],
+            })
         }
         "preflight-insert" => (vec![("merchant", world.merchant_a.to_string())], [401, 200, 404, 200]),
         "get-job" => (vec![("job", world.job_a.to_string())], [401, 200, 404, 200]),
@@ -262,7 +267,7 @@ async fn the_chunk_route_answers_each_caller_exactly_as_the_matrix_says() {
     let manifest = app::staging::FileManifest { rows: 2, ..manifest() };
     let upload =
         app::staging::ssr::start_upload(&app.pool, world.merchant_a, world.admin_a.id, &[manifest]).await.unwrap();
-    let chunk = |code: &str| format!("2,{},{code},,,,,,\n", world.merchant_a).into_bytes();
+    let chunk = |code: &str| crate::helpers::wire_chunk(format!("2,{},{code},,,,,,\n", world.merchant_a));
     let post = |client: &reqwest::Client, seq: i32, code: &str| {
         client.post(app.url(&app::staging::chunk_path(upload.id, 0, seq))).body(chunk(code)).send()
     };

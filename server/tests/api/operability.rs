@@ -14,7 +14,7 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{hold_codes, register_staged, wait_idle, ServerProcess, TestDb, PASSWORD};
+use crate::helpers::{hold_codes, register_staged, wait_idle, wire_chunk, ServerProcess, TestDb, PASSWORD};
 
 /// A merchant and its admin in `pool`'s database; the admin's email.
 async fn merchant_and_admin(pool: &PgPool) -> (Uuid, String) {
@@ -99,7 +99,7 @@ async fn sigterm_during_an_upload_loses_nothing_and_the_next_process_resumes_it(
         restage: false,
     };
     let chunk = |first: u64| -> Vec<u8> {
-        (first..first + 100).map(|n| format!("{},{merchant},S{n:06},,,,,,\n", n + 1)).collect::<String>().into_bytes()
+        wire_chunk((first..first + 100).map(|n| format!("{},{merchant},S{n:06},,,,,,\n", n + 1)).collect::<String>())
     };
     let start = |addr: String| {
         let client = client.clone();
@@ -175,7 +175,7 @@ async fn with_log_format_json_every_line_of_a_journey_is_json_carrying_its_reque
     assert_eq!(started.headers()["x-request-id"], "the-callers-id", "the id is echoed");
     let upload: UploadState = started.json().await.unwrap();
     let rows = format!("2,{merchant},J1,,,,,,\n3,{merchant},J2,,,,,,\n4,{merchant},J3,,,,,,\n");
-    let sent = client.post(url(&chunk_path(upload.id, 0, 0))).body(rows).send().await.unwrap();
+    let sent = client.post(url(&chunk_path(upload.id, 0, 0))).body(wire_chunk(rows)).send().await.unwrap();
     assert!(sent.headers().contains_key("x-request-id"), "every answer names its request");
     let form = [("upload", upload.id.to_string())];
     assert_eq!(client.post(url("/api/finish-upload")).form(&form).send().await.unwrap().status(), 200);
@@ -258,8 +258,8 @@ async fn metrics_count_exactly_an_uploads_rows_and_a_journeys_operations_and_onl
     let started =
         client.post(url("/api/start-upload")).json(&serde_json::json!({ "merchant": merchant, "files": [file] }));
     let upload: UploadState = started.send().await.unwrap().json().await.unwrap();
-    let chunk = |first: u64, rows: u64| -> String {
-        (first..first + rows).map(|n| format!("{},{merchant},M{n:06},,,,,,\n", n + 1)).collect()
+    let chunk = |first: u64, rows: u64| -> Vec<u8> {
+        wire_chunk((first..first + rows).map(|n| format!("{},{merchant},M{n:06},,,,,,\n", n + 1)).collect::<String>())
     };
     let mut bytes = 0;
     for (seq, (first, rows)) in [(1, 200), (201, 50)].into_iter().enumerate() {

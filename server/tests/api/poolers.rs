@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     adoption::Codes,
-    helpers::{free_port, is_root, serve, wait_idle, Daemon, TestApp, TestDb},
+    helpers::{free_port, is_root, serve, wait_idle, wire_chunk, Daemon, TestApp, TestDb},
 };
 
 /// A PgBouncer in front of the test PostgreSQL, stopped when dropped.
@@ -116,8 +116,12 @@ async fn the_whole_journey_runs_through_pgbouncer_in_session_mode() {
                 .enumerate()
                 .map(|(i, code)| format!("{},{merchant},{code},,,5,\"Café, crème\",,\n", seq * 500 + i + 2))
                 .collect();
-            let sent =
-                admin.post(app.url(&chunk_path(upload.id, file as i32, seq as i32))).body(body).send().await.unwrap();
+            let sent = admin
+                .post(app.url(&chunk_path(upload.id, file as i32, seq as i32)))
+                .body(wire_chunk(body))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
         }
     }

@@ -19,7 +19,7 @@ use app::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{free_port, hold_codes, wait_idle, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
+use crate::helpers::{free_port, hold_codes, wait_idle, wire_chunk, Daemon, ServerProcess, TestApp, TestDb, PASSWORD};
 
 /// HAProxy in front of `backends`, round-robin, health-checked on `/readyz`; each answer says
 /// which backend served it (`x-served-by`). Stopped when dropped.
@@ -160,9 +160,11 @@ async fn sessions_work_on_every_process_and_an_upload_completes_when_one_dies_mi
         .unwrap();
     let mut served = Vec::new();
     for seq in 0..chunks {
-        let body: String = (0..1000)
-            .map(|i| format!("{},{},SPREAD-{seq}-{i},,,,,,\n", i + 2 + seq * 1000, cluster.merchant))
-            .collect();
+        let body = wire_chunk(
+            (0..1000)
+                .map(|i| format!("{},{},SPREAD-{seq}-{i},,,,,,\n", i + 2 + seq * 1000, cluster.merchant))
+                .collect::<String>(),
+        );
         if seq == 4 {
             let victim = served.last().cloned().unwrap_or_else(|| "s1".to_owned());
             cluster.kill(&victim);

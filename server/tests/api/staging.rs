@@ -5,7 +5,7 @@ use app::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, wire_chunk, TestApp};
 
 fn manifest(name: &str, rows: i64) -> FileManifest {
     FileManifest {
@@ -18,12 +18,13 @@ fn manifest(name: &str, rows: i64) -> FileManifest {
     }
 }
 
-/// A chunk of normalised rows: (file line, code).
+/// A chunk of rows in the wire format: (file line, code).
 fn chunk(merchant: Uuid, rows: &[(u64, &str)]) -> Vec<u8> {
-    rows.iter()
-        .map(|(line, code)| format!("{line},{merchant},{code},S{line},SKU,10,Gift,B1,1.5\n"))
-        .collect::<String>()
-        .into_bytes()
+    wire_chunk(
+        rows.iter()
+            .map(|(line, code)| format!("{line},{merchant},{code},S{line},SKU,10,Gift,B1,1.5\n"))
+            .collect::<String>(),
+    )
 }
 
 async fn start(app: &TestApp, client: &reqwest::Client, merchant: Uuid, files: &[FileManifest]) -> reqwest::Response {
@@ -67,6 +68,7 @@ async fn setup() -> Setup {
 
 #[tokio::test]
 async fn a_chunk_sent_twice_is_stored_once() {
+    // Compressed, as the page sends it.
     let Setup { app, merchant, admin } = setup().await;
     let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
 
@@ -147,15 +149,15 @@ async fn an_interrupted_upload_resumes_and_ends_with_exactly_the_files_rows() {
 }
 
 #[tokio::test]
-async fn a_forged_chunk_for_another_merchant_is_refused_and_nothing_else_is_lost() {
+async fn a_chunk_for_another_merchant_is_refused_and_nothing_else_is_lost() {
     let Setup { app, merchant, admin } = setup().await;
     let other = app.merchant("Other").await;
     let other_admin = app.sign_in(&app.user(Role::MerchantAdmin, &[other]).await).await;
     let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
     send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A")])).await;
 
-    let mut forged = chunk(merchant, &[(3, "B")]);
-    forged.extend(chunk(other, &[(4, "C")]));
+    // The wire format names no merchant: a row is the upload's merchant's, or it is refused.
+    let forged = wire_chunk(format!("3,{merchant},B,,,,,,\n4,{merchant},C,,,x,,,\n"));
     let refused = send(&app, &admin, upload.id, 0, 1, forged).await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("Row 2 of the chunk"));
@@ -179,12 +181,12 @@ async fn a_bad_or_out_of_order_chunk_leaves_earlier_chunks_as_they_were() {
     let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
     send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await;
 
-    let bad_points = format!("4,{merchant},C,,,lots,,,\n").into_bytes();
+    let bad_points = wire_chunk(format!("4,{merchant},C,,,lots,,,\n"));
     let refused = send(&app, &admin, upload.id, 0, 1, bad_points).await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("points \\\"lots\\\" is not a number"));
     // Valid UTF-8 that PostgreSQL's text cannot hold: refused with the reason, not a 500.
-    let nul = format!("4,{merchant},C\0D,,,,,,\n").into_bytes();
+    let nul = wire_chunk(format!("4,{merchant},C\0D,,,,,,\n"));
     let refused = send(&app, &admin, upload.id, 0, 1, nul).await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("code contains a NUL character (0x00)"));
@@ -199,6 +201,55 @@ async fn a_bad_or_out_of_order_chunk_leaves_earlier_chunks_as_they_were() {
     let state: Option<UploadState> =
         app.call(&admin, "unfinished-upload", &[("merchant", merchant.to_string())]).await.json().await.unwrap();
     assert_eq!(state.unwrap().files[0].next_seq, 1);
+}
+
+#[tokio::test]
+async fn a_chunk_that_inflates_past_the_cap_is_refused_with_413_and_earlier_chunks_stay() {
+    use std::io::Write;
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 3)]).await.json().await.unwrap();
+    send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A")])).await;
+
+    // Small on the wire, past the cap once inflated: the format's header, then zeros.
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(app::csv::wire::MAGIC).unwrap();
+    gzip.write_all(&vec![0; app::staging::MAX_CHUNK_INFLATED_BYTES + 1]).unwrap();
+    let bomb = gzip.finish().unwrap();
+    assert!(bomb.len() < app::staging::MAX_CHUNK_INFLATED_BYTES / 500, "{} bytes", bomb.len());
+    let refused = send(&app, &admin, upload.id, 0, 1, bomb).await;
+    assert_eq!(refused.status(), 413);
+    assert!(refused.text().await.unwrap().contains("inflates to more than 32 MiB; nothing of it was stored"));
+
+    assert_eq!(staged(&app, merchant).await.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), vec!["A"]);
+    let ok = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(3, "B"), (4, "C")])).await;
+    assert_eq!(ok.json::<ChunkAck>().await.unwrap(), ChunkAck { duplicate: false, rows_received: 3, next_seq: 2 });
+}
+
+#[tokio::test]
+async fn an_uncompressed_old_format_or_damaged_chunk_is_refused_with_a_clear_400() {
+    use std::io::Write;
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState = start(&app, &admin, merchant, &[manifest("a.csv", 2)]).await.json().await.unwrap();
+    // What the page sent before the wire format: CSV text with the merchant and line per row.
+    let old = format!("2,{merchant},A,S2,SKU,10,Gift,B1,1.5\n3,{merchant},B,S3,SKU,10,Gift,B1,1.5\n");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(old.as_bytes()).unwrap();
+    let old_compressed = gzip.finish().unwrap();
+    let good = chunk(merchant, &[(2, "A"), (3, "B")]);
+
+    for (body, expected) in [
+        (old.into_bytes(), "The chunk is not compressed as this app sends chunks (gzip); reload the page"),
+        (old_compressed, "The chunk is not in this app's chunk format (CIW1); reload the page"),
+        (good[..good.len() - 3].to_vec(), "The chunk is damaged"),
+    ] {
+        let refused = send(&app, &admin, upload.id, 0, 0, body).await;
+        assert_eq!(refused.status(), 400);
+        let text = refused.text().await.unwrap();
+        assert!(text.contains(expected), "{text}");
+    }
+    assert!(staged(&app, merchant).await.is_empty());
+    let ok = send(&app, &admin, upload.id, 0, 0, good).await;
+    assert_eq!(ok.json::<ChunkAck>().await.unwrap().rows_received, 2);
 }
 
 #[tokio::test]
@@ -290,7 +341,7 @@ async fn staged_values_read_back_as_the_database_reads_the_same_text() {
     }
     let upload: UploadState =
         start(&app, &admin, merchant, &[manifest("odd\tname.csv", values.len() as i64)]).await.json().await.unwrap();
-    let sent = send(&app, &admin, upload.id, 0, 0, body.into_bytes()).await;
+    let sent = send(&app, &admin, upload.id, 0, 0, wire_chunk(body)).await;
     assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
 
     let rows: Vec<(String, String, String, Option<String>, String, String, String, bool, bool)> = sqlx::query_as(
