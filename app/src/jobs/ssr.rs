@@ -471,18 +471,35 @@ async fn source_info(pool: &PgPool, merchant: Uuid, job: Uuid) -> Result<serde_j
 /// pre-flight found codes that reached production since the check). If the database does not
 /// answer, the next operation's start does both.
 async fn fail_job(pool: &PgPool, job: Uuid, message: &str) {
-    let failed = sqlx::query(
-        "UPDATE codes_import_jobs SET status = 'failed', error_message = $2, completed_at = NULL
-         WHERE id = $1 AND status IN ('pending', 'validating', 'processing')",
-    )
-    .bind(job)
-    .bind(message)
-    .execute(pool)
-    .await;
-    if let Err(error) = failed.and(batch::insert_failed(pool, job).await) {
-        tracing::error!(%job, %error, "could not mark the job failed");
+    // A database that lost the insert may still be coming back (a restart): ask again for a
+    // few seconds, so that the job's row says its own reason. (Until it does, its page reads
+    // it as failed anyway: nobody holds its merchant's lock.)
+    for attempt in 1..=FAIL_JOB_TRIES {
+        let failed = sqlx::query(
+            "UPDATE codes_import_jobs SET status = 'failed', error_message = $2, completed_at = NULL
+             WHERE id = $1 AND status IN ('pending', 'validating', 'processing')",
+        )
+        .bind(job)
+        .bind(message)
+        .execute(pool)
+        .await;
+        match failed.and(batch::insert_failed(pool, job).await) {
+            Ok(_) => return,
+            Err(error)
+                if attempt < FAIL_JOB_TRIES && matches!(AppError::of_database(&error), AppError::Unavailable(_)) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(error) => {
+                tracing::error!(%job, %error, "could not mark the job failed");
+                return;
+            }
+        }
     }
 }
+
+/// How often [`fail_job`] asks, half a second apart.
+const FAIL_JOB_TRIES: u32 = 20;
 
 /// The duplicate threshold as an insert applies it: to the staged rows, unless the user
 /// confirmed.

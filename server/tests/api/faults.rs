@@ -146,23 +146,19 @@ async fn a_restart_of_postgresql_during_an_insert_fails_the_job_with_its_reason_
     drop(holder);
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (status, message) = loop {
-        // A read after the restart recognises the orphaned operation (its lock is gone).
-        if let Ok(Some(op)) = app::operations::ssr::latest(&app.pool, merchant, "insert").await {
-            if op.status != "running" {
-                let job: (String, Option<String>) =
-                    sqlx::query_as("SELECT status, error_message FROM codes_import_jobs WHERE id = $1")
-                        .bind(job)
-                        .fetch_one(&app.pool)
-                        .await
-                        .unwrap();
-                break job;
+    let job_read = loop {
+        // The job as its page reads it: one whose insert lost its lock reads as failed at once,
+        // whether or not its row was written yet (the database was still coming back).
+        if let Ok(Some(detail)) = app::jobs::ssr::job_detail(&app.pool, job).await {
+            if !detail.summary.status.is_running() {
+                break detail.summary;
             }
         }
         assert!(Instant::now() < deadline, "the insert is still running after the restart");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(status, "failed");
+    assert_eq!(job_read.status, app::jobs::JobStatus::Failed);
+    let message = job_read.error_message;
     assert!(message.as_deref().is_some_and(|m| m.contains("nothing was inserted")), "the job says why: {message:?}");
     let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(&app.pool).await.unwrap();
     assert_eq!(landed, 0, "no partial rows");
