@@ -36,8 +36,8 @@ test('with the keyboard alone: choose files, upload, filter the review, insert, 
   await new ReviewSection(page).waitForFigures();
   const filter = page.getByTestId('status-filter');
   await tabTo(page, filter);
-  for (let i = 0; i < 5 && (await filter.inputValue()) !== 'INTERNAL_DUPLICATE'; i++) await page.keyboard.press('ArrowDown');
-  await expect(filter).toHaveValue('INTERNAL_DUPLICATE');
+  for (let i = 0; i < 5 && (await filter.inputValue()) !== 'internal'; i++) await page.keyboard.press('ArrowDown');
+  await expect(filter).toHaveValue('internal');
   await expectVisibleFocus(page, 'the review filter');
   await expect(page.getByTestId('preview-row')).toHaveCount(2);
   for (const status of await page.getByTestId('preview-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-status')))) {
