@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use leptos::{ev, prelude::*, task::spawn_local};
+use leptos::{ev, prelude::*};
 use leptos_router::{components::A, hooks::use_params_map};
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use crate::{
         activity::{notify, show_running, when_finished, PageTitle},
         error::ErrorNotice,
         format::{counted, format_bytes, format_count},
+        poll::poll_while,
         scroll_box::ScrollBox,
     },
     error::AppError,
@@ -21,7 +22,6 @@ use crate::{
         elapsed_words, get_job, list_jobs, progress_words, rollback_job, verify_job, JobDetail, JobFile, JobProgress,
         JobStatus, JobSummary, JobVerification, JOBS_PAGE_SIZE, JOB_STATUSES,
     },
-    staging::client::sleep_ms,
 };
 
 /// The history's filters as the form holds them.
@@ -263,15 +263,7 @@ pub fn JobPage() -> impl IntoView {
         },
     );
     let short_id = move || job.get().map(|id| id.to_string()[..8].to_owned()).unwrap_or_default();
-    Effect::new(move |_| {
-        let in_progress = detail.get().and_then(Result::ok).is_some_and(|d| d.summary.status.is_running());
-        if in_progress {
-            spawn_local(async move {
-                sleep_ms(1_000).await;
-                polls.update(|n| *n += 1);
-            });
-        }
-    });
+    poll_while(move || detail.get(), |d: &JobDetail| d.summary.status.is_running(), polls);
     view! {
         {move || view! { <PageTitle page=format!("Job {}", short_id())/> }}
         <p><A href="/jobs">"← All jobs"</A></p>

@@ -17,6 +17,7 @@ use crate::{
         activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
         error::ErrorNotice,
         format::{counted, format_count},
+        poll::poll_while,
         scroll_box::ScrollBox,
     },
     duplicates::{
@@ -27,7 +28,7 @@ use crate::{
     jobs::{above_duplicate_threshold, preflight_insert, start_insert, DUPLICATE_THRESHOLD_PERCENT},
     operations::{with_article, Operation},
     reports::{report_path, ReportKind},
-    staging::{clear_staging, client::sleep_ms},
+    staging::clear_staging,
 };
 
 /// The review page for the merchant named in the query (or the user's only merchant).
@@ -89,20 +90,11 @@ pub fn MerchantReview(merchant: Uuid, #[prop(optional)] in_url: bool) -> impl In
     let problem = RwSignal::new(None::<String>);
     let starting = RwSignal::new(false);
 
-    // While something runs, ask again every second (in the browser only: effects do not run
-    // on the server).
-    Effect::new(move |_| {
-        let busy = review
-            .get()
-            .and_then(Result::ok)
-            .is_some_and(|r| r.check.as_ref().is_some_and(|c| c.is_running()) || r.running.is_some());
-        if busy {
-            spawn_local(async move {
-                sleep_ms(1_000).await;
-                polls.update(|n| *n += 1);
-            });
-        }
-    });
+    poll_while(
+        move || review.get(),
+        |r: &ReviewState| r.check.as_ref().is_some_and(|c| c.is_running()) || r.running.is_some(),
+        polls,
+    );
 
     // The check's phase leads the tab's title while it runs; its end is notified.
     let running_check = move || review.get().and_then(Result::ok).map(|r| r.check.filter(Operation::is_running));

@@ -444,6 +444,7 @@ pub fn UploadPage() -> impl IntoView {
 
     // Once staging completes, the merchant whose check and review show below.
     let review = RwSignal::new(None::<Uuid>);
+    let check_refused = RwSignal::new(None::<String>);
     let start = move |_| {
         let Some(merchant) = merchant.get_untracked() else {
             return;
@@ -474,8 +475,8 @@ pub fn UploadPage() -> impl IntoView {
                     phase.set(Phase::Done(state));
                     refresh_staged();
                     // The journey goes on: the duplicate check starts, and the review shows
-                    // below (a check refused as busy shows there too, with what runs).
-                    let _ = start_check(merchant).await;
+                    // below (with what runs, if the check was refused as busy, and why).
+                    check_refused.set(start_check(merchant).await.err().map(|error| error.to_string()));
                     review.set(Some(merchant));
                 }
                 RunEnd::Stopped(state) => phase.set(Phase::Stopping(state)),
@@ -646,6 +647,9 @@ pub fn UploadPage() -> impl IntoView {
         {move || review.get().map(|merchant| view! {
             <h2 class="step">"3. Review"</h2>
             <p class="muted">"Also at " <A href=format!("/review?merchant={merchant}")>"Review"</A> ", any time later."</p>
+            {move || check_refused.get().map(|text| view! {
+                <p class="error" role="alert" data-testid="check-refused">"The duplicate check did not start: " {text}</p>
+            })}
             <MerchantReview merchant/>
         })}
     }
