@@ -26,6 +26,7 @@ use tower_http::{
         CompressionLayer,
     },
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    services::ServeDir,
     trace::TraceLayer,
 };
 use tower_sessions::{cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer};
@@ -185,6 +186,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             "/api/uploads/{upload}/files/{file}/chunks/{seq}",
             post(app::staging::ssr::receive_chunk).layer(DefaultBodyLimit::max(app::staging::MAX_CHUNK_BYTES)),
         )
+        .nest_service("/pkg", bundle(&config.site_root))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), require_sign_in_for_pages))
@@ -201,6 +203,14 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The bundle under `/pkg/`: a file's brotli or gzip copy beside it (`frontend_bg.wasm.br`,
+/// made once at build time at brotli's best quality, a quarter smaller than compressing each
+/// answer on the fly) when the browser accepts it, else the file itself, which
+/// [`compression`] then compresses.
+fn bundle(site_root: &str) -> ServeDir {
+    ServeDir::new(std::path::Path::new(site_root).join("pkg")).precompressed_br().precompressed_gzip()
 }
 
 /// Compresses what goes to the browser (gzip or brotli, as it accepts): the WASM bundle shrinks
