@@ -55,9 +55,13 @@ pub fn ask_to_notify() {
     }
 }
 
-/// Shows a notification saying `title`, with `body` under it, if the user allowed them.
+/// Shows a notification saying `title`, with `body` under it, if the user allowed them and is
+/// looking elsewhere: a tab in view says it itself.
 pub fn notify(title: &str, body: &str) {
     if !notifications_available() || web_sys::Notification::permission() != web_sys::NotificationPermission::Granted {
+        return;
+    }
+    if document().visibility_state() == web_sys::VisibilityState::Visible {
         return;
     }
     let options = web_sys::NotificationOptions::new();
