@@ -26,6 +26,7 @@ test('a search by code finds a code on page 300, and its row number lands on tha
 
   await review.search(`${p}-14975`);
   await expect(review.previewRows()).toHaveCount(1);
+  await expect(review.pageOf()).toHaveText('Page 1 of 1 · 1 row');
   await expect(review.row(14_975).getByTestId('preview-code')).toHaveText(`${p}-14975`);
   await review.row(14_975).getByRole('link', { name: '14,975' }).click();
   await expect(review.pageOf()).toHaveText('Page 300 of 400 · 20,000 rows');
@@ -37,6 +38,7 @@ test('a search by code finds a code on page 300, and its row number lands on tha
   await review.filter('all');
   await review.search(`${p}-1497`, 'prefix');
   await expect(review.previewRows()).toHaveCount(11);
+  await expect(review.pageOf()).toHaveText('Page 1 of 1 · 11 rows');
 
   // A jump, kept in the address: the same view after a reload.
   await page.getByTestId('clear-search').click();

@@ -84,6 +84,12 @@ test('after an upload the check runs, and its figures, chart, per-file table and
   }
   await review.filter('clean');
   await expect(review.previewRows()).toHaveCount(8);
+  // Below the upload the view is the section's own; its link gives it an address.
+  await review.filterFile('b.csv');
+  await expect(review.previewRows()).toHaveCount(2);
+  const viewLink = page.getByTestId('view-link');
+  await expect(viewLink).toHaveAttribute('href', `/review?merchant=${merchant.id}&status=clean&file=b.csv`);
+  const sharedView = (await viewLink.getAttribute('href'))!;
 
   // The reports: their rows and statuses match the figures on the page.
   for (const [report, rows] of [['duplicates', 5], ['full-report', 13]] as const) {
@@ -109,6 +115,12 @@ test('after an upload the check runs, and its figures, chart, per-file table and
   await review.waitForFigures();
   await expect(review.figure('clean')).toContainText('8');
   expect((await review.fileTable()).total.slice(1, 6)).toEqual(['13', '2', '2', '1', '8']);
+  // The shared view shows the same rows there.
+  await page.goto(sharedView);
+  await new AppShell(page).waitForHydration();
+  await expect(review.previewRows()).toHaveCount(2);
+  await expect(page.getByTestId('file-filter')).toHaveValue('b.csv');
+  await expect(page.getByTestId('view-link')).toHaveCount(0);
 });
 
 test('a read of the check that fails once, as from a restarting server, does not leave the page at its error', async ({ page }, testInfo) => {

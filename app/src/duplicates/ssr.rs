@@ -6,7 +6,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
-    BlockStats, CheckFigures, DuplicateStats, PreviewPage, PreviewRow, ReviewState, ReviewView, RowFilter, BLOCK_ROWS,
+    BlockStats, CheckFigures, CodeSearch, DuplicateStats, PreviewPage, PreviewRow, ReviewState, ReviewView, RowFilter,
+    BLOCK_ROWS,
 };
 use crate::{
     batch::{
@@ -384,6 +385,26 @@ macro_rules! row_filter {
     };
 }
 
+/// A search by code `$code`: exactly, or as a prefix when `$prefix`.
+macro_rules! code_search {
+    ($code:literal, $prefix:literal) => {
+        concat!("CASE WHEN ", $prefix, " THEN starts_with(code, ", $code, ") ELSE code = ", $code, " END")
+    };
+}
+
+/// `SELECT $what` over the rows of a view that a search finds: `$1` the merchant, `$2`–`$5` the
+/// view's filter, `$6` and `$7` the search.
+macro_rules! found {
+    ($what:literal) => {
+        concat!(
+            "SELECT ", $what, " FROM codes_check_temp WHERE merchant_id = $1 AND ",
+            row_filter!("$2", "$3", "$4", "$5"),
+            " AND ",
+            code_search!("$6", "$7")
+        )
+    };
+}
+
 /// A page of the preview: the rows on one side of the cursor `$2` (`$cursor`, in `$order`),
 /// between rows `$3` and `$4`, filtered, with the first occurrence of an internal duplicate and
 /// the production row of a database duplicate (each a probe of a primary key or unique index).
@@ -402,7 +423,9 @@ macro_rules! preview_page {
             $cursor,
             " $2 AND row_number BETWEEN $3 AND $4 AND ",
             row_filter!("$5", "$6", "$7", "$8"),
-            "        AND ($9::text IS NULL OR CASE WHEN $10 THEN starts_with(code, $9) ELSE code = $9 END)
+            " AND ($9::text IS NULL OR ",
+            code_search!("$9", "$10"),
+            ")
                    ORDER BY row_number ",
             $order,
             " LIMIT $11) s
@@ -425,7 +448,8 @@ enum Cursor {
 /// walk along the primary key from its cursor, so page 100,000 costs what page 1 does. A jump to
 /// page N, or to the page of a row, finds its cursor from the check's figures per block of
 /// [`BLOCK_ROWS`] row numbers and then counts within one block: no count over the batch, no
-/// OFFSET over millions. A search by code has no figures: it pages by cursor alone.
+/// OFFSET over millions. A search by code has no figures: its rows are counted, and a jump
+/// skips to its page, by scans of the merchant's rows (no index on staged codes).
 pub async fn preview(pool: &PgPool, merchant: Uuid, view: &ReviewView, limit: i64) -> Result<PreviewPage, sqlx::Error> {
     let figures = match view.search {
         None => current_figures(pool, merchant).await?,
@@ -445,7 +469,12 @@ pub async fn preview(pool: &PgPool, merchant: Uuid, view: &ReviewView, limit: i6
         _ => (0, i64::MAX),
     };
     let per_block = figures.as_ref().map(|figures| figures.matching_per_block(view.filter, file));
-    let matching = per_block.as_ref().map(|blocks| blocks.iter().map(|(_, n)| n).sum::<i64>());
+    // A search has no figures: its rows are counted by a scan of their own.
+    let matching = match (&per_block, &view.search) {
+        (Some(blocks), _) => Some(blocks.iter().map(|(_, n)| n).sum::<i64>()),
+        (None, Some(search)) => Some(filter.count_found(pool, search).await?),
+        (None, None) => None,
+    };
     let pages = matching.map(|m| ((m + limit - 1) / limit).max(1));
 
     let first_page = (Cursor::After(low - 1), 1);
@@ -460,6 +489,11 @@ pub async fn preview(pool: &PgPool, merchant: Uuid, view: &ReviewView, limit: i6
         (Some(blocks), None, None, None) if view.page > 1 => {
             let page = view.page.min(pages.unwrap_or(1));
             filter.page_start(pool, blocks, page, limit).await?.map_or(first_page, |after| (Cursor::After(after), page))
+        }
+        (None, None, None, None) if view.page > 1 && view.search.is_some() => {
+            let page = view.page.min(pages.unwrap_or(1));
+            let search = view.search.as_ref().expect("matched a search");
+            filter.found_before(pool, search, (page - 1) * limit).await?.map_or(first_page, |after| (Cursor::After(after), page))
         }
         _ => first_page,
     };
@@ -574,5 +608,40 @@ impl Filter<'_> {
         .fetch_optional(pool)
         .await?;
         Ok(first.map(|row| row - 1))
+    }
+
+    /// How many rows of the view a search by code finds.
+    async fn count_found(&self, pool: &PgPool, search: &CodeSearch) -> Result<i64, sqlx::Error> {
+        self.found(found!("count(*)"), search).fetch_one(pool).await
+    }
+
+    /// The cursor of a page of a search: the last of the first `skip` rows it finds.
+    async fn found_before(&self, pool: &PgPool, search: &CodeSearch, skip: i64) -> Result<Option<i64>, sqlx::Error> {
+        self.found(concat!(found!("row_number"), " ORDER BY row_number OFFSET $8 LIMIT 1"), search)
+            .bind(skip - 1)
+            .fetch_optional(pool)
+            .await
+    }
+
+    /// `sql`, which reads the rows of the view that a search finds ([`found!`]), with its
+    /// parameters bound.
+    fn found<'q, O>(
+        &'q self,
+        sql: &'static str,
+        search: &'q CodeSearch,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        (O,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let (dups, flags) = self.view.filter.flags();
+        let (internal, existing) = flags.unzip();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(self.merchant)
+            .bind(dups)
+            .bind(internal)
+            .bind(existing)
+            .bind(self.view.file.as_deref())
+            .bind(&search.code)
+            .bind(search.prefix)
     }
 }

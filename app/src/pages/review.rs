@@ -604,6 +604,15 @@ fn Preview(
     view! {
         <section class="card" data-testid="staged-rows">
             <h2>"Staged rows"</h2>
+            // Below an upload the view is the section's own: a link gives it an address.
+            {(!in_url).then(|| view! {
+                <p class="muted">
+                    <a href=move || format!("/review?{}", view.get().query_string(merchant)) data-testid="view-link">
+                        "This view on the Review page"
+                    </a>
+                    ", to share it or come back to it"
+                </p>
+            })}
             // The choices name the check's counts and files: read with the review, on the server too.
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
@@ -821,7 +830,7 @@ fn Pager(page: PreviewPage, view: Memo<ReviewView>, show: Callback<ReviewView>) 
             <span data-testid="page-of">
                 "Page " {format_count(at)}
                 {pages.map(|n| format!(" of {}", format_count(n)))}
-                {page.matching.map(|n| format!(" · {} rows", format_count(n)))}
+                {page.matching.map(|n| format!(" · {}", counted(n, "row", "rows")))}
             </span>
             <button type="button" on:click=move |_| { if let Some(v) = next_view.clone() { show.run(v); } }
                 prop:disabled=next.is_none() data-testid="next-page">"Next page"</button>

@@ -229,23 +229,36 @@ async fn a_search_by_code_finds_the_code_exactly_or_by_its_prefix_through_the_se
     assert_eq!(numbers(&call(search("C-12345", false, RowFilter::Duplicates)).await), [12_350], "filters combine");
     assert_eq!(numbers(&call(search("c-12345", false, RowFilter::All)).await), Vec::<i64>::new(), "case counts");
 
-    // Every code that starts with C-1234, once, page by page.
+    // Every code that starts with C-1234, once, page by page, each page saying of how many.
+    let wanted: Vec<(i64, String)> = (1..=rows)
+        .map(|n| (n, format!("C-{}", if n % 10 == 0 { n - 5 } else { n })))
+        .filter(|(_, code)| code.starts_with("C-1234"))
+        .collect();
+    let pages = (wanted.len() as i64 + 3) / 4;
     let mut seen = Vec::new();
     let mut view = search("C-1234", true, RowFilter::All);
     loop {
         let page = ssr::preview(&app.pool, merchant, &view, 4).await.unwrap();
-        assert_eq!(page.pages, None, "a search has no page count");
+        assert_eq!((page.matching, page.pages), (Some(wanted.len() as i64), Some(pages)), "page {}", page.page);
         seen.extend(page.rows.iter().map(|r| (r.row_number, r.code.clone())));
         match page.next_after {
             Some(after) => view = ReviewView { page: page.page + 1, after: Some(after), ..view },
             None => break,
         }
     }
-    let wanted: Vec<(i64, String)> = (1..=rows)
-        .map(|n| (n, format!("C-{}", if n % 10 == 0 { n - 5 } else { n })))
-        .filter(|(_, code)| code.starts_with("C-1234"))
-        .collect();
     assert_eq!(seen, wanted);
+
+    // A jump to a page of the search, and past its last page, by number alone.
+    let on = |page: i64| ReviewView { page, ..search("C-1234", true, RowFilter::All) };
+    assert!(pages >= 3, "{} rows found", wanted.len());
+    let second = ssr::preview(&app.pool, merchant, &on(2), 4).await.unwrap();
+    assert_eq!((second.page, numbers(&second)), (2, wanted[4..8].iter().map(|(n, _)| *n).collect::<Vec<_>>()));
+    let last = ssr::preview(&app.pool, merchant, &on(pages + 7), 4).await.unwrap();
+    let tail: Vec<i64> = wanted[(pages as usize - 1) * 4..].iter().map(|(n, _)| *n).collect();
+    assert_eq!((last.page, numbers(&last)), (pages, tail));
+    // A search that finds nothing is one empty page.
+    let none = call(search("NO-SUCH-CODE", false, RowFilter::All)).await;
+    assert_eq!((none.matching, none.pages, none.rows.len()), (Some(0), Some(1), 0));
 }
 
 /// A merchant with `rows` staged codes of which `in_production` are already in production, checked.
