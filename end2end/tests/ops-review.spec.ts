@@ -42,6 +42,8 @@ test('a search by code finds a code on page 300, and its row number lands on tha
 
   // A jump, kept in the address: the same view after a reload.
   await page.getByTestId('clear-search').click();
+  // The search's own pager (1 page) gives way to all rows' before the jump.
+  await expect(review.pageOf()).toHaveText('Page 1 of 400 · 20,000 rows');
   await review.jumpTo(123);
   await expect(review.pageOf()).toHaveText('Page 123 of 400 · 20,000 rows');
   await expect(review.previewRows().first()).toHaveAttribute('data-row', '6101');
