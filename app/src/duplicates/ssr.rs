@@ -397,7 +397,9 @@ macro_rules! code_search {
 macro_rules! found {
     ($what:literal) => {
         concat!(
-            "SELECT ", $what, " FROM codes_check_temp WHERE merchant_id = $1 AND ",
+            "SELECT ",
+            $what,
+            " FROM codes_check_temp WHERE merchant_id = $1 AND ",
             row_filter!("$2", "$3", "$4", "$5"),
             " AND ",
             code_search!("$6", "$7")
@@ -493,7 +495,10 @@ pub async fn preview(pool: &PgPool, merchant: Uuid, view: &ReviewView, limit: i6
         (None, None, None, None) if view.page > 1 && view.search.is_some() => {
             let page = view.page.min(pages.unwrap_or(1));
             let search = view.search.as_ref().expect("matched a search");
-            filter.found_before(pool, search, (page - 1) * limit).await?.map_or(first_page, |after| (Cursor::After(after), page))
+            filter
+                .found_before(pool, search, (page - 1) * limit)
+                .await?
+                .map_or(first_page, |after| (Cursor::After(after), page))
         }
         _ => first_page,
     };

@@ -222,6 +222,8 @@ pub struct JobDetail {
 #[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct JobProgress {
     pub phase: String,
+    /// The codes written so far, once the insert proper has begun.
+    pub rows_done: Option<i64>,
     pub started_at: DateTime<Utc>,
     /// The database's time when the record was read.
     pub now: DateTime<Utc>,

@@ -198,7 +198,7 @@ fn job_files(source_info: Option<serde_json::Value>) -> Vec<JobFile> {
 /// job was created: it is the latest such one.
 async fn progress(pool: &PgPool, job: &JobSummary) -> Result<Option<JobProgress>, sqlx::Error> {
     sqlx::query_as::<_, JobProgress>(
-        "SELECT phase, started_at, clock_timestamp() AS now FROM merchant_operations
+        "SELECT phase, rows_done, started_at, clock_timestamp() AS now FROM merchant_operations
          WHERE merchant_id = $1 AND kind = 'insert' AND status = 'running' AND started_at <= $2
          ORDER BY started_at DESC LIMIT 1",
     )

@@ -104,7 +104,16 @@ impl Progress {
     pub async fn report(&self, pool: &PgPool, words: &str, rows: i64, since: std::time::Instant) {
         self.rows_moved(rows, since);
         tracing::debug!(phase = words, rows, "operation progress");
-        record_phase(pool, self.id, words).await;
+        if let Err(error) =
+            sqlx::query("UPDATE merchant_operations SET phase = $2, rows_done = $3, updated_at = now() WHERE id = $1")
+                .bind(self.id)
+                .bind(words)
+                .bind(rows)
+                .execute(pool)
+                .await
+        {
+            tracing::warn!(operation = %self.id, %error, "could not record the progress");
+        }
     }
 }
 

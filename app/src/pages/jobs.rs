@@ -14,7 +14,9 @@ use crate::{
         activity::{notify, show_running, when_finished, PageTitle},
         error::ErrorNotice,
         format::{counted, format_bytes, format_count},
+        merchant_picker::MerchantPicker,
         poll::poll_while,
+        progress::ProgressBar,
         scroll_box::ScrollBox,
     },
     error::AppError,
@@ -63,19 +65,12 @@ pub fn JobsPage() -> impl IntoView {
             </button>
         </div>
         <div class="inline-form filters">
-            <Transition fallback=|| ()>
-                {move || Suspend::new(async move {
-                    let list = merchants.await.unwrap_or_default();
-                    view! {
-                        <label>"Merchant"
-                            <select data-testid="filter-merchant" on:change=set(|f, v| f.merchant = v.parse().ok())>
-                                <option value="">"All"</option>
-                                {list.into_iter().map(|m| view! { <option value=m.id.to_string()>{m.name}</option> }).collect_view()}
-                            </select>
-                        </label>
-                    }
-                })}
-            </Transition>
+            <MerchantPicker merchants chosen=Signal::derive(move || filters.with(|f| f.merchant)) none="All"
+                testid="filter-merchant" class=""
+                on_choose=Callback::new(move |merchant: Option<Uuid>| {
+                    filters.update(|f| f.merchant = merchant);
+                    pages.set(vec![None]);
+                })/>
             <label>"Status"
                 <select data-testid="filter-status" on:change=set(|f, v| f.status = Some(v).filter(|v| !v.is_empty()))>
                     <option value="">"All"</option>
@@ -419,11 +414,17 @@ fn RunningInsert(status: JobStatus, expected: Option<i64>, progress: Option<JobP
         }
     });
     let since = progress.as_ref().map(JobProgress::elapsed_seconds);
+    let written = progress.as_ref().and_then(|p| p.rows_done).zip(expected);
     let phase = progress.map(|p| p.phase).filter(|p| !p.is_empty()).unwrap_or_else(|| "Starting".to_owned());
     view! {
         <section class="card" data-testid="job-running" aria-live="polite">
             <h2 class="running">"In progress"</h2>
             <p data-testid="job-progress">{progress_words(status, expected)}</p>
+            {written.map(|(done, total)| view! {
+                <ProgressBar done total testid="job-written">
+                    {format_count(done)} " of " {format_count(total)} " codes written"
+                </ProgressBar>
+            })}
             <dl class="record">
                 <dt>"Phase"</dt><dd data-testid="job-phase">{phase}</dd>
                 <dt>"Elapsed"</dt>

@@ -16,13 +16,15 @@ use crate::{
     components::{
         activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
         error::ErrorNotice,
+        figures::{segment_count, Chart, FileTable, SEGMENTS},
         format::{counted, format_count},
+        merchant_picker::MerchantPicker,
         poll::poll_while,
         scroll_box::ScrollBox,
     },
     duplicates::{
         load_review, preview_rows, start_check, CheckFigures, CodeSearch, DuplicateStats, PreviewPage, PreviewRow,
-        ReviewState, ReviewView, RowFilter, RowStatus,
+        ReviewState, ReviewView, RowFilter,
     },
     error::AppError,
     jobs::{above_duplicate_threshold, preflight_insert, start_insert, DUPLICATE_THRESHOLD_PERCENT},
@@ -48,34 +50,11 @@ pub fn ReviewPage() -> impl IntoView {
             }
         }
     });
-    let choose = move |event: ev::Event| {
-        if let Ok(id) = event_target_value(&event).parse() {
-            show.run(id);
-        }
-    };
 
     view! {
         <PageTitle page="Review"/>
         <h1>"Review"</h1>
-        <Transition fallback=|| view! { <p class="muted">"Loading merchants…"</p> }>
-            {move || Suspend::new(async move {
-                match merchants.await {
-                    Ok(list) => view! {
-                        <label class="field">
-                            "Merchant"
-                            <select on:change=choose data-testid="merchant">
-                                <option value="" selected=move || merchant.get().is_none()>"Choose a merchant"</option>
-                                {list.into_iter().map(|m| {
-                                    let id = m.id;
-                                    view! { <option value=id.to_string() selected=move || merchant.get() == Some(id)>{m.name}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                    }.into_any(),
-                    Err(error) => view! { <ErrorNotice error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <MerchantPicker merchants chosen=merchant on_choose=Callback::new(move |id: Option<Uuid>| if let Some(id) = id { show.run(id) })/>
         {move || merchant.get().map(|merchant| view! { <MerchantReview merchant in_url=true/> })}
     }
 }
@@ -426,19 +405,6 @@ fn ClearCard(merchant: Uuid, polls: RwSignal<u32>) -> impl IntoView {
     }
 }
 
-/// The four kinds of staged row, as the cards, the chart and the per-file table name and count
-/// them — disjoint, so that they add up to the staged rows.
-const SEGMENTS: [(RowStatus, &str, &str, &str); 4] = [
-    (RowStatus::Clean, "Clean: will be inserted", "seg-clean", "figure-clean"),
-    (RowStatus::InternalDuplicate, "Internal duplicates only", "seg-internal", "figure-internal-only"),
-    (RowStatus::DatabaseDuplicate, "Database duplicates only", "seg-database", "figure-database-only"),
-    (RowStatus::BothDuplicate, "Both internal and database", "seg-both", "figure-both"),
-];
-
-fn segment_count(stats: &DuplicateStats, status: RowStatus) -> i64 {
-    RowFilter::Only(status).count(stats)
-}
-
 /// The totals, a stacked bar per file, and the per-file table with a totals row.
 #[component]
 fn Figures(merchant: Uuid, figures: CheckFigures) -> impl IntoView {
@@ -482,83 +448,6 @@ fn Figures(merchant: Uuid, figures: CheckFigures) -> impl IntoView {
                 }).collect_view()}
             </div>
         </section>
-    }
-}
-
-/// One stacked bar per file and one for the batch, in the cards' four kinds.
-#[component]
-fn Chart(figures: CheckFigures) -> impl IntoView {
-    let bar = |label: String, stats: DuplicateStats| {
-        let summary = SEGMENTS
-            .iter()
-            .map(|(status, name, ..)| format!("{name} {}", stats.percent(segment_count(&stats, *status))))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let total = stats.total_rows.max(1) as f64;
-        view! {
-            <div class="bar-row">
-                <span class="bar-label" title=label.clone()>{label.clone()}</span>
-                <div class="bar" role="img" aria-label=format!("{label}: {summary}")>
-                    {SEGMENTS.iter().map(|(status, name, class, _)| {
-                        let count = segment_count(&stats, *status);
-                        let width = format!("width: {:.3}%", count as f64 * 100.0 / total);
-                        view! { <span class=format!("segment {class}") style=width title=format!("{name}: {}", format_count(count))></span> }
-                    }).collect_view()}
-                </div>
-            </div>
-        }
-    };
-    view! {
-        <div class="chart" data-testid="chart">
-            <div class="legend">
-                {SEGMENTS.iter().map(|(_, name, class, _)| view! {
-                    <span class="legend-item"><span class=format!("swatch {class}")></span>{*name}</span>
-                }).collect_view()}
-            </div>
-            {bar("All files".to_owned(), figures.overall.clone())}
-            {figures.files.into_iter().map(|file| bar(file.source_file, file.stats)).collect_view()}
-        </div>
-    }
-}
-
-/// The figures per file in the cards' four kinds (each row adds up), with the batch's totals
-/// in the footer.
-#[component]
-fn FileTable(figures: CheckFigures) -> impl IntoView {
-    let cells = |stats: &DuplicateStats| {
-        view! {
-            <td class="num">{format_count(stats.total_rows)}</td>
-            <td class="num">{format_count(stats.internal_only())}</td>
-            <td class="num">{format_count(stats.database_only())}</td>
-            <td class="num">{format_count(stats.both)}</td>
-            <td class="num">{format_count(stats.clean_count)}</td>
-            <td class="num">{stats.percent(stats.clean_count)}</td>
-        }
-    };
-    view! {
-        <ScrollBox label="Figures per file">
-        <table class="file-figures" data-testid="file-figures">
-            <thead>
-                <tr>
-                    <th scope="col">"File"</th>
-                    <th scope="col" class="num">"Rows"</th>
-                    <th scope="col" class="num">"Internal only"</th>
-                    <th scope="col" class="num">"Database only"</th>
-                    <th scope="col" class="num">"Both"</th>
-                    <th scope="col" class="num">"Clean"</th>
-                    <th scope="col" class="num">"Clean %"</th>
-                </tr>
-            </thead>
-            <tbody>
-                {figures.files.iter().map(|file| view! {
-                    <tr data-testid="file-figures-row"><td>{file.source_file.clone()}</td>{cells(&file.stats)}</tr>
-                }).collect_view()}
-            </tbody>
-            <tfoot>
-                <tr data-testid="file-figures-total"><th scope="row">"Total"</th>{cells(&figures.overall)}</tr>
-            </tfoot>
-        </table>
-        </ScrollBox>
     }
 }
 

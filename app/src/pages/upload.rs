@@ -12,6 +12,8 @@ use crate::{
         error::ErrorNotice,
         format::{counted, format_bytes, format_count},
         mapping::MappingGroup,
+        merchant_picker::MerchantPicker,
+        progress::ProgressBar,
         scroll_box::ScrollBox,
     },
     csv::{layout_key, sample, suggest, ColumnMapping, FileProblem, FileReport, ReadOptions, TextEncoding},
@@ -430,9 +432,8 @@ pub fn UploadPage() -> impl IntoView {
         });
         validate_pending();
     };
-    let choose_merchant = move |event: ev::Event| {
-        let value = event_target_value(&event);
-        merchant.set(value.parse().ok());
+    let choose_merchant = Callback::new(move |chosen: Option<Uuid>| {
+        merchant.set(chosen);
         // Validation depends on the merchant: check every file again.
         files.update(|all| {
             for entry in all.iter_mut() {
@@ -440,7 +441,7 @@ pub fn UploadPage() -> impl IntoView {
             }
         });
         validate_pending();
-    };
+    });
 
     // Once staging completes, the merchant whose check and review show below.
     let review = RwSignal::new(None::<Uuid>);
@@ -544,27 +545,7 @@ pub fn UploadPage() -> impl IntoView {
         <h1>"Upload"</h1>
         <section class="card">
             <h2>"1. Merchant and files"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading merchants…"</p> }>
-                {move || Suspend::new(async move {
-                    match merchants.await {
-                        Ok(list) => {
-                            view! {
-                                <label class="field">
-                                    "Merchant"
-                                    <select on:change=choose_merchant prop:disabled=uploading data-testid="merchant">
-                                        <option value="" selected=move || merchant.get().is_none()>"Choose a merchant"</option>
-                                        {list.into_iter().map(|m| {
-                                            let id = m.id;
-                                            view! { <option value=m.id.to_string() selected=move || merchant.get() == Some(id)>{m.name}</option> }
-                                        }).collect_view()}
-                                    </select>
-                                </label>
-                            }.into_any()
-                        }
-                        Err(error) => view! { <ErrorNotice error/> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <MerchantPicker merchants chosen=merchant on_choose=choose_merchant disabled=Signal::derive(uploading)/>
             <UnfinishedNotice unfinished phase/>
             <div
                 class="drop-zone"
@@ -1066,15 +1047,12 @@ fn ProgressView(progress: RwSignal<Progress>) -> impl IntoView {
             let rate = p.rows_per_second();
             let left = if rate > 0.0 { ((p.total_rows - p.rows_done) as f64 / rate).ceil() as i64 } else { 0 };
             view! {
-                <div class="progress" data-testid="upload-progress">
-                    <progress max=p.total_rows.max(1) value=p.rows_done></progress>
-                    <span>
-                        {format_count(p.rows_done)} " of " {format_count(p.total_rows)} " rows stored · "
-                        <span data-testid="bytes-sent">{format_bytes(p.bytes_sent as u64)}</span> " sent"
-                        {(rate > 0.0).then(|| format!(" · {} rows/s", format_count(rate as i64)))}
-                        {(left > 0).then(|| format!(" · about {left} s left"))}
-                    </span>
-                </div>
+                <ProgressBar done=p.rows_done total=p.total_rows testid="upload-progress">
+                    {format_count(p.rows_done)} " of " {format_count(p.total_rows)} " rows stored · "
+                    <span data-testid="bytes-sent">{format_bytes(p.bytes_sent as u64)}</span> " sent"
+                    {(rate > 0.0).then(|| format!(" · {} rows/s", format_count(rate as i64)))}
+                    {(left > 0).then(|| format!(" · about {left} s left"))}
+                </ProgressBar>
             }
         }}
     }

@@ -372,9 +372,11 @@ async fn while_an_insert_runs_the_codes_written_so_far_show_in_the_metrics_and_o
     assert!(value(&samples, "operation_rows_per_second", &[("kind", "insert")]) > 0.0);
     let detail: app::jobs::JobDetail =
         client.post(url("/api/get-job")).form(&[("job", job.to_string())]).send().await.unwrap().json().await.unwrap();
-    let phase = detail.progress.expect("the job runs").phase;
+    let progress = detail.progress.expect("the job runs");
     let words = format!("Inserting: {} of 40,000 codes written", app::components::format::format_count(written as i64));
-    assert_eq!(phase, words);
+    assert_eq!(progress.phase, words);
+    // The same number for the page's bar.
+    assert_eq!(progress.rows_done, Some(written as i64));
     let landed: i64 = sqlx::query_scalar("SELECT count(*) FROM codes").fetch_one(&pool).await.unwrap();
     assert_eq!(landed, 0, "nothing is visible before the insert commits");
 
