@@ -235,8 +235,21 @@ pub enum RowOutcome<'a> {
     NotUtf8,
 }
 
-/// Checks one data row of a file whose header is `map`, for an upload to `merchant`.
+/// Checks one data row of a file whose header is `map`, for an upload to `merchant`: each cell
+/// trimmed, and a report's formula prefix taken off ([`unprotect`]).
 pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> RowOutcome<'a> {
+    check_cells::<true>(map, record, merchant)
+}
+
+/// Checks again, on the server, a row the browser has checked and sent: its values are as
+/// [`check_row`] left them, so nothing is taken off a second time (a file's `''=x` was staged
+/// by the browser as `'=x`, and is stored as `'=x`).
+pub fn recheck_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> RowOutcome<'a> {
+    check_cells::<false>(map, record, merchant)
+}
+
+/// [`check_row`] with `FROM_FILE`, or [`recheck_row`] without (a constant: no test per cell).
+fn check_cells<'a, const FROM_FILE: bool>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> RowOutcome<'a> {
     if let Some(problem) = record.problem {
         return RowOutcome::Rejected(problem.to_string());
     }
@@ -256,7 +269,7 @@ pub fn check_row<'a>(map: &HeaderMap, record: &Record<'a>, merchant: Uuid) -> Ro
         let Ok(text) = std::str::from_utf8(raw) else {
             return RowOutcome::NotUtf8;
         };
-        let text = unprotect(text.trim());
+        let text = if FROM_FILE { unprotect(text.trim()) } else { text.trim() };
         if !text.is_empty() {
             fields[column.index()] = Some(text);
         }

@@ -11,14 +11,14 @@
 //! row is sent that the upload already knows: not the merchant (every staged row is the
 //! upload's), and the file line only as its distance from the previous row's (the first row's
 //! from 0). The server inflates a chunk up to a cap, parses it and re-checks every row with
-//! [`check_row`], exactly as the browser's validation did.
+//! [`recheck_row`]: the browser's checks again, on the values as the browser left them.
 
 use std::io::{Read, Write};
 
 use flate2::{bufread::GzDecoder, write::GzEncoder, Compression};
 use uuid::Uuid;
 
-use super::{check_row, Column, HeaderMap, Record, RowOutcome, StagedRow, COLUMNS};
+use super::{recheck_row, Column, HeaderMap, Record, RowOutcome, StagedRow, COLUMNS};
 
 /// What an inflated chunk starts with: the format and its version.
 pub const MAGIC: &[u8; 4] = b"CIW1";
@@ -184,7 +184,7 @@ pub fn read_rows(
         }
         at += end;
         let record = Record::joined(line, data, &ends);
-        match check_row(&map, &record, merchant) {
+        match recheck_row(&map, &record, merchant) {
             RowOutcome::Staged(staged) if staged.get(Column::Code).is_some() => each(line, &staged),
             RowOutcome::Staged(_) | RowOutcome::SkippedBlankCode => {
                 return Err(ChunkError { row, reason: "has an empty code".to_owned() })
@@ -249,6 +249,9 @@ mod tests {
             (1_000_000_000, ["far", "", "", "12345678901234567890.123456789", "", "", "-0.00"]),
             // A cell the browser read as `'=SUM(A1)` (a report's protected cell) stages as `=SUM(A1)`.
             (1_000_000_001, ["=SUM(A1)", ",", "\"", "", "inner  spaces", "-starts-with-minus", ""]),
+            // The browser has taken the report's prefix off already: a value that still starts
+            // with `'` and a formula character (the file's cell was `''=SUM(A1)`) keeps it.
+            (1_000_000_002, ["'=SUM(A1)", "'-5", "'+x", "", "'@home", "'\tTAB", ""]),
         ];
         let back = read(&chunk(&rows)).unwrap();
         let expected: Vec<(u64, Vec<String>)> =
