@@ -4,6 +4,7 @@ pub mod activity;
 pub mod columns;
 pub mod error;
 pub mod figures;
+pub mod file_table;
 pub mod format;
 pub mod mapping;
 pub mod merchant_picker;

@@ -26,8 +26,8 @@ pub use mapping::{column_named, layout_key, normalise, sample, suggest, ColumnMa
 pub use reader::{detect_delimiter, Record, RecordProblem, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
 pub use rejects::{rejected_rows_csv, LineFinder};
 pub use rules::{
-    check_row, protect, recheck_row, template_csv, unprotect, Column, ColumnRule, FileProblem, HeaderMap, RowOutcome, StagedRow,
-    COLUMNS, FORMULA_STARTS, MAX_FIELD_BYTES, TEMPLATE_COLUMNS,
+    check_row, protect, recheck_row, template_csv, unprotect, Column, ColumnRule, FileProblem, HeaderMap, RowOutcome,
+    StagedRow, COLUMNS, FORMULA_STARTS, MAX_FIELD_BYTES, TEMPLATE_COLUMNS,
 };
 pub use validator::{
     FileReport, FileValidator, ReadOptions, RejectedRow, MAX_KEPT_REJECTS, MAX_SHOWN_ERRORS, PREVIEW_LINES,
