@@ -48,13 +48,33 @@ run(['create-user', '--email', 'bench@example.com', '--role', 'merchant_admin', 
 
 const dir = mkdtempSync(join(tmpdir(), 'code-import-bench-'));
 let bytes = 0;
+// Codes as the merchants' are, as the server's benchmark draws them: random, 10 to 16 characters
+// of Crockford's base32 — each row's from its number alone, so every variant has the same codes.
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+function code(i) {
+  let state = Math.imul(i, 0x9e3779b1) ^ 0x5eed;
+  const next = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+  const length = 10 + (next() % 7);
+  let text = '';
+  for (let word = next(), bits = 32; text.length < length; word >>>= 5, bits -= 5) {
+    if (bits < 5) [word, bits] = [next(), 32];
+    text += ALPHABET[word & 31];
+  }
+  return text;
+}
+
 /** The batch's files, named `<tag>_NN.csv`, each row's name `name(i)`, written as `encode` says. */
 function files(tag, name, encode, header = 'code,serial,sku,points,sku_name,batch_code,price') {
   const paths = [];
   for (let f = 0; f < fileCount; f++) {
     const lines = [header];
     for (let i = f + 1; i <= rows; i += fileCount) {
-      lines.push(`NBD-${String(i).padStart(10, '0')},S${i},SKU-${i % 50},${i % 500},${name(i)},B1,${i % 90}.50`);
+      lines.push(`${code(i)},S${i},SKU-${i % 50},${i % 500},${name(i)},B1,${i % 90}.50`);
     }
     const data = encode(lines.join('\n') + '\n');
     const path = join(dir, `${tag}_${String(f + 1).padStart(2, '0')}.csv`);
