@@ -13,9 +13,28 @@ pub fn provide_running() {
     provide_context(Running(RwSignal::new(None)));
 }
 
+/// Follows what runs on a page for a user in another tab: `words` — `None` while not yet known,
+/// `Some(None)` when nothing runs, else what runs in a few words — leads the tab's title, and
+/// when it stops running, `outcome` (a title and a body, if there is something to say) is
+/// notified.
+pub fn follow_running(
+    words: impl Fn() -> Option<Option<String>> + Copy + Send + Sync + 'static,
+    outcome: impl Fn() -> Option<(&'static str, String)> + 'static,
+) {
+    show_running(move || words().flatten());
+    when_finished(
+        move || words().map(|running| running.is_some()),
+        move || {
+            if let Some((title, body)) = outcome() {
+                notify(title, &body);
+            }
+        },
+    );
+}
+
 /// Puts what `words` says runs (`None`: nothing) at the head of the tab's title while the calling
 /// component is on the page. In the browser only: the server renders the page's plain title.
-pub fn show_running(words: impl Fn() -> Option<String> + Send + Sync + 'static) {
+fn show_running(words: impl Fn() -> Option<String> + Send + Sync + 'static) {
     let Some(Running(slot)) = use_context() else { return };
     Effect::new(move |_| slot.set(words()));
     on_cleanup(move || {
@@ -57,7 +76,7 @@ pub fn ask_to_notify() {
 
 /// Shows a notification saying `title`, with `body` under it, if the user allowed them and is
 /// looking elsewhere: a tab in view says it itself.
-pub fn notify(title: &str, body: &str) {
+fn notify(title: &str, body: &str) {
     if !notifications_available() || web_sys::Notification::permission() != web_sys::NotificationPermission::Granted {
         return;
     }
@@ -72,7 +91,7 @@ pub fn notify(title: &str, body: &str) {
 
 /// Calls `finished` once when `running` turns from true to false while the page watches (a page
 /// opened after the end says so itself, with no notification).
-pub fn when_finished(running: impl Fn() -> Option<bool> + 'static, finished: impl Fn() + 'static) {
+fn when_finished(running: impl Fn() -> Option<bool> + 'static, finished: impl Fn() + 'static) {
     Effect::new(move |before: Option<Option<bool>>| {
         let now = running();
         if before.flatten() == Some(true) && now == Some(false) {

@@ -492,13 +492,16 @@ pub async fn preview(pool: &PgPool, merchant: Uuid, view: &ReviewView, limit: i6
             let page = view.page.min(pages.unwrap_or(1));
             filter.page_start(pool, blocks, page, limit).await?.map_or(first_page, |after| (Cursor::After(after), page))
         }
-        (None, None, None, None) if view.page > 1 && view.search.is_some() => {
+        (None, None, None, None) if view.page > 1 => {
             let page = view.page.min(pages.unwrap_or(1));
-            let search = view.search.as_ref().expect("matched a search");
-            filter
-                .found_before(pool, search, (page - 1) * limit)
-                .await?
-                .map_or(first_page, |after| (Cursor::After(after), page))
+            match &view.search {
+                Some(search) => filter
+                    .found_before(pool, search, (page - 1) * limit)
+                    .await?
+                    .map_or(first_page, |after| (Cursor::After(after), page)),
+                // No figures to place the page by (none yet, or stale): from the start.
+                None => first_page,
+            }
         }
         _ => first_page,
     };

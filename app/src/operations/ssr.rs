@@ -104,16 +104,7 @@ impl Progress {
     pub async fn report(&self, pool: &PgPool, words: &str, rows: i64, since: std::time::Instant) {
         self.rows_moved(rows, since);
         tracing::debug!(phase = words, rows, "operation progress");
-        if let Err(error) =
-            sqlx::query("UPDATE merchant_operations SET phase = $2, rows_done = $3, updated_at = now() WHERE id = $1")
-                .bind(self.id)
-                .bind(words)
-                .bind(rows)
-                .execute(pool)
-                .await
-        {
-            tracing::warn!(operation = %self.id, %error, "could not record the progress");
-        }
+        record(pool, self.id, words, Some(rows)).await;
     }
 }
 
@@ -309,18 +300,27 @@ async fn busy(pool: &PgPool, merchant: Uuid) -> OperationError {
 /// Records what operation `id` is doing now (on the pool: visible at once); a failure to
 /// record it is logged, not the operation's failure.
 pub async fn record_phase(pool: &PgPool, id: Uuid, phase: &str) {
-    if let Err(error) = sqlx::query("UPDATE merchant_operations SET phase = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(phase)
-        .execute(pool)
-        .await
+    record(pool, id, phase, None).await;
+}
+
+/// Records operation `id`'s phase, and with `rows` how many rows it has moved so far (else the
+/// count stays as it was).
+async fn record(pool: &PgPool, id: Uuid, phase: &str, rows: Option<i64>) {
+    if let Err(error) = sqlx::query(
+        "UPDATE merchant_operations SET phase = $2, rows_done = coalesce($3, rows_done), updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(phase)
+    .bind(rows)
+    .execute(pool)
+    .await
     {
         tracing::warn!(operation = %id, %error, "could not record the phase");
     }
 }
 
 impl Running {
-    /// Records what the operation is doing now (on the pool: visible at once).
     /// The span a background operation runs in: every line it logs carries its id, kind and
     /// merchant (not the request's: it outlives the request that started it).
     pub fn span(&self) -> tracing::Span {

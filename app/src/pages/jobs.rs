@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     admin::list_merchants,
     components::{
-        activity::{notify, show_running, when_finished, PageTitle},
+        activity::{follow_running, PageTitle},
         error::ErrorNotice,
         format::{counted, format_bytes, format_count},
         merchant_picker::MerchantPicker,
@@ -246,16 +246,14 @@ pub fn JobPage() -> impl IntoView {
         },
     );
     // The insert's step leads the tab's title while it runs; its end is notified.
-    let status = move || detail.get().and_then(Result::ok).map(|d| d.summary.status);
-    show_running(move || status().filter(|s| s.is_running()).map(insert_words));
-    when_finished(
-        move || status().map(|s| s.is_running()),
+    follow_running(
         move || {
-            if let Some(Ok(detail)) = detail.get_untracked() {
-                let (title, body) = insert_outcome(&detail.summary);
-                notify(title, &body);
-            }
+            detail
+                .get()
+                .and_then(Result::ok)
+                .map(|d| Some(d.summary.status).filter(|s| s.is_running()).map(insert_words))
         },
+        move || detail.get_untracked().and_then(Result::ok).map(|detail| insert_outcome(&detail.summary)),
     );
     let short_id = move || job.get().map(|id| id.to_string()[..8].to_owned()).unwrap_or_default();
     poll_while(move || detail.get(), |d: &JobDetail| d.summary.status.is_running(), polls);

@@ -14,7 +14,7 @@ use crate::{
     admin::list_merchants,
     batch::BatchState,
     components::{
-        activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
+        activity::{ask_to_notify, follow_running, PageTitle},
         error::ErrorNotice,
         figures::{segment_count, Chart, FileTable, SEGMENTS},
         format::{counted, format_count},
@@ -76,16 +76,14 @@ pub fn MerchantReview(merchant: Uuid, #[prop(optional)] in_url: bool) -> impl In
     );
 
     // The check's phase leads the tab's title while it runs; its end is notified.
-    let running_check = move || review.get().and_then(Result::ok).map(|r| r.check.filter(Operation::is_running));
-    show_running(move || running_check().flatten().map(|check| check_words(&check.phase)));
-    when_finished(
-        move || running_check().map(|check| check.is_some()),
+    follow_running(
         move || {
-            if let Some(Ok(state)) = review.get_untracked() {
-                let (title, body) = check_outcome(&state);
-                notify(title, &body);
-            }
+            review
+                .get()
+                .and_then(Result::ok)
+                .map(|r| r.check.filter(Operation::is_running).map(|c| check_words(&c.phase)))
         },
+        move || review.get_untracked().and_then(Result::ok).map(|state| check_outcome(&state)),
     );
 
     let run = move |_| {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::{
     admin::list_merchants,
     components::{
-        activity::{ask_to_notify, notify, show_running, when_finished, PageTitle},
+        activity::{ask_to_notify, follow_running, PageTitle},
         columns::ColumnRules,
         error::ErrorNotice,
         file_table::{percent, BatchTotals, FileEntry, FilesTable},
@@ -421,25 +421,24 @@ pub fn UploadPage() -> impl IntoView {
 
     // A user in another tab sees the upload's progress in this tab's title, and is notified when
     // it ends.
-    show_running(move || {
-        (phase.get() == Phase::Uploading).then(|| {
-            let p = progress.get();
-            format!("Uploading {}%", percent(p.rows_done, p.total_rows))
-        })
-    });
-    when_finished(
-        move || Some(phase.get() == Phase::Uploading),
+    follow_running(
+        move || {
+            Some((phase.get() == Phase::Uploading).then(|| {
+                let p = progress.get();
+                format!("Uploading {}%", percent(p.rows_done, p.total_rows))
+            }))
+        },
         move || match phase.get_untracked() {
-            Phase::Done(state) => notify(
+            Phase::Done(state) => Some((
                 "Upload finished",
-                &format!(
+                format!(
                     "Staged {} rows from {} file(s). The duplicate check has started.",
                     format_count(state.rows_received()),
                     state.files.len()
                 ),
-            ),
-            Phase::Failed(problem) => notify("Upload stopped", &problem),
-            _ => {}
+            )),
+            Phase::Failed(problem) => Some(("Upload stopped", problem)),
+            _ => None,
         },
     );
 
