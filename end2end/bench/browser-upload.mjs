@@ -3,11 +3,16 @@
 // by scripts/bench --browser against a release build. Not a test: it asserts only the counts.
 // Variants, validated in the same run on pages of their own: the same rows with an accent in
 // every name (`Gift cärd`), in UTF-8 and in Windows-1252 (chosen on the page, then decoded while
-// validated), and under a header that needs a mapping. `--rounds N` (3): each variant N times,
-// interleaved; the ratios compare best times.
+// validated), and under a header that needs a mapping; and the plain rows checked by one worker
+// (`?workers=1`) and on the page's own thread (`?workers=0`), against the page's default (a
+// worker per core). `--rounds N` (3): each variant N times, interleaved; the ratios compare best
+// times.
 // `--link MBIT --latency MS`: the upload runs over Chromium's network emulation (DevTools
 // `Network.emulateNetworkConditions`, both directions at MBIT Mbit/s, MS ms added per request);
 // either alone leaves the other unlimited. The bytes on the wire are the chunk bodies the server received.
+// `--only-plain`: the plain files validated once and uploaded, no variants (for a full batch).
+// The renderers' memory (resident, all of Chromium's renderer processes: the tab and its
+// workers) is sampled every half second; its peak is printed.
 import { chromium } from '@playwright/test';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -40,6 +45,19 @@ const option = (name) => {
 };
 const linkMbit = option('--link');
 const latencyMs = option('--latency');
+const onlyPlain = process.argv.includes('--only-plain');
+
+/** The resident memory of Chromium's renderer processes (the page and its workers), in bytes. */
+function rendererBytes() {
+  let total = 0;
+  for (const line of execFileSync('ps', ['-eo', 'rss=,args='], { encoding: 'utf8' }).split('\n')) {
+    const match = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (match && /chrom/.test(match[2]) && match[2].includes('--type=renderer')) total += Number(match[1]) * 1024;
+  }
+  return total;
+}
+let peakRenderer = 0;
+const sampler = setInterval(() => { peakRenderer = Math.max(peakRenderer, rendererBytes()); }, 500);
 
 const run = (args, input) => execFileSync(server, args, { env, input, encoding: 'utf8' });
 const merchantOut = run(['create-merchant', '--name', 'Bench']);
@@ -88,10 +106,10 @@ const paths = files('bench', (i) => `Gift card ${i % 50}`, (t) => Buffer.from(t,
 // The plain file's names with one letter accented: as many characters, so the Windows-1252 file
 // has as many bytes as the plain one (the UTF-8 one one more a row).
 const accented = (i) => `Gift cärd ${i % 50}`;
-const utf8Paths = files('utf8', accented, (t) => Buffer.from(t, 'utf8'));
-const latinPaths = files('latin', accented, (t) => Buffer.from(t, 'latin1'));
+const utf8Paths = onlyPlain ? [] : files('utf8', accented, (t) => Buffer.from(t, 'utf8'));
+const latinPaths = onlyPlain ? [] : files('latin', accented, (t) => Buffer.from(t, 'latin1'));
 // The plain rows under a header in the merchant's own words: one mapping for the four files.
-const mappedPaths = files('mapped', (i) => `Gift card ${i % 50}`, (t) => Buffer.from(t, 'utf8'),
+const mappedPaths = onlyPlain ? [] : files('mapped', (i) => `Gift card ${i % 50}`, (t) => Buffer.from(t, 'utf8'),
   'Voucher Code,Serial No,Product SKU,Loyalty Points,Product Name,Batch,Amount');
 
 const child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
@@ -124,9 +142,9 @@ try {
     return [seconds, await on.locator('[data-testid=file-row] [data-testid=file-status]').allTextContents()];
   };
   /** A page of its own, signed in (the same session), with the upload form ready. */
-  const another = async () => {
+  const another = async (query = '') => {
     const other = await context.newPage();
-    await other.goto(`${base}/upload`);
+    await other.goto(`${base}/upload${query}`);
     await other.waitForSelector('body[data-hydrated]');
     await other.waitForSelector('[data-testid=pick-files]:not([disabled])');
     return other;
@@ -147,8 +165,8 @@ try {
     await db.end();
   };
   /** `run` on a page of its own, closed after. */
-  const onItsOwnPage = async (run) => {
-    const other = await another();
+  const onItsOwnPage = async (run, query) => {
+    const other = await another(query);
     try {
       return await run(other);
     } finally {
@@ -157,6 +175,8 @@ try {
   };
   const variants = {
     plain: (on) => validate(on, paths, 'validation'),
+    'one worker': (on) => validate(on, paths, 'one worker'),
+    'on the page': (on) => validate(on, paths, 'on the page'),
     accented: (on) => validate(on, utf8Paths, 'accented UTF-8'),
     // Not UTF-8: each file waits for its encoding; the time runs from the choices to the end.
     cp1252: async (on) => {
@@ -186,18 +206,22 @@ try {
   // Each variant `rounds` times, interleaved, each on a fresh page (the first plain run on the
   // page that uploads after): a variant's best time against the plain file's best, so that a
   // pause of the machine in one run does not decide a ratio.
-  const rounds = option('--rounds') ?? 3;
+  const queries = { 'one worker': '?workers=1', 'on the page': '?workers=0' };
+  const rounds = onlyPlain ? 1 : option('--rounds') ?? 3;
   const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   for (let round = 0; round < rounds; round++) {
     for (const [name, run] of Object.entries(variants)) {
-      times[name].push(round === 0 && name === 'plain' ? await run(page) : await onItsOwnPage(run));
+      if (onlyPlain && name !== 'plain') continue;
+      times[name].push(round === 0 && name === 'plain' ? await run(page) : await onItsOwnPage(run, queries[name]));
     }
   }
-  const best = (name) => Math.min(...times[name]);
+  const best = (name) => (times[name].length ? Math.min(...times[name]) : NaN);
   const validateSeconds = best('plain');
   const utf8Seconds = best('accented');
   const latinSeconds = best('cp1252');
   const mappedSeconds = best('mapped');
+  const oneWorkerSeconds = best('one worker');
+  const onPageSeconds = best('on the page');
   let started;
 
   if (linkMbit !== undefined || latencyMs !== undefined) {
@@ -215,6 +239,8 @@ try {
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
   await page.getByTestId('upload-done').waitFor({ timeout: 600_000 });
   const uploadSeconds = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  peakRenderer = Math.max(peakRenderer, rendererBytes());
   // The chunk bodies the server received (resent ones too), from its own counter.
   const metrics = await (await fetch(`http://${metricsAddr}/metrics`)).text();
   const wireBytes = Number(/^upload_bytes_received_total (\d+)/m.exec(metrics)?.[1] ?? NaN);
@@ -226,7 +252,7 @@ try {
   await db.end();
   const json = process.argv.includes('--json');
   const report = (step, seconds) =>
-    json
+    Number.isNaN(seconds) ? undefined : json
       ? console.log(JSON.stringify({ step, rows, seconds: Number(seconds.toFixed(3)), floor_seconds: null, peak_rss_mb: null }))
       : console.log(`${step.padEnd(28)} ${String(rows).padStart(10)} rows ${seconds.toFixed(2).padStart(8)} s ${Math.round(rows / seconds).toLocaleString('en').padStart(12)} rows/s`);
   if (!json) {
@@ -235,14 +261,19 @@ try {
     for (const [name, list] of Object.entries(times)) console.log(`  ${name.padEnd(9)} ${list.map((t) => t.toFixed(2)).join('  ')}`);
   }
   report('browser validate (WASM)', validateSeconds);
+  report('browser validate, one worker', oneWorkerSeconds);
+  report('browser validate, on the page', onPageSeconds);
   report('browser validate, accented', utf8Seconds);
   report('browser validate, cp1252', latinSeconds);
   report('browser validate, mapped', mappedSeconds);
-  if (!json) {
+  if (!json && !onlyPlain) {
     console.log(`Windows-1252 rate / plain UTF-8 rate: ${(validateSeconds / latinSeconds).toFixed(2)}; / the same text in UTF-8: ${(utf8Seconds / latinSeconds).toFixed(2)}`);
     console.log(`mapped rate / plain UTF-8 rate: ${(validateSeconds / mappedSeconds).toFixed(2)}`);
+    console.log(`workers' rate / one worker's: ${(oneWorkerSeconds / validateSeconds).toFixed(2)}; / on the page's thread: ${(onPageSeconds / validateSeconds).toFixed(2)}`);
   }
   report('browser upload (end to end)', uploadSeconds);
+  if (json) console.log(JSON.stringify({ step: 'browser memory', peak_renderer_mb: Math.round(peakRenderer / 1048576) }));
+  else console.log(`renderers' peak resident memory (the page and its workers): ${(peakRenderer / 1048576).toFixed(0)} MiB`);
   const link = linkMbit === undefined ? 'unlimited' : `${linkMbit} Mbit/s`;
   // What the CSV files alone would take on the link: their bits at its rate, plus one latency.
   const rawSeconds = linkMbit === undefined ? null : (bytes * 8) / (linkMbit * 1e6) + (latencyMs ?? 0) / 1000;
@@ -269,6 +300,7 @@ try {
     process.exitCode = 1;
   }
 } finally {
+  clearInterval(sampler);
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });

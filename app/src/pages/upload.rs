@@ -23,7 +23,7 @@ use crate::{
     staging::{
         cancel_upload, client, staged_files, unfinished_upload,
         uploader::{self, RunEnd, RunView},
-        FileManifest, StagedFile, UploadState,
+        worker, FileManifest, StagedFile, UploadState,
     },
 };
 
@@ -185,73 +185,85 @@ pub fn UploadPage() -> impl IntoView {
         }
     });
 
+    // Checks one chosen file (`name`, not being checked already) and puts what it found in
+    // its entry — unless the file changed meanwhile (its options, the merchant): then it stays
+    // pending, to be checked again.
+    let check_file = move |merchant: Uuid, name: String, file: gloo_file::File| async move {
+        let update = |change: &dyn Fn(&mut FileEntry)| {
+            files.update(|all| {
+                if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
+                    change(entry);
+                }
+            })
+        };
+        let (options, checks) = files.with_untracked(|all| {
+            all.iter().find(|f| f.name == name).map(|f| (f.options.clone(), f.checks)).unwrap_or_default()
+        });
+        let result =
+            client::validate(&name, &file, merchant, &options, |bytes| update(&|e| e.checked_bytes = bytes)).await;
+        let stale = files.with_untracked(|all| all.iter().find(|f| f.name == name).map(|f| f.checks)) != Some(checks);
+        if stale || merchant_changed(merchant, merchant.into()) {
+            return;
+        }
+        // A file whose columns are to be mapped is mapped as last time, if its layout was
+        // mapped before (and checked again with it).
+        if let Ok(validated) = &result {
+            if validated.report.needs_mapping() && options.mapping.is_none() {
+                let layout = layout_key(&validated.report.header);
+                let saved = column_mappings(merchant).await.unwrap_or_default();
+                if let Some(saved) = saved.into_iter().find(|s| s.layout == layout) {
+                    update(&|e| {
+                        e.options.mapping = Some(saved.mapping.clone());
+                        e.remembered = true;
+                        e.checks += 1;
+                    });
+                    return;
+                }
+            }
+        }
+        match result {
+            Ok(validated) => {
+                update(&|e| {
+                    e.report = Some(validated.report.clone());
+                    e.checksum = Some(validated.checksum.clone());
+                });
+            }
+            Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
+        }
+    };
+
+    // The files are checked as many at a time as the page has workers (one on the page itself
+    // without them); asked again while they run, the running loops pick up the newly pending
+    // files themselves. A file being checked is never taken by a second loop.
+    let checking = StoredValue::new(Vec::<String>::new());
+    let loops = StoredValue::new(0usize);
     let validate_all_pending = move || async move {
         loop {
             let Some(merchant) = merchant.get_untracked() else {
                 return;
             };
-            let next = files.with_untracked(|all| all.iter().find(|f| !f.is_checked()).map(|f| f.name.clone()));
+            let next = files.with_untracked(|all| {
+                checking.with_value(|busy| {
+                    all.iter().find(|f| !f.is_checked() && !busy.contains(&f.name)).map(|f| f.name.clone())
+                })
+            });
             let Some(name) = next else { return };
             let Some(file) = client::chosen(&name) else {
                 return;
             };
-            let update = |change: &dyn Fn(&mut FileEntry)| {
-                files.update(|all| {
-                    if let Some(entry) = all.iter_mut().find(|f| f.name == name) {
-                        change(entry);
-                    }
-                })
-            };
-            let (options, checks) = files.with_untracked(|all| {
-                all.iter().find(|f| f.name == name).map(|f| (f.options.clone(), f.checks)).unwrap_or_default()
-            });
-            let result =
-                client::validate(&name, &file, merchant, &options, |bytes| update(&|e| e.checked_bytes = bytes)).await;
-            let stale =
-                files.with_untracked(|all| all.iter().find(|f| f.name == name).map(|f| f.checks)) != Some(checks);
-            if stale || merchant_changed(merchant, merchant.into()) {
-                continue;
-            }
-            // A file whose columns are to be mapped is mapped as last time, if its layout was
-            // mapped before (and checked again with it).
-            if let Ok(validated) = &result {
-                if validated.report.needs_mapping() && options.mapping.is_none() {
-                    let layout = layout_key(&validated.report.header);
-                    let saved = column_mappings(merchant).await.unwrap_or_default();
-                    if let Some(saved) = saved.into_iter().find(|s| s.layout == layout) {
-                        update(&|e| {
-                            e.options.mapping = Some(saved.mapping.clone());
-                            e.remembered = true;
-                            e.checks += 1;
-                        });
-                        continue;
-                    }
-                }
-            }
-            match result {
-                Ok(validated) => {
-                    update(&|e| {
-                        e.report = Some(validated.report.clone());
-                        e.checksum = Some(validated.checksum.clone());
-                    });
-                }
-                Err(problem) => update(&|e| e.read_error = Some(problem.clone())),
-            }
+            checking.update_value(|busy| busy.push(name.clone()));
+            check_file(merchant, name.clone(), file).await;
+            checking.update_value(|busy| busy.retain(|n| *n != name));
         }
     };
-
-    // One loop checks the files, one at a time; asked again while it runs, it picks up the
-    // newly pending files itself (two loops would check the same file twice at once).
-    let validating = StoredValue::new(false);
     let validate_pending = move || {
-        if validating.get_value() {
-            return;
+        while loops.get_value() < worker::lanes() {
+            loops.update_value(|n| *n += 1);
+            spawn_local(async move {
+                validate_all_pending().await;
+                loops.update_value(|n| *n -= 1);
+            });
         }
-        validating.set_value(true);
-        spawn_local(async move {
-            validate_all_pending().await;
-            validating.set_value(false);
-        });
     };
 
     let add_files = move |picked: Vec<(String, gloo_file::File)>| {

@@ -91,20 +91,22 @@ pub async fn download_rejects(name: &str, report: &FileReport, options: &ReadOpt
 /// How much of a file is read and parsed at a time: small enough that the page stays
 /// responsive (a slice parses in tens of milliseconds), large enough to read fast.
 pub const SLICE_BYTES: u64 = 4 * 1024 * 1024;
+/// How much of a file is checked between two reports of its progress.
+const PROGRESS_BYTES: usize = 1024 * 1024;
 /// How often a chunk is retried while no answer comes or the server asks to wait.
 const MAX_ATTEMPTS: u32 = 12;
 
 /// Reads a file slice by slice, the next slice's read already under way while the caller
-/// parses the current one (the browser reads it off the page's thread).
-struct Slices<'a> {
-    file: &'a File,
+/// parses the current one (the browser reads it off the thread that parses).
+pub(super) struct Slices {
+    file: File,
     position: u64,
     ahead: Option<JsFuture>,
 }
 
-impl<'a> Slices<'a> {
-    fn new(file: &'a File) -> Self {
-        Self { file, position: 0, ahead: None }
+impl Slices {
+    pub(super) fn new(file: &File) -> Self {
+        Self { file: file.clone(), position: 0, ahead: None }
     }
 
     /// Starts reading the slice at `position`, if there is one, and moves past it.
@@ -120,7 +122,7 @@ impl<'a> Slices<'a> {
         Some(JsFuture::from(slice.array_buffer()))
     }
 
-    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+    pub(super) async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
         let reading = match self.ahead.take() {
             Some(reading) => reading,
             None => self.start_next()?,
@@ -141,28 +143,116 @@ pub struct Validated {
     pub checksum: String,
 }
 
-/// Validates every row of `file`, read as `options` say, for an upload to `merchant`;
-/// `on_bytes` hears how far it is.
+/// What checking every row of a file found: its report, its checksum and its rejected rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checked {
+    pub report: FileReport,
+    pub checksum: String,
+    pub rejects: Vec<RejectedRow>,
+}
+
+/// Validates every row of `file`, read as `options` say, for an upload to `merchant` — in a
+/// worker when the page has them (see [`super::worker`]), else here; `on_bytes` hears how far
+/// it is. The rejected rows are kept for download under `name`.
 pub async fn validate(
     name: &str,
     file: &File,
     merchant: Uuid,
     options: &ReadOptions,
-    mut on_bytes: impl FnMut(u64),
+    on_bytes: impl FnMut(u64),
 ) -> Result<Validated, String> {
+    let checked = match super::worker::lease().await {
+        Some(lease) => lease.check(file, merchant, options, on_bytes).await?,
+        None => check(file, merchant, options, on_bytes).await?,
+    };
+    keep_rejects(name, checked.rejects);
+    Ok(Validated { report: checked.report, checksum: checked.checksum })
+}
+
+/// Checks every row of `file` on this thread (the page's, or a worker's).
+pub(super) async fn check(
+    file: &File,
+    merchant: Uuid,
+    options: &ReadOptions,
+    mut on_bytes: impl FnMut(u64),
+) -> Result<Checked, String> {
     let mut validator = FileValidator::with_options(merchant, options);
     let mut checksum = Checksum::default();
     let mut slices = Slices::new(file);
     let mut ignore = |_: u64, _: &crate::csv::StagedRow<'_>| {};
+    let mut checked = 0u64;
     while let Some(slice) = slices.next().await {
         let slice = slice?;
         checksum.update(&slice);
-        validator.feed(&slice, &mut ignore);
-        on_bytes(slices.position);
+        // Progress every mebibyte: a few milliseconds apart, a worker's messages to the page
+        // keep its bar moving smoothly.
+        for part in slice.chunks(PROGRESS_BYTES) {
+            validator.feed(part, &mut ignore);
+            checked += part.len() as u64;
+            on_bytes(checked);
+        }
     }
     let (report, rejects) = validator.finish(&mut ignore);
-    keep_rejects(name, rejects);
-    Ok(Validated { report, checksum: checksum.hex() })
+    Ok(Checked { report, checksum: checksum.hex(), rejects })
+}
+
+/// A file's staged rows as chunk bodies, cut on this thread (the page's, or a worker's) as the
+/// file is read: the chunk's number, its body and its rows.
+pub(super) struct FileChunks {
+    validator: Option<FileValidator>,
+    slices: Slices,
+    chunks: ChunkBuilder,
+    next_seq: i32,
+}
+
+/// One chunk of a file's rows: its number in the file, its body and its row count.
+pub(super) type Chunk = (i32, Vec<u8>, usize);
+
+impl FileChunks {
+    pub(super) fn new(file: &File, merchant: Uuid, options: &ReadOptions) -> Self {
+        Self {
+            validator: Some(FileValidator::with_options(merchant, options)),
+            slices: Slices::new(file),
+            chunks: ChunkBuilder::default(),
+            next_seq: 0,
+        }
+    }
+
+    /// The next chunk, parsing as much of the file as it takes; `None` after the last.
+    pub(super) async fn next(&mut self) -> Option<Result<Chunk, String>> {
+        loop {
+            if !self.chunks.ready.is_empty() {
+                let (body, rows) = self.chunks.ready.remove(0);
+                self.next_seq += 1;
+                return Some(Ok((self.next_seq - 1, body, rows)));
+            }
+            let validator = self.validator.as_mut()?;
+            match self.slices.next().await {
+                Some(Ok(slice)) => validator.feed(&slice, &mut |line, row| self.chunks.push(line, row)),
+                Some(Err(problem)) => return Some(Err(problem)),
+                None => {
+                    let last = self.validator.take()?;
+                    let _ = last.finish(&mut |line, row| self.chunks.push(line, row));
+                    self.chunks.cut();
+                }
+            }
+        }
+    }
+}
+
+/// Where a file's chunks are cut: in a worker, or on the page when it has none.
+enum ChunkSource {
+    Worker(super::worker::Chunks),
+    Here(Box<FileChunks>),
+}
+
+impl ChunkSource {
+    async fn next(&mut self) -> Option<Result<Chunk, String>> {
+        match self {
+            ChunkSource::Worker(chunks) => chunks.next().await,
+            ChunkSource::Here(chunks) => chunks.next().await,
+        }
+    }
 }
 
 /// What the upload of one file reports after each stored chunk: its rows, now acknowledged.
@@ -191,47 +281,32 @@ pub async fn upload_file(
     cancelled: impl Fn() -> bool,
 ) -> Result<bool, String> {
     // A cancelled upload stops between chunks; `Ok(false)` says it did not finish.
-    let mut validator = FileValidator::with_options(merchant, options);
-    let mut slices = Slices::new(file);
-    let mut chunks = ChunkBuilder::default();
-    let mut seq = 0i32;
+    let mut source = match super::worker::lease().await {
+        Some(lease) => ChunkSource::Worker(lease.chunks(file, merchant, options, skip)),
+        None => ChunkSource::Here(Box::new(FileChunks::new(file, merchant, options))),
+    };
     let mut in_flight: Option<InFlight> = None;
-    loop {
-        let more = match slices.next().await {
-            Some(slice) => {
-                validator.feed(&slice?, &mut |line, row| chunks.push(line, row));
-                true
-            }
-            None => {
-                let last = std::mem::replace(&mut validator, FileValidator::new(merchant));
-                let _ = last.finish(&mut |line, row| chunks.push(line, row));
-                chunks.cut();
-                false
-            }
-        };
-        // Each chunk is sent as soon as it is cut, and awaited only when the next one is
-        // ready (or the file ends): the next chunk is parsed while the server stores this one.
-        for (chunk, rows) in chunks.ready.drain(..) {
-            if seq >= skip {
-                if let Some(previous) = in_flight.take() {
-                    let sent = previous.complete(&mut on_retry).await?;
-                    on_chunk(sent);
-                }
-                if cancelled() {
-                    return Ok(false);
-                }
-                in_flight = Some(InFlight::start(chunk_path(upload, index, seq), chunk, rows, on_bytes.clone())?);
-            }
-            seq += 1;
+    // Each chunk is sent as soon as it is cut, and awaited only when the next one is ready (or
+    // the file ends): the next chunk is cut while the server stores this one.
+    while let Some(chunk) = source.next().await {
+        let (seq, body, rows) = chunk?;
+        if seq < skip {
+            continue;
         }
-        if !more {
-            if let Some(last) = in_flight.take() {
-                let sent = last.complete(&mut on_retry).await?;
-                on_chunk(sent);
-            }
-            return Ok(true);
+        if let Some(previous) = in_flight.take() {
+            let sent = previous.complete(&mut on_retry).await?;
+            on_chunk(sent);
         }
+        if cancelled() {
+            return Ok(false);
+        }
+        in_flight = Some(InFlight::start(chunk_path(upload, index, seq), body, rows, on_bytes.clone())?);
     }
+    if let Some(last) = in_flight.take() {
+        let sent = last.complete(&mut on_retry).await?;
+        on_chunk(sent);
+    }
+    Ok(true)
 }
 
 /// A chunk whose request has been sent and whose answer is awaited later.

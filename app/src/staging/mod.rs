@@ -12,6 +12,7 @@ pub mod client;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod uploader;
+pub mod worker;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,90 @@
+import { expect, test, type Page } from '@playwright/test';
+import { openAs } from '../pages/LoginPage';
+import { UploadPage } from '../pages/UploadPage';
+import { createMerchant, createUser } from '../support/accounts';
+import { realisticFile, writeFiles } from '../support/csv';
+import { withDb } from '../support/db';
+
+/** Records, for every click on the page, how long it waited for the page's thread: from the
+ * input event's time stamp to its first handler (a capturing one on the document). */
+async function recordClickLatency(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const seen: number[] = [];
+    (window as unknown as { clickLatency: number[] }).clickLatency = seen;
+    document.addEventListener('click', (event) => seen.push(performance.now() - event.timeStamp), true);
+  });
+}
+
+test('the page answers a click within 200 ms while a 500,000-row file is checked', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  const merchant = createMerchant('Responsive');
+  const paths = writeFiles(testInfo.outputPath('files'), { 'big.csv': realisticFile(500_000, 7) });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload');
+  const upload = new UploadPage(page);
+  await recordClickLatency(page);
+  await upload.pick(paths);
+
+  const status = upload.file('big.csv').getByTestId('file-status');
+  const heading = page.getByRole('heading', { level: 1 });
+  let clicksWhileChecking = 0;
+  const percents = new Set<string>();
+  while (/Checking/.test((await status.textContent()) ?? '')) {
+    await heading.click();
+    clicksWhileChecking += 1;
+    percents.add((await status.textContent()) ?? '');
+    await page.waitForTimeout(100);
+  }
+  const latencies = await page.evaluate(() => (window as unknown as { clickLatency: number[] }).clickLatency);
+  // The check ran long enough to be clicked at several times, and showed its progress moving.
+  expect(clicksWhileChecking, 'clicks while the file was checked').toBeGreaterThanOrEqual(5);
+  expect(percents.size, `progress seen: ${[...percents].join(' | ')}`).toBeGreaterThanOrEqual(3);
+  expect(Math.max(...latencies), `click latencies (ms): ${latencies.map((l) => l.toFixed(0)).join(', ')}`).toBeLessThan(
+    200,
+  );
+  await expect(status).toHaveText(/^Valid/);
+  await expect(upload.file('big.csv').getByTestId('rows-staged')).toHaveText('500,000');
+});
+
+test('two files are checked at once, each in a worker of its own, and staged as when checked one at a time', async ({
+  page,
+}, testInfo) => {
+  test.setTimeout(120_000);
+  const merchant = createMerchant('Workers');
+  const paths = writeFiles(testInfo.outputPath('files'), {
+    'a.csv': realisticFile(200_000, 11),
+    'b.csv': realisticFile(200_000, 12),
+  });
+  await openAs(page, createUser('merchant_admin', [merchant]), '/upload?workers=2');
+  const upload = new UploadPage(page);
+  await upload.pick(paths);
+
+  // Both files show their check moving at the same moment (one lane would keep b at 0 %).
+  const under = (text: string | null) => /Checking… ([1-9]\d?)%/.test(text ?? '');
+  await expect
+    .poll(
+      async () =>
+        under(await upload.file('a.csv').getByTestId('file-status').textContent()) &&
+        under(await upload.file('b.csv').getByTestId('file-status').textContent()),
+      { timeout: 30_000, intervals: [50] },
+    )
+    .toBe(true);
+  await upload.waitUntilChecked(['a.csv', 'b.csv']);
+  await expect(page.getByTestId('batch-totals')).toHaveText(
+    '2 file(s) to upload, 0 excluded: 400,000 rows to stage, 0 skipped, 0 rejected.',
+  );
+
+  await upload.uploadButton().click();
+  await expect(upload.done()).toHaveText('Staged 400,000 rows from 2 file(s).', { timeout: 60_000 });
+  const staged = await withDb((db) =>
+    db.query(
+      `SELECT source_file, count(*)::int AS rows, count(DISTINCT source_line)::int AS lines,
+              min(source_line)::int AS first, max(source_line)::int AS last
+       FROM codes_check_temp WHERE merchant_id = $1 GROUP BY source_file ORDER BY source_file`,
+      [merchant.id],
+    ),
+  );
+  expect(staged.rows).toEqual([
+    { source_file: 'a.csv', rows: 200_000, lines: 200_000, first: 2, last: 200_001 },
+    { source_file: 'b.csv', rows: 200_000, lines: 200_000, first: 2, last: 200_001 },
+  ]);
+});
