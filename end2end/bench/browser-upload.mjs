@@ -46,6 +46,8 @@ const option = (name) => {
 const linkMbit = option('--link');
 const latencyMs = option('--latency');
 const onlyPlain = process.argv.includes('--only-plain');
+// `--workers N`: the page that validates the plain files and uploads them asks for N workers.
+const uploadQuery = option('--workers') === undefined ? '' : `?workers=${option('--workers')}`;
 
 /** The resident memory of Chromium's renderer processes (the page and its workers), in bytes. */
 function rendererBytes() {
@@ -125,10 +127,12 @@ try {
   });
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${base}/upload`);
+  await page.goto(`${base}/upload${uploadQuery}`);
   await page.getByLabel('Email').fill('bench@example.com');
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => url.pathname === '/upload');
+  if (uploadQuery) await page.goto(`${base}/upload${uploadQuery}`);
   await page.waitForSelector('body[data-hydrated]');
   await page.waitForSelector('[data-testid=pick-files]:not([disabled])');
 

@@ -44,7 +44,7 @@ pub const CHUNK_ROWS: usize = 100_000;
 /// long fields get there first); the same bytes cut the same way on a resume.
 pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
 /// How hard the page compresses chunks (flate2's levels 0–9): measured in BENCHMARKS.md.
-pub const CHUNK_COMPRESSION: u32 = 1;
+pub const CHUNK_COMPRESSION: u32 = 2;
 
 /// Cuts staged rows into compressed chunks of [`CHUNK_ROWS`] rows (or [`CHUNK_BYTES`]).
 pub struct ChunkBuilder {
