@@ -95,6 +95,9 @@ pub const SLICE_BYTES: u64 = 4 * 1024 * 1024;
 const PROGRESS_BYTES: usize = 1024 * 1024;
 /// How often a chunk is retried while no answer comes or the server asks to wait.
 const MAX_ATTEMPTS: u32 = 12;
+/// How many of a file's chunks are under way at once (sent, not yet acknowledged). The server
+/// keeps a chunk that comes before its turn waiting for the one before it.
+const IN_FLIGHT: usize = 2;
 
 /// Reads a file slice by slice, the next slice's read already under way while the caller
 /// parses the current one (the browser reads it off the thread that parses).
@@ -285,26 +288,33 @@ pub async fn upload_file(
         Some(lease) => ChunkSource::Worker(lease.chunks(file, merchant, options, skip)),
         None => ChunkSource::Here(Box::new(FileChunks::new(file, merchant, options))),
     };
-    let mut in_flight: Option<InFlight> = None;
-    // Each chunk is sent as soon as it is cut, and awaited only when the next one is ready (or
-    // the file ends): the next chunk is cut while the server stores this one.
+    let mut in_flight = std::collections::VecDeque::<InFlight>::new();
+    // Each chunk is sent as soon as it is cut, behind the one before it while that one is still
+    // being sent or stored: the link and the server never wait for the page to cut the next.
+    // At most [`IN_FLIGHT`] of a file's chunks are under way; the oldest is awaited first, so
+    // they are acknowledged in the file's order.
     while let Some(chunk) = source.next().await {
         let (seq, body, rows) = chunk?;
         if seq < skip {
             continue;
         }
-        if let Some(previous) = in_flight.take() {
-            let sent = previous.complete(&mut on_retry).await?;
-            on_chunk(sent);
+        if in_flight.len() == IN_FLIGHT {
+            if let Some(oldest) = in_flight.pop_front() {
+                on_chunk(oldest.complete(&mut on_retry).await?);
+            }
         }
         if cancelled() {
+            // Stopped between chunks: what is under way is awaited, so the count is exact.
+            while let Some(oldest) = in_flight.pop_front() {
+                on_chunk(oldest.complete(&mut on_retry).await?);
+            }
             return Ok(false);
         }
-        in_flight = Some(InFlight::start(chunk_path(upload, index, seq), body, rows, on_bytes.clone())?);
+        let behind = !in_flight.is_empty();
+        in_flight.push_back(InFlight::start(chunk_path(upload, index, seq), body, rows, behind, on_bytes.clone())?);
     }
-    if let Some(last) = in_flight.take() {
-        let sent = last.complete(&mut on_retry).await?;
-        on_chunk(sent);
+    while let Some(oldest) = in_flight.pop_front() {
+        on_chunk(oldest.complete(&mut on_retry).await?);
     }
     Ok(true)
 }
@@ -314,21 +324,29 @@ struct InFlight {
     path: String,
     body: Vec<u8>,
     rows: usize,
+    /// Sent while the file's chunk before it was still under way.
+    behind: bool,
     posting: Posting,
     on_bytes: OnBytesSent,
 }
 
 impl InFlight {
-    fn start(path: String, body: Vec<u8>, rows: usize, on_bytes: OnBytesSent) -> Result<Self, String> {
+    fn start(path: String, body: Vec<u8>, rows: usize, behind: bool, on_bytes: OnBytesSent) -> Result<Self, String> {
         let posting = Posting::start(&path, &body, on_bytes.clone())?;
-        Ok(Self { path, body, rows, posting, on_bytes })
+        Ok(Self { path, body, rows, behind, posting, on_bytes })
     }
 
-    /// The chunk's acknowledgement; a first attempt that got no answer, or an answer that says
-    /// "later" (503, 429), goes on with retries. Any other answer is final.
+    /// The chunk's acknowledgement (awaited after the one before it was acknowledged); a first
+    /// attempt that got no answer, or an answer that says "later" (503, 429), goes on with
+    /// retries. Any other answer is final — but for a 409 to a chunk sent behind another: it
+    /// came before its turn (the one before was resent), and is sent again now that it is.
     async fn complete(self, on_retry: &mut impl FnMut(Option<String>)) -> Result<ChunkSent, String> {
         let sent = ChunkSent { rows: self.rows as i64 };
-        match Attempt::of(self.posting.answer().await) {
+        let answer = self.posting.answer().await;
+        if self.behind && matches!(&answer, Ok(answer) if answer.status == 409) {
+            return send_chunk(&self.path, &self.body, &self.on_bytes, on_retry).await.map(|_| sent);
+        }
+        match Attempt::of(answer) {
             Attempt::Stored(_) => Ok(sent),
             Attempt::Refused(message) => Err(message),
             Attempt::SignedOut => Err(signed_out()),

@@ -532,6 +532,7 @@ pub async fn store_chunk(
     let merchant = merchant_of(pool, upload).await?;
     // Another merchant's upload is answered as one that does not exist.
     caller.may_see(merchant, "upload").map_err(|_| StagingError::NoSuchUpload)?;
+    wait_for_turn(pool, upload, file, seq).await?;
 
     let mut tx = pool.begin().await?;
     // The file's row lock orders its chunks; other files' chunks proceed in parallel.
@@ -605,6 +606,31 @@ pub async fn store_chunk(
     tx.commit().await?;
     metrics::counter!("upload_rows_stored_total").increment(count as u64);
     Ok(ChunkAck { duplicate: false, rows_received: rows_received + count, next_seq: next_seq + 1 })
+}
+
+/// How long a chunk that came right behind the one before it waits for that one to be stored.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits while chunk `seq` of the file is the one after the next one expected: the page keeps
+/// two of a file's chunks in flight, and the second may come in before the first is stored (or
+/// while it is). It waits at most [`TURN_WAIT`]; then, or for any other chunk, [`store_chunk`]
+/// decides under the file's lock as ever (a chunk still ahead of its turn is refused with 409,
+/// which the page answers by sending it again once the one before is stored).
+async fn wait_for_turn(pool: &PgPool, upload: Uuid, file: i32, seq: i32) -> Result<(), sqlx::Error> {
+    let deadline = std::time::Instant::now() + TURN_WAIT;
+    while std::time::Instant::now() < deadline {
+        let next: Option<i32> =
+            sqlx::query_scalar("SELECT next_seq FROM upload_files WHERE upload_id = $1 AND file_index = $2")
+                .bind(upload)
+                .bind(file)
+                .fetch_optional(pool)
+                .await?;
+        if next != Some(seq - 1) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// Inflates a chunk, re-checks every row for `merchant` and writes it in `COPY … FROM STDIN`

@@ -49,8 +49,8 @@ pub async fn run(merchant: Uuid, manifests: Vec<FileManifest>, view: Rc<impl Run
     // Rows staged per file, from what the server held at the start.
     let staged: RefCell<Vec<(String, i64)>> =
         RefCell::new(state.files.iter().map(|f| (f.name.clone(), f.rows_received)).collect());
-    // Two files at a time: while one file's chunk is being stored, the next chunk of the other
-    // is parsed here.
+    // Two files at a time (each sends two of its chunks at once, see `client::upload_file`):
+    // while one file's chunk is being stored, the next chunks of both are cut and sent.
     let queue: RefCell<VecDeque<FileProgress>> =
         RefCell::new(state.files.iter().filter(|p| p.rows_received < p.rows_expected).cloned().collect());
     let failures = RefCell::new(Vec::<(String, String)>::new());

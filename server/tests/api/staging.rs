@@ -204,6 +204,39 @@ async fn a_bad_or_out_of_order_chunk_leaves_earlier_chunks_as_they_were() {
 }
 
 #[tokio::test]
+async fn a_chunk_that_comes_in_just_before_the_one_it_follows_waits_for_it() {
+    // The page keeps two of a file's chunks in flight: the second can reach the server first.
+    // Seen before it waited: the second answered 409 at once, and the file stopped.
+    let Setup { app, merchant, admin } = setup().await;
+    let upload: UploadState =
+        start(&app, &admin, merchant, &[manifest("a.csv", 4), manifest("b.csv", 2)]).await.json().await.unwrap();
+    let second = send(&app, &admin, upload.id, 0, 1, chunk(merchant, &[(4, "C"), (5, "D")]));
+    let first = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        send(&app, &admin, upload.id, 0, 0, chunk(merchant, &[(2, "A"), (3, "B")])).await
+    };
+    let (second, first) = tokio::join!(second, first);
+    assert_eq!(first.json::<ChunkAck>().await.unwrap(), ChunkAck { duplicate: false, rows_received: 2, next_seq: 1 });
+    assert_eq!(second.json::<ChunkAck>().await.unwrap(), ChunkAck { duplicate: false, rows_received: 4, next_seq: 2 });
+    let rows = staged(&app, merchant).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1.as_str(), r.3)).collect::<Vec<_>>(),
+        vec![(1, "A", 2), (2, "B", 3), (3, "C", 4), (4, "D", 5)],
+        "stored in the file's order, numbered as if sent one by one"
+    );
+
+    // One that never gets its turn (the one before it was lost) is refused after the wait, and
+    // nothing of it is stored; sent again after the one before, it is taken.
+    let early = send(&app, &admin, upload.id, 1, 1, chunk(merchant, &[(3, "F")])).await;
+    assert_eq!(early.status(), 409);
+    assert!(early.text().await.unwrap().contains("Chunk 1 arrived before chunk 0"));
+    send(&app, &admin, upload.id, 1, 0, chunk(merchant, &[(2, "E")])).await;
+    let again = send(&app, &admin, upload.id, 1, 1, chunk(merchant, &[(3, "F")])).await;
+    assert_eq!(again.json::<ChunkAck>().await.unwrap(), ChunkAck { duplicate: false, rows_received: 2, next_seq: 2 });
+    assert_eq!(staged(&app, merchant).await.len(), 6);
+}
+
+#[tokio::test]
 async fn a_chunk_that_inflates_past_the_cap_is_refused_with_413_and_earlier_chunks_stay() {
     use std::io::Write;
     let Setup { app, merchant, admin } = setup().await;
