@@ -13,10 +13,13 @@
 // `--only-plain`: the plain files validated once and uploaded, no variants (for a full batch).
 // The renderers' memory (resident, all of Chromium's renderer processes: the tab and its
 // workers) is sampled every half second; its peak is printed.
+// The upload's peer, in the same run: `server bench-stage` stages the same files through the
+// server's chunk path (no browser, no HTTP); the ratio of the rates is printed, with the CPU
+// seconds the server, Chromium and PostgreSQL spent during the browser's upload.
 import { chromium } from '@playwright/test';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
@@ -57,6 +60,23 @@ function rendererBytes() {
     if (match && /chrom/.test(match[2]) && match[2].includes('--type=renderer')) total += Number(match[1]) * 1024;
   }
   return total;
+}
+/** CPU seconds used so far by the processes of each kind: the server, Chromium, PostgreSQL. */
+function cpuSeconds() {
+  const totals = { server: 0, chromium: 0, postgres: 0 };
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat;
+    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
+    const close = stat.lastIndexOf(')');
+    const name = stat.slice(stat.indexOf('(') + 1, close);
+    const fields = stat.slice(close + 2).split(' ');
+    // utime and stime, in clock ticks (100 a second on Linux).
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    const kind = Number(pid) === child?.pid ? 'server' : /chrom/.test(name) ? 'chromium' : name === 'postgres' ? 'postgres' : null;
+    if (kind) totals[kind] += seconds;
+  }
+  return totals;
 }
 let peakRenderer = 0;
 const sampler = setInterval(() => { peakRenderer = Math.max(peakRenderer, rendererBytes()); }, 500);
@@ -114,7 +134,8 @@ const latinPaths = onlyPlain ? [] : files('latin', accented, (t) => Buffer.from(
 const mappedPaths = onlyPlain ? [] : files('mapped', (i) => `Gift card ${i % 50}`, (t) => Buffer.from(t, 'utf8'),
   'Voucher Code,Serial No,Product SKU,Loyalty Points,Product Name,Batch,Amount');
 
-const child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
+let child;
+child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
 try {
   for (let i = 0; ; i++) {
     try { if ((await fetch(`${base}/healthz`)).ok) break; } catch {}
@@ -136,6 +157,16 @@ try {
   await page.waitForSelector('body[data-hydrated]');
   await page.waitForSelector('[data-testid=pick-files]:not([disabled])');
 
+  /** Until the page's workers have loaded (they start as the page opens, before a file is
+   * chosen, as a user meets them): as many as `?workers=` asks, else one per core, at most 4. */
+  async function workersLoaded(on, query) {
+    const asked = /workers=(\d+)/.exec(query)?.[1];
+    await on.waitForFunction((asked) => {
+      const want = Math.min(asked === undefined ? navigator.hardwareConcurrency : Number(asked), 4);
+      return Number(document.body.dataset.workersReady ?? 0) >= want;
+    }, asked, { timeout: 60_000 });
+  }
+  await workersLoaded(page, uploadQuery);
   /** Seconds until every file listed on `on` is checked, and then every status. */
   const checked = async (on, started) => {
     await on.waitForFunction((count) => {
@@ -151,14 +182,19 @@ try {
     await other.goto(`${base}/upload${query}`);
     await other.waitForSelector('body[data-hydrated]');
     await other.waitForSelector('[data-testid=pick-files]:not([disabled])');
+    await workersLoaded(other, query);
     return other;
   };
 
   /** Seconds to validate `paths` on `on` (all of them Valid, else the run stops). */
+  // Chromium's CPU seconds per second of each validation, by variant: how many cores it kept busy.
+  const busyCores = {};
   const validate = async (on, paths, what) => {
+    const cpuBefore = cpuSeconds().chromium;
     const started = performance.now();
     await on.getByTestId('pick-files').setInputFiles(paths);
     const [seconds, statuses] = await checked(on, started);
+    (busyCores[what] ??= []).push((cpuSeconds().chromium - cpuBefore) / seconds);
     if (statuses.some((s) => s !== 'Valid')) throw new Error(`${what}: ${statuses}`);
     return seconds;
   };
@@ -240,15 +276,26 @@ try {
     });
   }
   started = performance.now();
+  const cpuBefore = cpuSeconds();
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
   await page.getByTestId('upload-done').waitFor({ timeout: 600_000 });
   const uploadSeconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuSeconds();
+  // What each kind of process spent of the machine's cores during the upload (PostgreSQL's
+  // counts only processes that ended or still run: a backend that exited mid-upload is missed).
+  const uploadCpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, Number((cpuAfter[k] - cpuBefore[k]).toFixed(2))]));
   clearInterval(sampler);
   peakRenderer = Math.max(peakRenderer, rendererBytes());
   // The chunk bodies the server received (resent ones too), from its own counter.
   const metrics = await (await fetch(`http://${metricsAddr}/metrics`)).text();
   const wireBytes = Number(/^upload_bytes_received_total (\d+)/m.exec(metrics)?.[1] ?? NaN);
+  // How long the server spent storing chunks (each request's own time, summed over requests).
+  const chunkSeconds = Number(/^upload_chunk_seconds_sum ([0-9.e+-]+)/m.exec(metrics)?.[1] ?? NaN);
+  const chunkCount = Number(/^upload_chunk_seconds_count (\d+)/m.exec(metrics)?.[1] ?? NaN);
   await browser.close();
+  // The peer: the server's own staging of the same files (through the chunk path, without a
+  // browser or HTTP), in the same run, on the same database.
+  const serverStaging = JSON.parse(run(['bench-stage', '--json', ...paths]).trim().split('\n').pop());
 
   const db = new pg.Client({ connectionString: database });
   await db.connect();
@@ -274,8 +321,18 @@ try {
     console.log(`Windows-1252 rate / plain UTF-8 rate: ${(validateSeconds / latinSeconds).toFixed(2)}; / the same text in UTF-8: ${(utf8Seconds / latinSeconds).toFixed(2)}`);
     console.log(`mapped rate / plain UTF-8 rate: ${(validateSeconds / mappedSeconds).toFixed(2)}`);
     console.log(`workers' rate / one worker's: ${(oneWorkerSeconds / validateSeconds).toFixed(2)}; / on the page's thread: ${(onPageSeconds / validateSeconds).toFixed(2)}`);
+    const cores = (what) => (busyCores[what] ?? []).map((c) => c.toFixed(2)).join('  ');
+    console.log(`Chromium's busy cores while validating (CPU s per s, each round): workers ${cores('validation')}; one worker ${cores('one worker')}; on the page ${cores('on the page')} (of ${cpus().length})`);
   }
   report('browser upload (end to end)', uploadSeconds);
+  report('server staging (same files)', serverStaging.seconds);
+  if (json) {
+    console.log(JSON.stringify({ step: 'browser upload / server staging', rate_ratio: Number((serverStaging.seconds / uploadSeconds).toFixed(3)), cpu_seconds: uploadCpu, chunks: chunkCount, chunk_seconds: Number(chunkSeconds.toFixed(3)) }));
+  } else {
+    console.log(`browser upload rate / server staging rate: ${(serverStaging.seconds / uploadSeconds).toFixed(2)}`);
+    console.log(`  CPU during the upload (s): ${Object.entries(uploadCpu).map(([k, v]) => `${k} ${v}`).join(', ')}; wall ${uploadSeconds.toFixed(2)} s × ${cpus().length} cores`);
+    console.log(`  the server stored ${chunkCount} chunks in ${chunkSeconds.toFixed(2)} s of request time (${(chunkSeconds / uploadSeconds).toFixed(2)} chunks' worth at once on average)`);
+  }
   if (json) console.log(JSON.stringify({ step: 'browser memory', peak_renderer_mb: Math.round(peakRenderer / 1048576) }));
   else console.log(`renderers' peak resident memory (the page and its workers): ${(peakRenderer / 1048576).toFixed(0)} MiB`);
   const link = linkMbit === undefined ? 'unlimited' : `${linkMbit} Mbit/s`;

@@ -28,6 +28,11 @@ pub enum Command {
     },
     /// `bench [--scale S] [--schema app|original] [--json]`
     Bench(crate::bench::Options),
+    /// `bench-stage [--json] FILE…`
+    BenchStage {
+        files: Vec<std::path::PathBuf>,
+        json: bool,
+    },
     Help,
 }
 
@@ -45,7 +50,11 @@ usage:
                                            run the benchmark on a scratch database next to
                                            DATABASE_URL's (scale 1.0 = 63 files, 15.5 M rows),
                                            on this app's tables or on the original system's
-                                           adopted by the migrations, beside the original method";
+                                           adopted by the migrations, beside the original method
+  server bench-stage [--json] FILE...      time the server's own staging of these CSV files
+                                           (through the chunk path, for a merchant of its own in
+                                           DATABASE_URL's database, cleared after): the peer of
+                                           the browser's upload in its benchmark";
 
 /// Parses the arguments after the program name; the error says what is wrong.
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -60,6 +69,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut scale = 0.1;
     let mut json = false;
     let mut schema = crate::bench::Schema::App;
+    let mut files = Vec::new();
     let mut flags = rest.iter();
     while let Some(flag) = flags.next() {
         let mut value = || flags.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -93,6 +103,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 let given = value()?;
                 merchants.push(given.parse().map_err(|_| format!("--merchant {given:?} is not a merchant id (uuid)"))?);
             }
+            path if command == "bench-stage" && !path.starts_with("--") => files.push(path.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -108,6 +119,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             name: name.ok_or("rename-merchant needs --name")?,
         }),
         "bench" => Ok(Command::Bench(crate::bench::Options { scale, json, schema })),
+        "bench-stage" if files.is_empty() => Err("bench-stage needs the CSV files to stage".to_owned()),
+        "bench-stage" => Ok(Command::BenchStage { files, json }),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!("unknown command {other:?}")),
     }
@@ -175,5 +188,15 @@ mod tests {
         );
         assert_eq!(parse(&args("bench")), Ok(Command::Bench(Options { scale: 0.1, json: false, schema: Schema::App })));
         assert!(parse(&args("bench --schema supabase")).unwrap_err().contains("--schema"));
+    }
+
+    #[test]
+    fn bench_stage_takes_the_files_to_stage() {
+        assert_eq!(
+            parse(&args("bench-stage --json a.csv b.csv")),
+            Ok(Command::BenchStage { files: vec!["a.csv".into(), "b.csv".into()], json: true })
+        );
+        assert!(parse(&args("bench-stage")).unwrap_err().contains("files"));
+        assert!(parse(&args("bench a.csv")).unwrap_err().contains("a.csv"));
     }
 }

@@ -410,6 +410,9 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
         Command::Bench(options) => {
             crate::bench::run(&config.database_url, &options).await.map_err(StartupError::Command)
         }
+        Command::BenchStage { files, json } => {
+            crate::bench::stage_files(&config.database_url, &files, json).await.map_err(StartupError::Command)
+        }
         Command::RenameMerchant { id, name } => {
             let pool = prepare_database(&config.database_url).await?;
             let merchant = app::admin::ssr::rename_merchant(&pool, id, &name)

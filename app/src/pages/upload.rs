@@ -157,6 +157,8 @@ pub fn UploadPage() -> impl IntoView {
         merchant.track();
         refresh_staged();
     });
+    // The file checkers load while the user chooses files.
+    Effect::new(move |_| worker::warm_up());
     let picked_again = RwSignal::new(Vec::<String>::new());
     let unfinished = Resource::new(
         move || (merchant.get(), phase.get() == Phase::Choosing),

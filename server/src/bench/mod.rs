@@ -231,61 +231,9 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     steps.push(Step::done("validate (native)", staged_rows, started, None));
     mismatches.expect("rows validation stages", staged_rows, truth.staged);
 
-    // Staging through the server's chunk path, file by file, chunk by chunk.
-    let manifests: Vec<FileManifest> = reports
-        .iter()
-        .enumerate()
-        .map(|(i, report)| FileManifest {
-            name: format!("NBD_{:02}.csv", i + 1),
-            size: files[i].len() as i64,
-            checksum: format!("bench-{i}"),
-            rows: report.rows_staged,
-            report: report.clone(),
-            restage: false,
-        })
-        .collect();
     settle(pool).await?;
-
     let started = start_step();
-    let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
-    // Two files at a time, as the page sends them: one file's rows are parsed while the
-    // other's chunk is being stored.
-    let next_file = std::sync::atomic::AtomicUsize::new(0);
-    // BENCH_CHUNK_ROWS measures other chunk sizes than the app's.
-    let chunk_rows =
-        std::env::var("BENCH_CHUNK_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(app::staging::CHUNK_ROWS);
-    let worker = || async {
-        loop {
-            let index = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(file) = files.get(index) else {
-                return Ok::<(), String>(());
-            };
-            let mut validator = FileValidator::new(merchant);
-            let mut chunks = ChunkBuilder::with_rows(chunk_rows);
-            let mut seq = 0;
-            for slice in file.chunks(SLICE) {
-                validator.feed(slice, &mut |line, row| chunks.push(line, row));
-                for (chunk, _) in chunks.ready.drain(..) {
-                    staging::store_chunk(pool, &caller, upload.id, index as i32, seq, &chunk)
-                        .await
-                        .map_err(|e| fail(&e))?;
-                    seq += 1;
-                }
-            }
-            validator.finish(&mut |line, row| chunks.push(line, row));
-            chunks.cut();
-            for (chunk, _) in chunks.ready.drain(..) {
-                staging::store_chunk(pool, &caller, upload.id, index as i32, seq, &chunk)
-                    .await
-                    .map_err(|e| fail(&e))?;
-                seq += 1;
-            }
-        }
-    };
-    let (first, second) = tokio::join!(worker(), worker());
-    first?;
-    second?;
-    let done = staging::finish_upload(pool, upload.id).await.map_err(|e| fail(&e))?;
+    let done = stage_batch(pool, &caller, merchant, user, &files, &reports).await?;
     let mut stage = Step::done("stage", staged_rows, started, None);
     let staged_in_db: i64 = sqlx::query_scalar("SELECT count(*) FROM codes_check_temp WHERE merchant_id = $1")
         .bind(merchant)
@@ -575,6 +523,121 @@ async fn finished(pool: &PgPool, merchant: Uuid, kind: &str) -> Result<serde_jso
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the {kind} left no result"))?;
     Ok(result)
+}
+
+/// Stages `files` (validated as `reports` say) for `merchant` through the server's chunk path,
+/// file by file and chunk by chunk — two files at a time, as the page sends them: one file's
+/// rows are parsed while the other's chunk is being stored — and finishes the upload.
+async fn stage_batch(
+    pool: &PgPool,
+    caller: &Caller,
+    merchant: Uuid,
+    user: Uuid,
+    files: &[Vec<u8>],
+    reports: &[FileReport],
+) -> Result<app::staging::UploadState, String> {
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    let manifests: Vec<FileManifest> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, report)| FileManifest {
+            name: format!("NBD_{:02}.csv", i + 1),
+            size: files[i].len() as i64,
+            checksum: format!("bench-{i}"),
+            rows: report.rows_staged,
+            report: report.clone(),
+            restage: false,
+        })
+        .collect();
+    let upload = staging::start_upload(pool, merchant, user, &manifests).await.map_err(|e| fail(&e))?;
+    let next_file = std::sync::atomic::AtomicUsize::new(0);
+    // BENCH_CHUNK_ROWS measures other chunk sizes than the app's.
+    let chunk_rows =
+        std::env::var("BENCH_CHUNK_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(app::staging::CHUNK_ROWS);
+    let worker = || async {
+        loop {
+            let index = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(file) = files.get(index) else {
+                return Ok::<(), String>(());
+            };
+            let mut validator = FileValidator::new(merchant);
+            let mut chunks = ChunkBuilder::with_rows(chunk_rows);
+            let mut seq = 0;
+            let mut slices = file.chunks(SLICE);
+            loop {
+                let last = match slices.next() {
+                    Some(slice) => {
+                        validator.feed(slice, &mut |line, row| chunks.push(line, row));
+                        false
+                    }
+                    None => {
+                        std::mem::replace(&mut validator, FileValidator::new(merchant))
+                            .finish(&mut |line, row| chunks.push(line, row));
+                        chunks.cut();
+                        true
+                    }
+                };
+                for (chunk, _) in chunks.ready.drain(..) {
+                    staging::store_chunk(pool, caller, upload.id, index as i32, seq, &chunk)
+                        .await
+                        .map_err(|e| fail(&e))?;
+                    seq += 1;
+                }
+                if last {
+                    break;
+                }
+            }
+        }
+    };
+    let (first, second) = tokio::join!(worker(), worker());
+    first?;
+    second?;
+    staging::finish_upload(pool, upload.id).await.map_err(|e| fail(&e))
+}
+
+/// `server bench-stage FILE…`: the server's own staging rate for the files the browser's
+/// benchmark uploads, in the same run: the files validated (not timed), then staged through the
+/// chunk path as [`steps`] stages them, for a merchant of their own in `database_url`'s
+/// database; the staged rows are cleared after. Prints one line (JSON with `json`).
+pub async fn stage_files(database_url: &str, paths: &[std::path::PathBuf], json: bool) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    let files = paths
+        .iter()
+        .map(|path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pool = crate::prepare_database(database_url).await.map_err(|e| e.to_string())?;
+    let name = format!("Bench staging {}", std::process::id());
+    let merchant = app::admin::ssr::create_merchant(&pool, &name).await.map_err(|e| fail(&e))?.id;
+    let email = format!("bench-stage-{}@example.com", std::process::id());
+    let user = app::auth::ssr::create_user(&pool, &email, "bench password, not secret".into(), Role::Ops, &[])
+        .await
+        .map_err(|e| fail(&e))?;
+    let caller = Caller(CurrentUser { id: user, email, role: Role::Ops, merchants: vec![] });
+    let reports: Vec<FileReport> = files
+        .iter()
+        .map(|file| {
+            let mut validator = FileValidator::new(merchant);
+            for slice in file.chunks(SLICE) {
+                validator.feed(slice, &mut |_, _| {});
+            }
+            validator.finish(&mut |_, _| {}).0
+        })
+        .collect();
+    let rows: i64 = reports.iter().map(|r| r.rows_staged).sum();
+    settle(&pool).await?;
+    let started = Instant::now();
+    let done = stage_batch(&pool, &caller, merchant, user, &files, &reports).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cleared = staging::clear_staging(&pool, merchant, user).await.map_err(|e| fail(&e))?;
+    if done.rows_received() != rows || cleared != rows {
+        return Err(format!("staged {} rows and cleared {cleared}, validation counted {rows}", done.rows_received()));
+    }
+    if json {
+        println!("{}", serde_json::json!({ "step": "server staging", "rows": rows, "seconds": seconds }));
+    } else {
+        println!("server staging {rows} rows {seconds:.2} s {:.0} rows/s", rows as f64 / seconds);
+    }
+    Ok(())
 }
 
 /// The staged rows as `COPY` text, read back from the table (not timed).
