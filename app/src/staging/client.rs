@@ -293,6 +293,7 @@ pub async fn upload_file(
     // being sent or stored: the link and the server never wait for the page to cut the next.
     // At most [`IN_FLIGHT`] of a file's chunks are under way; the oldest is awaited first, so
     // they are acknowledged in the file's order.
+    let mut stopped = false;
     while let Some(chunk) = source.next().await {
         let (seq, body, rows) = chunk?;
         if seq < skip {
@@ -304,19 +305,17 @@ pub async fn upload_file(
             }
         }
         if cancelled() {
-            // Stopped between chunks: what is under way is awaited, so the count is exact.
-            while let Some(oldest) = in_flight.pop_front() {
-                on_chunk(oldest.complete(&mut on_retry).await?);
-            }
-            return Ok(false);
+            stopped = true;
+            break;
         }
         let behind = !in_flight.is_empty();
         in_flight.push_back(InFlight::start(chunk_path(upload, index, seq), body, rows, behind, on_bytes.clone())?);
     }
+    // What is under way is awaited, after a stop too, so the count is exact.
     while let Some(oldest) = in_flight.pop_front() {
         on_chunk(oldest.complete(&mut on_retry).await?);
     }
-    Ok(true)
+    Ok(!stopped)
 }
 
 /// A chunk whose request has been sent and whose answer is awaited later.

@@ -532,9 +532,7 @@ pub async fn store_chunk(
     let merchant = merchant_of(pool, upload).await?;
     // Another merchant's upload is answered as one that does not exist.
     caller.may_see(merchant, "upload").map_err(|_| StagingError::NoSuchUpload)?;
-    wait_for_turn(pool, upload, file, seq).await?;
 
-    let mut tx = pool.begin().await?;
     // The file's row lock orders its chunks; other files' chunks proceed in parallel.
     /// The file's place in its upload, locked.
     #[derive(sqlx::FromRow)]
@@ -548,8 +546,14 @@ pub async fn store_chunk(
         rows_received: i64,
         next_seq: i32,
     }
-    let Some(Receiving { status, row_base, name, row_offset, rows_expected, rows_received, next_seq }) =
-        sqlx::query_as(
+    // The page keeps two of a file's chunks in flight, and the second may come in before the
+    // first is stored (or while it is): it waits its turn, at most `TURN_WAIT`. Still early
+    // then, it is refused below with 409, and the page sends it again once the one before is
+    // stored.
+    let waiting_since = std::time::Instant::now();
+    let (mut tx, Receiving { status, row_base, name, row_offset, rows_expected, rows_received, next_seq }) = loop {
+        let mut tx = pool.begin().await?;
+        let receiving: Option<Receiving> = sqlx::query_as(
             "SELECT u.status, u.row_base, f.name, f.row_offset, f.rows_expected, f.rows_received, f.next_seq
              FROM upload_files f JOIN uploads u ON u.id = f.upload_id
              WHERE f.upload_id = $1 AND f.file_index = $2
@@ -558,9 +562,15 @@ pub async fn store_chunk(
         .bind(upload)
         .bind(file)
         .fetch_optional(&mut *tx)
-        .await?
-    else {
-        return Err(StagingError::NoSuchFile);
+        .await?;
+        match receiving {
+            None => return Err(StagingError::NoSuchFile),
+            Some(early) if early.next_seq == seq - 1 && waiting_since.elapsed() < TURN_WAIT => {
+                drop(tx);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Some(receiving) => break (tx, receiving),
+        }
     };
     if seq < next_seq {
         return Ok(ChunkAck { duplicate: true, rows_received, next_seq });
@@ -608,30 +618,9 @@ pub async fn store_chunk(
     Ok(ChunkAck { duplicate: false, rows_received: rows_received + count, next_seq: next_seq + 1 })
 }
 
-/// How long a chunk that came right behind the one before it waits for that one to be stored.
+/// How long a chunk that came right behind the one before it waits for that one to be stored
+/// (see [`store_chunk`]).
 const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Waits while chunk `seq` of the file is the one after the next one expected: the page keeps
-/// two of a file's chunks in flight, and the second may come in before the first is stored (or
-/// while it is). It waits at most [`TURN_WAIT`]; then, or for any other chunk, [`store_chunk`]
-/// decides under the file's lock as ever (a chunk still ahead of its turn is refused with 409,
-/// which the page answers by sending it again once the one before is stored).
-async fn wait_for_turn(pool: &PgPool, upload: Uuid, file: i32, seq: i32) -> Result<(), sqlx::Error> {
-    let deadline = std::time::Instant::now() + TURN_WAIT;
-    while std::time::Instant::now() < deadline {
-        let next: Option<i32> =
-            sqlx::query_scalar("SELECT next_seq FROM upload_files WHERE upload_id = $1 AND file_index = $2")
-                .bind(upload)
-                .bind(file)
-                .fetch_optional(pool)
-                .await?;
-        if next != Some(seq - 1) {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    Ok(())
-}
 
 /// Inflates a chunk, re-checks every row for `merchant` and writes it in `COPY … FROM STDIN`
 /// binary format, numbered from `first_row_number`; the data and the row count, or the error

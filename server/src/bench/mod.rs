@@ -219,18 +219,12 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     settle(pool).await?;
 
     let started = start_step();
-    let mut reports: Vec<FileReport> = Vec::new();
-    for file in &files {
-        let mut validator = FileValidator::new(merchant);
-        for slice in file.chunks(SLICE) {
-            validator.feed(slice, &mut |_, _| {});
-        }
-        reports.push(validator.finish(&mut |_, _| {}).0);
-    }
+    let reports = validate_natively(&files, merchant);
     let staged_rows: i64 = reports.iter().map(|r| r.rows_staged).sum();
     steps.push(Step::done("validate (native)", staged_rows, started, None));
     mismatches.expect("rows validation stages", staged_rows, truth.staged);
 
+    // Staging through the server's chunk path, file by file, chunk by chunk.
     settle(pool).await?;
     let started = start_step();
     let done = stage_batch(pool, &caller, merchant, user, &files, &reports).await?;
@@ -525,6 +519,20 @@ async fn finished(pool: &PgPool, merchant: Uuid, kind: &str) -> Result<serde_jso
     Ok(result)
 }
 
+/// Every file's report, validated as the browser does it (here natively), slice by slice.
+fn validate_natively(files: &[Vec<u8>], merchant: Uuid) -> Vec<FileReport> {
+    files
+        .iter()
+        .map(|file| {
+            let mut validator = FileValidator::new(merchant);
+            for slice in file.chunks(SLICE) {
+                validator.feed(slice, &mut |_, _| {});
+            }
+            validator.finish(&mut |_, _| {}).0
+        })
+        .collect()
+}
+
 /// Stages `files` (validated as `reports` say) for `merchant` through the server's chunk path,
 /// file by file and chunk by chunk — two files at a time, as the page sends them: one file's
 /// rows are parsed while the other's chunk is being stored — and finishes the upload.
@@ -563,29 +571,20 @@ async fn stage_batch(
             let mut validator = FileValidator::new(merchant);
             let mut chunks = ChunkBuilder::with_rows(chunk_rows);
             let mut seq = 0;
-            let mut slices = file.chunks(SLICE);
-            loop {
-                let last = match slices.next() {
-                    Some(slice) => {
-                        validator.feed(slice, &mut |line, row| chunks.push(line, row));
-                        false
-                    }
-                    None => {
-                        std::mem::replace(&mut validator, FileValidator::new(merchant))
-                            .finish(&mut |line, row| chunks.push(line, row));
-                        chunks.cut();
-                        true
-                    }
-                };
+            for slice in file.chunks(SLICE) {
+                validator.feed(slice, &mut |line, row| chunks.push(line, row));
                 for (chunk, _) in chunks.ready.drain(..) {
                     staging::store_chunk(pool, caller, upload.id, index as i32, seq, &chunk)
                         .await
                         .map_err(|e| fail(&e))?;
                     seq += 1;
                 }
-                if last {
-                    break;
-                }
+            }
+            validator.finish(&mut |line, row| chunks.push(line, row));
+            chunks.cut();
+            for (chunk, _) in chunks.ready.drain(..) {
+                staging::store_chunk(pool, caller, upload.id, index as i32, seq, &chunk).await.map_err(|e| fail(&e))?;
+                seq += 1;
             }
         }
     };
@@ -613,16 +612,7 @@ pub async fn stage_files(database_url: &str, paths: &[std::path::PathBuf], json:
         .await
         .map_err(|e| fail(&e))?;
     let caller = Caller(CurrentUser { id: user, email, role: Role::Ops, merchants: vec![] });
-    let reports: Vec<FileReport> = files
-        .iter()
-        .map(|file| {
-            let mut validator = FileValidator::new(merchant);
-            for slice in file.chunks(SLICE) {
-                validator.feed(slice, &mut |_, _| {});
-            }
-            validator.finish(&mut |_, _| {}).0
-        })
-        .collect();
+    let reports = validate_natively(&files, merchant);
     let rows: i64 = reports.iter().map(|r| r.rows_staged).sum();
     settle(&pool).await?;
     let started = Instant::now();
