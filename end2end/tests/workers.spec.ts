@@ -25,14 +25,16 @@ test('the page answers a click within 200 ms while a 1,000,000-row file is check
   await upload.pick(paths);
 
   const status = upload.file('big.csv').getByTestId('file-status');
-  const heading = page.getByRole('heading', { level: 1 });
+  // Clicks on the heading as a mouse makes them (one input event each, no waiting for the
+  // element between them), as fast as they are answered: a check of under a second is clicked
+  // at many times, whatever the machine's speed.
+  const heading = (await page.getByRole('heading', { level: 1 }).boundingBox())!;
   let clicksWhileChecking = 0;
   const percents = new Set<string>();
-  while (/Checking/.test((await status.textContent()) ?? '')) {
-    await heading.click();
+  for (let shown = (await status.textContent()) ?? ''; /Checking/.test(shown); shown = (await status.textContent()) ?? '') {
+    percents.add(shown);
+    await page.mouse.click(heading.x + heading.width / 2, heading.y + heading.height / 2);
     clicksWhileChecking += 1;
-    percents.add((await status.textContent()) ?? '');
-    await page.waitForTimeout(20);
   }
   const latencies = await page.evaluate(() => (window as unknown as { clickLatency: number[] }).clickLatency);
   // The check ran long enough to be clicked at several times, and showed its progress moving.
