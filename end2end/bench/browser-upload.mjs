@@ -17,11 +17,12 @@
 // server's chunk path (no browser, no HTTP); the ratio of the rates is printed, with the CPU
 // seconds the server, Chromium and PostgreSQL spent during the browser's upload.
 import { chromium } from '@playwright/test';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { chromiumOptions, dropDatabase, password, rendererBytes, serverEnv, signIn, startServer, stopServer } from './common.mjs';
 
 const rows = Number(process.env.ROWS ?? 1_000_000);
 // Split over several files, as real batches are (the page sends two files at a time).
@@ -29,16 +30,10 @@ const fileCount = Number(process.env.FILES ?? 4);
 const server = process.env.SERVER_BIN;
 const port = process.env.PORT ?? '3191';
 const base = `http://127.0.0.1:${port}`;
-const database = `postgres://postgres@127.0.0.1:5432/code_import_bench_browser_${process.pid}`;
-const metricsAddr = `127.0.0.1:${Number(port) + 1}`;
-const env = {
-  ...process.env,
-  DATABASE_URL: database,
-  APP_ADDR: `127.0.0.1:${port}`,
-  METRICS_ADDR: metricsAddr,
-  RUST_LOG: process.env.RUST_LOG ?? 'warn',
-};
-const password = 'bench password, not secret';
+const databaseName = `code_import_bench_browser_${process.pid}`;
+const env = serverEnv(databaseName, port);
+const database = env.DATABASE_URL;
+const metricsAddr = env.METRICS_ADDR;
 const option = (name) => {
   const at = process.argv.indexOf(name);
   if (at < 0) return undefined;
@@ -52,15 +47,6 @@ const onlyPlain = process.argv.includes('--only-plain');
 // `--workers N`: the page that validates the plain files and uploads them asks for N workers.
 const uploadQuery = option('--workers') === undefined ? '' : `?workers=${option('--workers')}`;
 
-/** The resident memory of Chromium's renderer processes (the page and its workers), in bytes. */
-function rendererBytes() {
-  let total = 0;
-  for (const line of execFileSync('ps', ['-eo', 'rss=,args='], { encoding: 'utf8' }).split('\n')) {
-    const match = /^\s*(\d+)\s+(.*)$/.exec(line);
-    if (match && /chrom/.test(match[2]) && match[2].includes('--type=renderer')) total += Number(match[1]) * 1024;
-  }
-  return total;
-}
 /** CPU seconds used so far by the processes of each kind: the server, Chromium, PostgreSQL. */
 function cpuSeconds() {
   const totals = { server: 0, chromium: 0, postgres: 0 };
@@ -135,26 +121,12 @@ const mappedPaths = onlyPlain ? [] : files('mapped', (i) => `Gift card ${i % 50}
   'Voucher Code,Serial No,Product SKU,Loyalty Points,Product Name,Batch,Amount');
 
 let child;
-child = spawn(server, [], { env, cwd: process.env.REPO_ROOT, stdio: 'inherit' });
 try {
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${base}/healthz`)).ok) break; } catch {}
-    if (i > 300) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  child = await startServer(env);
+  const browser = await chromium.launch(chromiumOptions);
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${base}/upload${uploadQuery}`);
-  await page.getByLabel('Email').fill('bench@example.com');
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL((url) => url.pathname === '/upload');
-  if (uploadQuery) await page.goto(`${base}/upload${uploadQuery}`);
-  await page.waitForSelector('body[data-hydrated]');
+  await signIn(page, base, 'bench@example.com', `/upload${uploadQuery}`);
   await page.waitForSelector('[data-testid=pick-files]:not([disabled])');
 
   /** Until the page's workers have loaded (they start as the page opens, before a file is
@@ -362,10 +334,6 @@ try {
   }
 } finally {
   clearInterval(sampler);
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS code_import_bench_browser_${process.pid} WITH (FORCE)`);
-  await admin.end();
+  await stopServer(child);
+  await dropDatabase(databaseName);
 }

@@ -28,6 +28,11 @@ pub enum Command {
     },
     /// `bench [--scale S] [--schema app|original] [--json]`
     Bench(crate::bench::Options),
+    /// `bench-batch --scale S [--schema app|original] --dir DIR`
+    BenchBatch {
+        options: crate::bench::Options,
+        dir: std::path::PathBuf,
+    },
     /// `bench-stage [--json] FILE…`
     BenchStage {
         files: Vec<std::path::PathBuf>,
@@ -54,7 +59,12 @@ usage:
   server bench-stage [--json] FILE...      time the server's own staging of these CSV files
                                            (through the chunk path, for a merchant of its own in
                                            DATABASE_URL's database, cleared after): the peer of
-                                           the browser's upload in its benchmark";
+                                           the browser's upload in its benchmark
+  server bench-batch --scale S [--schema app|original] --dir DIR
+                                           create DATABASE_URL's database with the benchmark's
+                                           existing codes and write its batch into DIR, for a
+                                           journey through the page (prints the merchant, the
+                                           files and the generator's counts as JSON)";
 
 /// Parses the arguments after the program name; the error says what is wrong.
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -70,6 +80,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut json = false;
     let mut schema = crate::bench::Schema::App;
     let mut files = Vec::new();
+    let mut dir = None;
     let mut flags = rest.iter();
     while let Some(flag) = flags.next() {
         let mut value = || flags.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -82,6 +93,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                     Some(Role::parse(&given).ok_or_else(|| format!("--role is ops or merchant_admin, not {given:?}"))?);
             }
             "--json" => json = true,
+            "--dir" => dir = Some(std::path::PathBuf::from(value()?)),
             "--schema" => {
                 let given = value()?;
                 schema = crate::bench::Schema::parse(&given)
@@ -119,6 +131,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             name: name.ok_or("rename-merchant needs --name")?,
         }),
         "bench" => Ok(Command::Bench(crate::bench::Options { scale, json, schema })),
+        "bench-batch" => Ok(Command::BenchBatch {
+            options: crate::bench::Options { scale, json, schema },
+            dir: dir.ok_or("bench-batch needs --dir, where it writes the files")?,
+        }),
         "bench-stage" if files.is_empty() => Err("bench-stage needs the CSV files to stage".to_owned()),
         "bench-stage" => Ok(Command::BenchStage { files, json }),
         "help" | "--help" | "-h" => Ok(Command::Help),
@@ -198,5 +214,17 @@ mod tests {
         );
         assert!(parse(&args("bench-stage")).unwrap_err().contains("files"));
         assert!(parse(&args("bench a.csv")).unwrap_err().contains("a.csv"));
+    }
+
+    #[test]
+    fn bench_batch_takes_a_scale_a_schema_and_the_directory_for_its_files() {
+        assert_eq!(
+            parse(&args("bench-batch --scale 1.0 --schema original --dir /tmp/batch")),
+            Ok(Command::BenchBatch {
+                options: crate::bench::Options { scale: 1.0, json: false, schema: crate::bench::Schema::Original },
+                dir: "/tmp/batch".into(),
+            })
+        );
+        assert!(parse(&args("bench-batch --scale 1.0")).unwrap_err().contains("--dir"));
     }
 }

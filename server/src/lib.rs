@@ -410,6 +410,9 @@ pub async fn execute(command: cli::Command) -> Result<(), StartupError> {
         Command::Bench(options) => {
             crate::bench::run(&config.database_url, &options).await.map_err(StartupError::Command)
         }
+        Command::BenchBatch { options, dir } => {
+            crate::bench::write_batch(&config.database_url, &options, &dir).await.map_err(StartupError::Command)
+        }
         Command::BenchStage { files, json } => {
             crate::bench::stage_files(&config.database_url, &files, json).await.map_err(StartupError::Command)
         }

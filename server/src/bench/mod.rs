@@ -12,6 +12,7 @@ use app::{
     staging::{ssr as staging, ChunkBuilder, FileManifest},
 };
 use futures_util::StreamExt;
+use sqlx::migrate::MigrateDatabase;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -155,24 +156,9 @@ fn start_step() -> (Instant, f64) {
 
 /// Runs the benchmark against a fresh database next to `database_url`'s, then drops it.
 pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| e.to_string();
     let base = database_url.rsplit_once('/').map_or(database_url, |(base, _)| base);
     let bench_url = format!("{base}/code_import_bench_{}", std::process::id());
-    use sqlx::migrate::MigrateDatabase;
-    sqlx::Postgres::create_database(&bench_url).await.map_err(|e| fail(&e))?;
-    // The original method's tables beside the app's, and for `--schema original` the app's
-    // own tables too: made before the migrations, which adopt them as on a user's database.
-    {
-        let setup = PgPool::connect(&bench_url).await.map_err(|e| fail(&e))?;
-        if options.schema == Schema::Original {
-            sqlx::raw_sql(ORIGINAL_SCHEMA).execute(&setup).await.map_err(|e| fail(&e))?;
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(original::schema_in_original()))
-            .execute(&setup)
-            .await
-            .map_err(|e| fail(&e))?;
-        setup.close().await;
-    }
+    create_database(&bench_url, options.schema, true).await?;
     let pool = crate::prepare_database(&bench_url).await.map_err(|e| e.to_string())?;
     let result = steps(&pool, options).await;
     pool.close().await;
@@ -185,6 +171,61 @@ pub async fn run(database_url: &str, options: &Options) -> Result<(), String> {
     let (steps, mismatches) = result?;
     print(&steps, mismatches.none(), options);
     mismatches.verdict()
+}
+
+/// Creates the database at `url`: for [`Schema::Original`] the original system's tables first,
+/// with the original method's own (`peer`) beside them, both made before the migrations, which
+/// adopt the original's tables as on a user's database.
+async fn create_database(url: &str, schema: Schema, peer: bool) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    sqlx::Postgres::create_database(url).await.map_err(|e| fail(&e))?;
+    let setup = PgPool::connect(url).await.map_err(|e| fail(&e))?;
+    if schema == Schema::Original {
+        sqlx::raw_sql(ORIGINAL_SCHEMA).execute(&setup).await.map_err(|e| fail(&e))?;
+    }
+    if peer {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(original::schema_in_original()))
+            .execute(&setup)
+            .await
+            .map_err(|e| fail(&e))?;
+    }
+    setup.close().await;
+    Ok(())
+}
+
+/// `server bench-batch --scale S [--schema app|original] --dir DIR`: the benchmark's batch for
+/// a journey through the page. Creates `database_url`'s database as [`run`] creates its own
+/// (without the original method's tables), a merchant "Bench" whose production holds the
+/// batch's existing codes, and writes the batch's files into `dir` as `NBD_NN.csv`; prints one
+/// JSON line: the merchant, the files' paths and the generator's counts.
+pub async fn write_batch(database_url: &str, options: &Options, dir: &std::path::Path) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    create_database(database_url, options.schema, false).await?;
+    let pool = crate::prepare_database(database_url).await.map_err(|e| e.to_string())?;
+    let merchant = app::admin::ssr::create_merchant(&pool, "Bench").await.map_err(|e| fail(&e))?.id;
+    let generated = Batch::at(options.scale).generate(merchant, SEED);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut paths = Vec::new();
+    for (i, file) in generated.files.iter().enumerate() {
+        let path = dir.join(file_name(i));
+        std::fs::write(&path, file).map_err(|e| format!("{}: {e}", path.display()))?;
+        paths.push(path.display().to_string());
+    }
+    load_existing(&pool, merchant, &generated.existing, &["codes"]).await.map_err(|e| fail(&e))?;
+    sqlx::query("VACUUM ANALYZE codes").execute(&pool).await.map_err(|e| fail(&e))?;
+    pool.close().await;
+    let truth = &generated.truth;
+    let counts = serde_json::json!({
+        "staged": truth.staged, "internal": truth.internal, "database": truth.database,
+        "both": truth.both, "clean": truth.clean(), "existing": generated.existing.len(),
+    });
+    println!("{}", serde_json::json!({ "merchant": merchant, "files": paths, "truth": counts }));
+    Ok(())
+}
+
+/// The name the benchmark gives the batch's file `index`.
+fn file_name(index: usize) -> String {
+    format!("NBD_{:02}.csv", index + 1)
 }
 
 /// Runs every step, ours and then the original method's on the same data; the figures, and
@@ -274,7 +315,7 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
 
     // Production as it stood before the batch: the merchant's existing codes, in both
     // `codes` tables (not timed). Loaded in key order, as a bulk load leaves an index.
-    load_existing(pool, merchant, &existing).await.map_err(|e| fail(&e))?;
+    load_existing(pool, merchant, &existing, &["codes", "original.codes"]).await.map_err(|e| fail(&e))?;
     drop(existing);
     for table in
         ["codes", "codes_check_temp", "original.codes", "original.codes_check_temp", "original.codes_import_jobs"]
@@ -460,8 +501,13 @@ async fn steps(pool: &PgPool, options: &Options) -> Result<(Vec<Step>, Mismatche
     Ok((steps, mismatches))
 }
 
-/// The merchant's existing codes into `codes` and `original.codes`, in key order.
-async fn load_existing(pool: &PgPool, merchant: Uuid, existing: &[generator::Key]) -> Result<(), sqlx::Error> {
+/// The merchant's existing codes into each of `tables` (`codes` shaped), in key order.
+async fn load_existing(
+    pool: &PgPool,
+    merchant: Uuid,
+    existing: &[generator::Key],
+    tables: &[&str],
+) -> Result<(), sqlx::Error> {
     sqlx::raw_sql("CREATE UNLOGGED TABLE bench_existing (code text)").execute(pool).await?;
     let mut conn = pool.acquire().await?;
     let mut copy = conn.copy_in_raw("COPY bench_existing FROM STDIN").await?;
@@ -475,7 +521,7 @@ async fn load_existing(pool: &PgPool, merchant: Uuid, existing: &[generator::Key
     }
     copy.finish().await?;
     drop(conn);
-    for table in ["codes", "original.codes"] {
+    for table in tables {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {table} (merchant_id, code, source) SELECT $1, code, 'bench' FROM bench_existing ORDER BY code"
         )))
@@ -549,7 +595,7 @@ async fn stage_batch(
         .iter()
         .enumerate()
         .map(|(i, report)| FileManifest {
-            name: format!("NBD_{:02}.csv", i + 1),
+            name: file_name(i),
             size: files[i].len() as i64,
             checksum: format!("bench-{i}"),
             rows: report.rows_staged,
