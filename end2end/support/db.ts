@@ -23,10 +23,20 @@ export function sideDatabase(tag: string): string {
 /** A lock on `codes` that nothing else gets past (an insert's pre-flight waits for it), held on
  * a connection of its own until `release`. */
 export async function holdCodes(database = process.env.E2E_DATABASE_URL!): Promise<{ release(): Promise<void> }> {
+  return holdLock('LOCK TABLE codes IN ACCESS EXCLUSIVE MODE', database);
+}
+
+/** A lock on staging that lets reads through and no write (a check waits at its write of the
+ * flags), held on a connection of its own until `release`. */
+export async function holdStagingWrites(database = process.env.E2E_DATABASE_URL!): Promise<{ release(): Promise<void> }> {
+  return holdLock('LOCK TABLE codes_check_temp IN EXCLUSIVE MODE', database);
+}
+
+async function holdLock(lock: string, database: string): Promise<{ release(): Promise<void> }> {
   const db = new Client({ connectionString: database });
   await db.connect();
   await db.query('BEGIN');
-  await db.query('LOCK TABLE codes IN ACCESS EXCLUSIVE MODE');
+  await db.query(lock);
   return {
     async release() {
       await db.query('ROLLBACK');

@@ -6,7 +6,7 @@ import { ReviewSection } from '../pages/ReviewSection';
 import { UploadPage } from '../pages/UploadPage';
 import { createMerchant, createUser, unique } from '../support/accounts';
 import { writeFiles } from '../support/csv';
-import { withDb } from '../support/db';
+import { holdStagingWrites, stageCodes, withDb } from '../support/db';
 
 const count = (text: string) => Number(text.replace(/,/g, ''));
 
@@ -152,4 +152,36 @@ test('a read of the check that fails once, as from a restarting server, does not
   await expect(review.figure('total')).toContainText('3');
   await expect(review.figure('internal-only')).toContainText('1');
   await expect(page.getByTestId('check-refused')).toHaveCount(0);
+});
+
+test('while a check runs, its polls do not read the staged rows again; its end does', async ({ page }) => {
+  // Seen: below a running check the page read the staged rows again at every poll (each
+  // second); on a full batch each read scanned the 15 M staged rows for 4-10 s, beside the
+  // check, and slowed it.
+  test.setTimeout(60_000);
+  const merchant = createMerchant('Review reads');
+  const p = `Q${unique()}`;
+  await stageCodes(merchant.id, 'a.csv', [`${p}-1`, `${p}-2`, `${p}-1`]);
+  await openAs(page, createUser('merchant_admin', [merchant]), `/review?merchant=${merchant.id}`);
+  const review = new ReviewSection(page);
+  await expect(page.getByTestId('preview-empty')).toBeVisible();
+  const requests = { rows: 0, polls: 0 };
+  page.on('request', (request) => {
+    if (request.url().includes('/api/preview-rows')) requests.rows += 1;
+    if (request.url().includes('/api/load-review')) requests.polls += 1;
+  });
+  // The check waits at its write of the flags while staging is held; reads go on meanwhile.
+  const hold = await holdStagingWrites();
+  try {
+    await page.getByTestId('run-check').click();
+    await expect(page.getByTestId('check-status')).toHaveText(/^Checking/);
+    await expect.poll(() => requests.polls, { timeout: 15_000 }).toBeGreaterThanOrEqual(4);
+    expect(requests.rows, 'reads of the staged rows during the polls of the running check').toBe(0);
+  } finally {
+    await hold.release();
+  }
+  await review.waitForFigures();
+  await expect(review.previewRows()).toHaveCount(1);
+  await expect(review.row(3)).toContainText('Internal duplicate');
+  expect(requests.rows).toBeGreaterThanOrEqual(1);
 });

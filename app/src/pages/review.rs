@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     admin::list_merchants,
-    batch::BatchState,
+    batch::{Batch, BatchState},
     components::{
         activity::{ask_to_notify, follow_running, PageTitle},
         error::ErrorNotice,
@@ -108,7 +108,7 @@ pub fn MerchantReview(merchant: Uuid, #[prop(optional)] in_url: bool) -> impl In
                 }
             })}
         </Transition>
-        <Preview merchant polls review in_url/>
+        <Preview merchant review in_url/>
     }
 }
 
@@ -453,12 +453,7 @@ fn Figures(merchant: Uuid, figures: CheckFigures) -> impl IntoView {
 /// at a time, with a page count and a jump when the check's figures tell them. With `in_url`
 /// the view is the page's query string; else it lives here.
 #[component]
-fn Preview(
-    merchant: Uuid,
-    polls: RwSignal<u32>,
-    review: Resource<Result<ReviewState, AppError>>,
-    in_url: bool,
-) -> impl IntoView {
+fn Preview(merchant: Uuid, review: Resource<Result<ReviewState, AppError>>, in_url: bool) -> impl IntoView {
     let query = use_query_map();
     let local = RwSignal::new(ReviewView::default());
     let view =
@@ -471,7 +466,15 @@ fn Preview(
             local.set(next);
         }
     });
-    let rows = Resource::new(move || (view.get(), polls.get()), move |(view, _)| preview_rows(merchant, view));
+    // The rows change with the batch (rows staged or cleared, a check or a pre-flight that ends,
+    // an insert): they are read again when it changes, not at every poll of a running
+    // operation. On a full batch each read scans the merchant's staged rows; read each second,
+    // beside the check, they slowed it.
+    let batch = Memo::new(move |last: Option<&Option<Batch>>| match review.get() {
+        Some(Ok(state)) => state.batch,
+        _ => last.cloned().flatten(),
+    });
+    let rows = Resource::new(move || (view.get(), batch.get()), move |(view, _)| preview_rows(merchant, view));
     let choose_filter = move |event: ev::Event| {
         let filter = RowFilter::from_slug(&event_target_value(&event)).unwrap_or_default();
         show.run(ReviewView { filter, ..view.get_untracked().first_page() });
