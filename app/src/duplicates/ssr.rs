@@ -63,6 +63,11 @@ pub async fn mark_duplicates(
     // Sent as plain SQL: a CREATE TABLE AS takes no parameters, and the names differ per
     // merchant (no point preparing them). Only a `Uuid` is spliced in.
     let repeated = vec![
+        // Staging's statistics, as the rows staged now make them: without them the planner
+        // sizes the hash tables below for a table of unknown content (autovacuum, when it is on
+        // at all, analyses a table a minute or more after a bulk load, and may run beside the
+        // check). ANALYZE reads a sample (30,000 rows) whatever the batch's size.
+        "ANALYZE codes_check_temp".to_owned(),
         format!(
             "CREATE UNLOGGED TABLE {hashes} AS
              SELECT hashtextextended(code, 0) AS hash FROM codes_check_temp WHERE merchant_id = '{merchant}'
