@@ -470,11 +470,18 @@ fn Preview(merchant: Uuid, review: Resource<Result<ReviewState, AppError>>, in_u
     // an insert): they are read again when it changes, not at every poll of a running
     // operation. On a full batch each read scans the merchant's staged rows; read each second,
     // beside the check, they slowed it.
-    let batch = Memo::new(move |last: Option<&Option<Batch>>| match review.get() {
-        Some(Ok(state)) => state.batch,
-        _ => last.cloned().flatten(),
+    // (Counted in an effect, which runs in the browser only: the server renders the rows once.)
+    let batch_changes = RwSignal::new(0_u32);
+    Effect::new(move |seen: Option<Option<Option<Batch>>>| {
+        // `None` until a review has been read; then the batch it showed.
+        let seen = seen.flatten();
+        let Some(Ok(state)) = review.get() else { return seen };
+        if seen.as_ref().is_some_and(|batch| *batch != state.batch) {
+            batch_changes.update(|n| *n += 1);
+        }
+        Some(state.batch)
     });
-    let rows = Resource::new(move || (view.get(), batch.get()), move |(view, _)| preview_rows(merchant, view));
+    let rows = Resource::new(move || (view.get(), batch_changes.get()), move |(view, _)| preview_rows(merchant, view));
     let choose_filter = move |event: ev::Event| {
         let filter = RowFilter::from_slug(&event_target_value(&event)).unwrap_or_default();
         show.run(ReviewView { filter, ..view.get_untracked().first_page() });
