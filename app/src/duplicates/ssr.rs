@@ -286,6 +286,11 @@ pub async fn run_check(pool: &PgPool, running: &mut operations::Running) -> Resu
 pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, AppError> {
     // A crash of the database may have emptied staging under the batch (one index probe).
     crate::staging::ssr::recover_lost_staging(pool).await?;
+    // The latest check is read before the batch: a check records its figures on the batch
+    // before it ends, so a check read as ended is never read beside a batch without its
+    // figures (read the other way round, a check ending between the two reads showed
+    // "Checked at" with no figures, and the page stopped polling).
+    let latest_check = operations::latest(pool, merchant, "check").await?;
     let batch = batch::latest(pool, merchant).await?;
     let Some(current) = batch.as_ref().filter(|b| b.state.is_live()) else {
         // Nothing staged, or the last batch cleared or lost: no check, no figures of it.
@@ -301,7 +306,7 @@ pub async fn review_state(pool: &PgPool, merchant: Uuid) -> Result<ReviewState, 
         });
     };
     // The batch's checks are those started after it was.
-    let check = operations::latest(pool, merchant, "check").await?.filter(|op| op.started_at >= current.created_at);
+    let check = latest_check.filter(|op| op.started_at >= current.created_at);
     let (figures, checked_at) = match current.figures_operation {
         Some(operation) => figures_of(pool, operation).await?.unzip(),
         None => (None, None),
