@@ -559,3 +559,69 @@ async fn an_orphaned_check_reads_as_failed_at_once_and_is_marked_so_at_the_next_
     next.finish(Ok(serde_json::json!({}))).await;
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_check_that_ends_while_the_review_is_read_is_never_shown_ended_without_its_figures() {
+    let db = TestDb::unique();
+    let pool = server::prepare_database(&db.url).await.unwrap();
+    let merchants = merchants(&pool, 1).await;
+    let merchant = merchants[0];
+    let (staged, production) = generate(&mut Rng(11), &merchants);
+    insert(&pool, &staged, &production).await;
+    // The check waits on production for as long as the test holds it.
+    let holder = crate::helpers::hold_codes(&pool).await;
+    ssr::start_check(&pool, merchant, None).await.unwrap();
+    // The review's read of the latest check joins `users` (who started it); the batch's read
+    // does not. Holding `users` stops the review at its read of the check, whichever of its
+    // reads that is, and the check ends in that window: the window between two reads of a
+    // poll, held open.
+    let mut users = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").execute(&mut *users).await.unwrap();
+    let review = tokio::spawn({
+        let pool = pool.clone();
+        async move { ssr::review_state(&pool, merchant).await }
+    });
+    let waiting = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'users'::regclass AND NOT granted)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let status = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT status FROM merchant_operations WHERE merchant_id = $1 AND kind = 'check'",
+        )
+        .bind(merchant)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    for _ in 0..600 {
+        if waiting().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting().await, "the review did not reach its read of the check");
+    assert_eq!(status().await, "running");
+    holder.commit().await.unwrap();
+    for _ in 0..600 {
+        if status().await != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status().await, "completed");
+    users.commit().await.unwrap();
+
+    let review = review.await.unwrap().unwrap();
+    let check = review.check.expect("the review shows the check");
+    assert_eq!(check.status.as_str(), "completed");
+    let figures = review.figures.expect("a check shown ended comes with its figures");
+    assert!(review.checked_at.is_some(), "and the time it ended");
+    let expected = brute_force(&staged, &production);
+    assert_eq!(figures.overall, stats_of(expected.values()));
+    pool.close().await;
+}
