@@ -383,8 +383,14 @@ async fn the_preflight_finds_codes_that_reached_production_after_the_check() {
     // The review shows the figures after the pre-flight.
     let review = ssr::review_state(&pool, merchant).await.unwrap();
     assert_eq!(review.figures.unwrap().overall.clean_count, clean_before - 3);
-    // Nothing new: a second pre-flight finds nothing more.
+    // Nothing new: a second pre-flight finds nothing more, and the figures it records (those
+    // it found, not counted again) are the rows' as they are.
     assert_eq!(app::jobs::preflight::run_preflight(&pool, merchant, None).await.unwrap().new_database_duplicates, 0);
+    let latest = operations::latest(&pool, merchant, "preflight").await.unwrap().unwrap();
+    let figures_by = app::batch::ssr::latest(&pool, merchant).await.unwrap().unwrap().figures_operation;
+    assert_eq!(figures_by, Some(latest.id));
+    let counted = ssr::figures(&mut *pool.acquire().await.unwrap(), merchant).await.unwrap();
+    assert_eq!(ssr::current_figures(&pool, merchant).await.unwrap(), Some(counted));
 
     // Rows staged after the check: the pre-flight says to check again, the review that it is stale.
     insert(&pool, &[(merchant, 1_501, "LATE-1".into())], &[]).await;
