@@ -146,6 +146,11 @@ pub async fn figures(conn: &mut PgConnection, merchant: Uuid) -> Result<CheckFig
         clean_count: i64,
         last_row: i64,
     }
+    // The planner takes every row number for a group of its own (15 M groups where there are a
+    // few hundred) and sorted the rows to group them, spilling 1 GB to disk: 10.2 s at full scale
+    // where a hash table of the groups takes 3.6 s.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SET LOCAL enable_sort = off").execute(&mut *tx).await?;
     let rows = sqlx::query_as::<_, Counted>(
         "SELECT upload_id, source_file, row_number / $2 AS block,
                 count(*) AS total_rows,
@@ -160,8 +165,9 @@ pub async fn figures(conn: &mut PgConnection, merchant: Uuid) -> Result<CheckFig
     )
     .bind(merchant)
     .bind(BLOCK_ROWS)
-    .fetch_all(conn)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let last_row = rows.iter().map(|r| r.last_row).max();
     let mut files: Vec<(Option<Uuid>, Option<String>)> = Vec::new();
     let mut blocks = Vec::with_capacity(rows.len());
