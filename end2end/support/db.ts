@@ -26,17 +26,21 @@ export async function holdCodes(database = process.env.E2E_DATABASE_URL!): Promi
   return holdLock('LOCK TABLE codes IN ACCESS EXCLUSIVE MODE', database);
 }
 
-/** A lock on staging that lets reads through and no write (a check waits at its write of the
- * flags), held on a connection of its own until `release`. */
-export async function holdStagingWrites(database = process.env.E2E_DATABASE_URL!): Promise<{ release(): Promise<void> }> {
-  return holdLock('LOCK TABLE codes_check_temp IN EXCLUSIVE MODE', database);
+/** Locks on the merchant's staged rows that let reads through and no write of them (its check
+ * waits at its write of the flags), held on a connection of its own until `release`. Only the
+ * merchant's rows: a lock on the table stopped every upload and check of the tests beside it. */
+export async function holdStagingWrites(
+  merchantId: string,
+  database = process.env.E2E_DATABASE_URL!,
+): Promise<{ release(): Promise<void> }> {
+  return holdLock('SELECT FROM codes_check_temp WHERE merchant_id = $1 FOR UPDATE', database, [merchantId]);
 }
 
-async function holdLock(lock: string, database: string): Promise<{ release(): Promise<void> }> {
+async function holdLock(lock: string, database: string, params: string[] = []): Promise<{ release(): Promise<void> }> {
   const db = new Client({ connectionString: database });
   await db.connect();
   await db.query('BEGIN');
-  await db.query(lock);
+  await db.query(lock, params);
   return {
     async release() {
       await db.query('ROLLBACK');

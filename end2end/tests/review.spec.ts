@@ -170,8 +170,9 @@ test('while a check runs, its polls do not read the staged rows again; its end d
     if (request.url().includes('/api/preview-rows')) requests.rows += 1;
     if (request.url().includes('/api/load-review')) requests.polls += 1;
   });
-  // The check waits at its write of the flags while staging is held; reads go on meanwhile.
-  const hold = await holdStagingWrites();
+  // The check waits at its write of the flags while the merchant's staged rows are held; reads
+  // go on meanwhile.
+  const hold = await holdStagingWrites(merchant.id);
   try {
     await page.getByTestId('run-check').click();
     await expect(page.getByTestId('check-status')).toHaveText(/^Checking/);
