@@ -165,8 +165,7 @@ pub async fn validate_clean_codes_for_insert(conn: &mut PgConnection, merchant: 
     if clean_count == 0 && staged_last.is_some() {
         errors.push("No clean codes are left to insert.".to_owned());
     }
-    for (column, rows) in unfit.iter().zip(unfit_rows).filter(|(_, rows)| *rows > 0) {
-        let Unfit { column, shown, .. } = column;
+    for (Unfit { column, shown, .. }, rows) in unfit.iter().zip(unfit_rows).filter(|(_, rows)| *rows > 0) {
         errors.push(format!(
             "{rows} clean rows have a {column} that production's {column} column ({shown}) cannot hold exactly; \
              fix them in the files (the full report lists every row) and stage again."

@@ -203,6 +203,16 @@ pub(crate) async fn finished_check(pool: &sqlx::PgPool, merchant: Uuid) -> Opera
     panic!("the check did not finish within 30 s");
 }
 
+/// Polls `condition` every 50 ms until it holds, 30 s at most (the caller asserts what it needs).
+async fn until(condition: impl AsyncFn() -> bool) {
+    for _ in 0..600 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn stats_of<'a>(flags: impl Iterator<Item = &'a (bool, bool)>) -> DuplicateStats {
     let flags: Vec<&(bool, bool)> = flags.collect();
     DuplicateStats {
@@ -604,21 +614,12 @@ async fn a_check_that_ends_while_the_review_is_read_is_never_shown_ended_without
         .await
         .unwrap()
     };
-    for _ in 0..600 {
-        if waiting().await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&waiting).await;
     assert!(waiting().await, "the review did not reach its read of the check");
     assert_eq!(status().await, "running");
     holder.commit().await.unwrap();
-    for _ in 0..600 {
-        if status().await != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // (Not `finished_check`: its read joins `users`, which the test holds.)
+    until(async || status().await != "running").await;
     assert_eq!(status().await, "completed");
     users.commit().await.unwrap();
 
