@@ -35,6 +35,10 @@ pub enum AppError {
     /// The request clashes with what exists, e.g. an email already registered (HTTP 409).
     #[error("{0}")]
     Conflict(String),
+    /// Another operation runs for the merchant (its message says which): the same request can
+    /// succeed once that has ended (HTTP 409).
+    #[error("{0}")]
+    Busy(String),
     /// The server is at its bound for this kind of work (e.g. password hashes running at once);
     /// try again in a moment (HTTP 503 with `Retry-After`).
     #[error("{0}")]
@@ -61,7 +65,7 @@ impl AppError {
             AppError::Invalid(_) => 400,
             AppError::NotFound(_) => 404,
             AppError::TooLarge(_) => 413,
-            AppError::Conflict(_) => 409,
+            AppError::Conflict(_) | AppError::Busy(_) => 409,
             AppError::Overloaded(_) | AppError::Unavailable(_) => 503,
             AppError::Internal | AppError::Transport(_) => 500,
         }

@@ -72,4 +72,9 @@ export class UploadPage {
   done() {
     return this.page.getByTestId('upload-done');
   }
+
+  /** What the running upload says meanwhile: a connection problem and its retry, or what it waits for. */
+  notice() {
+    return this.page.getByTestId('upload-notice');
+  }
 }

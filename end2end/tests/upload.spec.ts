@@ -7,7 +7,7 @@ import { UploadPage } from '../pages/UploadPage';
 import { createMerchant, createUser, unique } from '../support/accounts';
 import { bigFile, writeFiles } from '../support/csv';
 import { freePort, ServerProcess } from '../support/server';
-import { sideDatabase, withDb } from '../support/db';
+import { holdStagingWrites, sideDatabase, stageCodes, withDb } from '../support/db';
 import { expectAccessible } from '../support/a11y';
 
 test('three files are validated in the browser, the invalid one is excluded, the rest staged', async ({ page }, testInfo) => {
@@ -291,4 +291,55 @@ test('while the first chunk goes out over a slow link, the page counts its bytes
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   await expect(upload.done()).toHaveText('Staged 150,000 rows from 1 file(s).', { timeout: 60_000 });
   await expect(progress).toContainText(/^150,000 of 150,000 rows stored/);
+});
+
+test('an upload chosen while a check runs says it waits for the check, and stages once the check has ended', async ({ page }, testInfo) => {
+  // Seen: the page refused the second upload while the check of the first ran (the check it
+  // starts by itself), and the user had to notice and choose Upload again.
+  test.setTimeout(60_000);
+  const merchant = createMerchant('Upload while checking');
+  const p = `K${unique()}`;
+  await stageCodes(merchant.id, 'a.csv', [`${p}-1`, `${p}-2`, `${p}-1`]);
+  const user = createUser('merchant_admin', [merchant]);
+  const stagedOf = async (file: string) =>
+    (
+      await withDb((db) =>
+        db.query(`SELECT count(*)::int AS n FROM codes_check_temp WHERE merchant_id = $1 AND source_file = $2`, [
+          merchant.id,
+          file,
+        ]),
+      )
+    ).rows[0].n;
+  // The check waits at its write of the flags while the merchant's staged rows are held.
+  const hold = await holdStagingWrites(merchant.id);
+  try {
+    await openAs(page, user, `/review?merchant=${merchant.id}`);
+    await page.getByTestId('run-check').click();
+    await expect(page.getByTestId('check-status')).toHaveText(/^Checking/);
+
+    await page.goto('/upload');
+    const upload = new UploadPage(page);
+    await upload.pick(writeFiles(testInfo.outputPath('files'), { 'b.csv': `code\n${p}-3\n${p}-2\n` }));
+    await upload.waitUntilChecked(['b.csv']);
+    await upload.uploadButton().click();
+    await expect(upload.notice()).toHaveText(
+      'A duplicate check is running for this merchant. Wait for it to finish. The upload starts by itself when it has ended.',
+    );
+    // It keeps waiting, and nothing of the file lands under the running check.
+    await page.waitForTimeout(2_500);
+    await expect(upload.notice()).toBeVisible();
+    expect(await stagedOf('b.csv')).toBe(0);
+  } finally {
+    await hold.release();
+  }
+  const upload = new UploadPage(page);
+  await expect(upload.done()).toHaveText('Staged 2 rows from 1 file(s).', { timeout: 20_000 });
+  await expect(upload.notice()).toHaveCount(0);
+  expect(await stagedOf('b.csv')).toBe(2);
+  // The journey goes on: the new rows are checked with the ones before.
+  const review = new ReviewSection(page);
+  await review.waitForFigures();
+  await expect(review.figure('total')).toContainText('5');
+  await expect(review.figure('internal-only')).toContainText('2');
+  await expect(page.getByTestId('check-refused')).toHaveCount(0);
 });

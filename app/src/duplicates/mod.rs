@@ -274,7 +274,7 @@ pub struct PreviewPage {
 pub const PREVIEW_PAGE_SIZE: i64 = 50;
 
 /// Starts the duplicate check of the merchant's staged rows in the background.
-/// `Conflict` while another operation or an upload runs for the merchant.
+/// `Busy` while another operation runs for the merchant, `Conflict` while an upload does.
 #[server(prefix = "/api", endpoint = "start-check")]
 pub async fn start_check(merchant: Uuid) -> Result<Operation, AppError> {
     respond(async move {

@@ -219,7 +219,7 @@ impl From<OperationError> for AppError {
     fn from(error: OperationError) -> Self {
         match error {
             OperationError::Database(error) => AppError::from(error),
-            busy => AppError::Conflict(busy.to_string()),
+            busy => AppError::Busy(busy.to_string()),
         }
     }
 }

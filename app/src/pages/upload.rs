@@ -518,7 +518,9 @@ pub fn UploadPage() -> impl IntoView {
                     <Show when=move || !matches!(phase.get(), Phase::Choosing)>
                         <ProgressView progress/>
                     </Show>
-                    {move || notice.get().filter(|_| uploading()).map(|text| view! { <p class="warning" role="status">{text}</p> })}
+                    {move || notice.get().filter(|_| uploading()).map(|text| view! {
+                        <p class="warning" role="status" data-testid="upload-notice">{text}</p>
+                    })}
                 </div>
                 {move || match phase.get() {
                     Phase::Done(state) => view! {

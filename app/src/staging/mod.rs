@@ -323,7 +323,8 @@ pub fn chunk_path(upload: Uuid, file: i32, seq: i32) -> String {
 }
 
 /// Starts an upload of `files` for `merchant`, or returns the merchant's unfinished upload
-/// of the same files to resume. `Conflict` if another unfinished upload exists.
+/// of the same files to resume. `Conflict` if another unfinished upload exists; `Busy` while
+/// an operation (a check, an insert) runs for the merchant.
 #[server(prefix = "/api", endpoint = "start-upload", input = server_fn::codec::Json)]
 pub async fn start_upload(merchant: Uuid, files: Vec<FileManifest>) -> Result<UploadState, AppError> {
     respond(async move {

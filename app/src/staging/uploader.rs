@@ -7,7 +7,7 @@ use std::{cell::RefCell, collections::VecDeque, rc::Rc};
 use uuid::Uuid;
 
 use super::{client, finish_upload, start_upload, FileManifest, FileProgress, UploadState};
-use crate::{components::format::format_count, csv::ReadOptions};
+use crate::{components::format::format_count, csv::ReadOptions, error::AppError};
 
 /// What an upload run tells the page, and asks of it.
 pub trait RunView {
@@ -41,9 +41,9 @@ pub enum RunEnd {
 /// Uploads the files of `manifests` for `merchant` (resuming the merchant's unfinished upload
 /// of the same files), telling `view` as it goes.
 pub async fn run(merchant: Uuid, manifests: Vec<FileManifest>, view: Rc<impl RunView + 'static>) -> RunEnd {
-    let state = match start_upload(merchant, manifests).await {
+    let state = match start(merchant, manifests, view.as_ref()).await {
         Ok(state) => state,
-        Err(error) => return RunEnd::Failed(error.to_string()),
+        Err(problem) => return RunEnd::Failed(problem),
     };
     view.started(&state);
     // Rows staged per file, from what the server held at the start.
@@ -120,5 +120,31 @@ pub async fn run(merchant: Uuid, manifests: Vec<FileManifest>, view: Rc<impl Run
     match finish_upload(state.id).await {
         Ok(state) => RunEnd::Done(state),
         Err(error) => RunEnd::Failed(error.to_string()),
+    }
+}
+
+/// How often a start refused by a running operation (an upload's check, say) asks again.
+const BUSY_RETRY_MS: i32 = 1_000;
+
+/// Starts (or resumes) the upload. While another operation runs for the merchant (the check
+/// of the upload before, which new rows must not land under), it says so and asks again until
+/// that ends or the user stops.
+async fn start(merchant: Uuid, manifests: Vec<FileManifest>, view: &impl RunView) -> Result<UploadState, String> {
+    loop {
+        match start_upload(merchant, manifests.clone()).await {
+            Ok(state) => {
+                view.notice(None);
+                return Ok(state);
+            }
+            Err(AppError::Busy(running)) if !view.stop_requested() => {
+                view.notice(Some(format!("{running} The upload starts by itself when it has ended.")));
+                client::sleep_ms(BUSY_RETRY_MS).await;
+            }
+            Err(AppError::Busy(running)) => {
+                view.notice(None);
+                return Err(format!("The upload did not start; nothing was staged. {running}"));
+            }
+            Err(error) => return Err(error.to_string()),
+        }
     }
 }

@@ -279,11 +279,11 @@ async fn a_second_operation_for_a_merchant_is_told_what_runs_while_another_merch
     let holding = operations::begin(&pool, merchants[0], "check", Some(user)).await.unwrap();
     // … so a check from the other process is refused, naming it.
     let refused = AppError::from(ssr::start_check(&other_process, merchants[0], None).await.unwrap_err());
-    let AppError::Conflict(message) = refused else { panic!("expected a conflict, got {refused:?}") };
+    let AppError::Busy(message) = refused else { panic!("expected busy, got {refused:?}") };
     assert!(message.starts_with("A duplicate check is running") && message.contains("ann@example.com"), "{message}");
     let refused =
         AppError::from(app::jobs::preflight::run_preflight(&other_process, merchants[0], None).await.unwrap_err());
-    assert!(matches!(refused, AppError::Conflict(_)), "{refused:?}");
+    assert!(matches!(refused, AppError::Busy(_)), "{refused:?}");
 
     // Merchant 1 checks meanwhile, to the end.
     ssr::start_check(&other_process, merchants[1], None).await.unwrap();

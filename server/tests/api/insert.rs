@@ -326,10 +326,10 @@ async fn one_insert_per_merchant_at_a_time_and_an_insert_killed_with_its_server_
     let w = world(1_000).await;
     let holding = operations::begin(&w.pool, w.merchant, "insert", Some(w.user)).await.unwrap();
     let busy = AppError::from(jobs::start_insert(&w.pool, w.merchant, w.user, "YES").await.unwrap_err());
-    let AppError::Conflict(message) = busy else { panic!("{busy:?}") };
+    let AppError::Busy(message) = busy else { panic!("{busy:?}") };
     assert!(message.starts_with("An insert is running for this merchant (started by ins@example.com"), "{message}");
     let busy = AppError::from(app::staging::ssr::clear_staging(&w.pool, w.merchant, w.user).await.unwrap_err());
-    assert!(matches!(busy, AppError::Conflict(_)));
+    assert!(matches!(busy, AppError::Busy(_)));
 
     // The holder's server dies mid-insert, its job still `processing`.
     let job = Uuid::new_v4();

@@ -149,6 +149,25 @@ async fn an_interrupted_upload_resumes_and_ends_with_exactly_the_files_rows() {
 }
 
 #[tokio::test]
+async fn an_upload_asked_for_while_a_check_runs_is_refused_as_busy_and_starts_once_it_has_ended() {
+    // Seen: the page refused a second upload while the check of the first ran (the check it
+    // starts by itself), and the user had to notice and choose Upload again. The refusal must
+    // say "busy", distinct from a conflict that waiting does not cure, for the page to wait.
+    let Setup { app, merchant, admin } = setup().await;
+    let holding = app::operations::ssr::begin(&app.pool, merchant, "check", None).await.unwrap();
+    let refused = start(&app, &admin, merchant, &[manifest("b.csv", 1)]).await;
+    assert_eq!(refused.status(), 409);
+    let refused: app::error::AppError = refused.json().await.unwrap();
+    assert_eq!(refused, app::error::AppError::Busy("A duplicate check is running for this merchant. Wait for it to finish.".into()));
+
+    holding.finish(Ok(serde_json::json!(null))).await;
+    let started = start(&app, &admin, merchant, &[manifest("b.csv", 1)]).await;
+    assert_eq!(started.status(), 200, "once the check has ended the same request starts the upload");
+    let upload: UploadState = started.json().await.unwrap();
+    assert_eq!(upload.total_rows, 1);
+}
+
+#[tokio::test]
 async fn a_chunk_for_another_merchant_is_refused_and_nothing_else_is_lost() {
     let Setup { app, merchant, admin } = setup().await;
     let other = app.merchant("Other").await;
