@@ -50,14 +50,7 @@ pub async fn mark_duplicates(
         }
     };
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    // The sorts and hash tables stay in memory (256 MB for each of the two parallel workers
-    // and the leader); the default parallel costs kept the planner from choosing the workers
-    // for these CREATE TABLE AS, which then took 1.5× as long.
-    for setting in
-        ["SET LOCAL work_mem = '256MB'", "SET LOCAL parallel_setup_cost = 0", "SET LOCAL parallel_tuple_cost = 0"]
-    {
-        sqlx::query(setting).execute(&mut *tx).await?;
-    }
+    for_big_reads(&mut tx).await?;
     let hashes = format!("check_repeated_hashes_{}", merchant.simple());
     let repeats = format!("check_repeated_codes_{}", merchant.simple());
     // Sent as plain SQL: a CREATE TABLE AS takes no parameters, and the names differ per
@@ -124,6 +117,18 @@ pub async fn mark_duplicates(
     .await?;
     tx.commit().await?;
     Ok(changed.rows_affected())
+}
+
+/// Sets the current transaction up for reads of the whole batch: its sorts and hash tables
+/// stay in memory (256 MB for each process: the leader and its two parallel workers), and the
+/// planner's parallel costs are zero — with the defaults it chose no workers for the check's
+/// `CREATE TABLE … AS`, which then took 1.5× as long. The check, the pre-flight and the
+/// insert's sort share it.
+pub(crate) async fn for_big_reads(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("SET LOCAL work_mem = '256MB'; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The figures over the merchant's staged rows as they are flagged now.

@@ -102,11 +102,7 @@ pub async fn validate_clean_codes_for_insert(conn: &mut PgConnection, merchant: 
     // without a code and those with a number production cannot hold, and finds whether any row
     // not yet flagged has its code in production now; only then are those rows flagged (an
     // UPDATE cannot run in parallel, and usually has nothing to do) and counted again.
-    for setting in
-        ["SET LOCAL work_mem = '256MB'", "SET LOCAL parallel_setup_cost = 0", "SET LOCAL parallel_tuple_cost = 0"]
-    {
-        sqlx::query(setting).execute(&mut *tx).await?;
-    }
+    crate::duplicates::ssr::for_big_reads(&mut tx).await?;
     // The conditions are built from two column names and numbers from the catalogue.
     let unfit_counts: String = unfit
         .iter()

@@ -583,7 +583,6 @@ async fn run_insert(
     // (`IO: DataFileWrite`/`DataFileRead`). In key order each leaf is visited once, while it
     // is in memory. An `INSERT` runs in one process, sort included; the sort is done first, in
     // parallel, into a table the insert reads back in order (see `sort_clean_rows`).
-    sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     let order = code_order(&mut *tx).await?;
     sort_clean_rows(&mut tx, merchant, order).await?;
     let inserted = insert_sorted_rows(&mut tx, progress, pool, job, expected).await?;
@@ -652,9 +651,7 @@ async fn insert_sorted_rows(
 /// `CREATE TABLE … AS` may sort in parallel (an `INSERT … SELECT` may not), and a sequential
 /// scan of a table written once returns its rows in the order they were written.
 async fn sort_clean_rows(conn: &mut sqlx::PgConnection, merchant: Uuid, order: &str) -> Result<(), sqlx::Error> {
-    for setting in ["SET LOCAL parallel_setup_cost = 0", "SET LOCAL parallel_tuple_cost = 0"] {
-        sqlx::query(setting).execute(&mut *conn).await?;
-    }
+    crate::duplicates::ssr::for_big_reads(&mut *conn).await?;
     // A utility statement takes no bind parameters; the merchant is a UUID.
     let statement = format!(
         "CREATE TEMPORARY TABLE codes_insert_sorted ON COMMIT DROP AS
