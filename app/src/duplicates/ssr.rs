@@ -229,11 +229,11 @@ impl CheckError {
     pub(crate) fn shown(&self) -> AppError {
         match self {
             CheckError::Database(error)
-            | CheckError::Busy(operations::OperationError::Database(error))
             | CheckError::Upload(crate::staging::ssr::StagingError::Database(error)) => AppError::of_database(error),
+            CheckError::Busy(error) => error.shown(),
             CheckError::Batch(error) => error.shown(),
             CheckError::NothingStaged => AppError::Invalid(self.to_string()),
-            CheckError::Busy(_) | CheckError::Upload(_) => AppError::Conflict(self.to_string()),
+            CheckError::Upload(_) => AppError::Conflict(self.to_string()),
             CheckError::Vanished(_) | CheckError::Record(_) => AppError::Internal,
         }
     }

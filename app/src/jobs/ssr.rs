@@ -310,9 +310,8 @@ impl JobError {
     /// What the user is told, and the job's and the operation's records keep; logs nothing.
     fn shown(&self) -> AppError {
         match self {
-            JobError::Database(error)
-            | JobError::Busy(OperationError::Database(error))
-            | JobError::Upload(StagingError::Database(error)) => AppError::of_database(error),
+            JobError::Database(error) | JobError::Upload(StagingError::Database(error)) => AppError::of_database(error),
+            JobError::Busy(error) => error.shown(),
             JobError::Check(error) => error.shown(),
             JobError::Batch(error) => error.shown(),
             JobError::Lost(_) => AppError::Unavailable(self.to_string()),
@@ -322,8 +321,8 @@ impl JobError {
             | JobError::Preflight(_)
             | JobError::Refused(_)
             | JobError::NotCompleted(_) => AppError::Invalid(self.to_string()),
-            // Another operation, an unfinished upload (the only answers besides the database's
-            // that `begin` and `ensure_no_upload` give), a count that moved, a claimed code.
+            // An unfinished upload (the only answer besides the database's that
+            // `ensure_no_upload` gives), a count that moved, a claimed code.
             _ => AppError::Conflict(self.to_string()),
         }
     }

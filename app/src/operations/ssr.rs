@@ -215,11 +215,23 @@ pub enum OperationError {
     Database(#[from] sqlx::Error),
 }
 
+impl OperationError {
+    /// What the user is told, and an operation's record keeps; logs nothing. A refusal is
+    /// `Busy`: the same request can succeed once the running operation has ended.
+    pub(crate) fn shown(&self) -> AppError {
+        match self {
+            OperationError::Database(error) => AppError::of_database(error),
+            busy => AppError::Busy(busy.to_string()),
+        }
+    }
+}
+
 impl From<OperationError> for AppError {
+    /// The boundary: a fault of the database is logged here, once.
     fn from(error: OperationError) -> Self {
         match error {
             OperationError::Database(error) => AppError::from(error),
-            busy => AppError::Busy(busy.to_string()),
+            refused => refused.shown(),
         }
     }
 }
