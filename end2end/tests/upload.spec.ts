@@ -321,12 +321,18 @@ test('an upload chosen while a check runs says it waits for the check, and stage
     const upload = new UploadPage(page);
     await upload.pick(writeFiles(testInfo.outputPath('files'), { 'b.csv': `code\n${p}-3\n${p}-2\n` }));
     await upload.waitUntilChecked(['b.csv']);
+    // Every start the page asks for while the check runs is refused as busy (409).
+    let refused = 0;
+    page.on('response', (response) => {
+      if (response.url().endsWith('/api/start-upload') && response.status() === 409) refused += 1;
+    });
     await upload.uploadButton().click();
     await expect(upload.notice()).toHaveText(
       'A duplicate check is running for this merchant. Wait for it to finish. The upload starts by itself when it has ended.',
     );
-    // It keeps waiting, and nothing of the file lands under the running check.
-    await page.waitForTimeout(2_500);
+    // It keeps asking (two more refusals after the first), and nothing of the file lands under
+    // the running check.
+    await expect.poll(() => refused, { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
     await expect(upload.notice()).toBeVisible();
     expect(await stagedOf('b.csv')).toBe(0);
   } finally {
