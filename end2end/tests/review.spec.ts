@@ -154,6 +154,29 @@ test('a read of the check that fails once, as from a restarting server, does not
   await expect(page.getByTestId('check-refused')).toHaveCount(0);
 });
 
+test('before a check the duplicates view says no check has flagged the rows, and shows the duplicate once checked', async ({ page }) => {
+  // Seen: before any check the default view (duplicates) said only "No staged rows match this
+  // view" over a batch that repeats a code, as if it had none.
+  const merchant = createMerchant('Unchecked view');
+  const p = `U${unique()}`;
+  await stageCodes(merchant.id, 'a.csv', [`${p}-1`, `${p}-2`, `${p}-1`]);
+  await openAs(page, createUser('merchant_admin', [merchant]), `/review?merchant=${merchant.id}`);
+  const review = new ReviewSection(page);
+  await expect(page.getByTestId('check-status')).toHaveText('Not checked yet.');
+  await expect(page.getByTestId('preview-unchecked')).toHaveText(
+    'Duplicates are flagged by the check, and no check has seen the rows staged now.',
+  );
+  await review.runCheck();
+  await expect(review.previewRows()).toHaveCount(1);
+  await expect(review.row(3).getByTestId('preview-code')).toHaveText(`${p}-1`);
+  await expect(page.getByTestId('preview-unchecked')).toHaveCount(0);
+
+  // Once checked, an empty view is just empty: the note is not shown.
+  await review.filter('both');
+  await expect(page.getByTestId('preview-empty')).toBeVisible();
+  await expect(page.getByTestId('preview-unchecked')).toHaveCount(0);
+});
+
 test('while a check runs, its polls do not read the staged rows again; its end does', async ({ page }) => {
   // Seen: below a running check the page read the staged rows again at every poll (each
   // second); on a full batch each read scanned the 15 M staged rows for 4-10 s, beside the

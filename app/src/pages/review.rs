@@ -627,9 +627,17 @@ fn PreviewTable(
 ) -> impl IntoView {
     let pager = view! { <Pager page=page.clone() view show/> };
     if page.rows.is_empty() {
+        // Without figures (no check yet, or rows staged after it) a view of flags may be empty
+        // only because no check has flagged the rows: say so, not just that none match.
+        let unflagged = page.matching.is_none() && view.get_untracked().filter != RowFilter::All;
         return view! {
             <p class="empty" data-testid="preview-empty">
                 "No staged rows match this view. "
+                {unflagged.then(|| view! {
+                    <span data-testid="preview-unchecked">
+                        "Duplicates are flagged by the check, and no check has seen the rows staged now. "
+                    </span>
+                })}
                 <button type="button" class="link" on:click=move |_| show.run(ReviewView { filter: RowFilter::All, ..ReviewView::default() })>
                     "Show all rows"
                 </button>
