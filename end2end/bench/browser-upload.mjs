@@ -11,6 +11,8 @@
 // `Network.emulateNetworkConditions`, both directions at MBIT Mbit/s, MS ms added per request);
 // either alone leaves the other unlimited. The bytes on the wire are the chunk bodies the server received.
 // `--only-plain`: the plain files validated once and uploaded, no variants (for a full batch).
+// `--threads`: after each validation and the upload, Chromium's cores by thread (process type
+// and thread name, from /proc), the busiest first.
 // The renderers' memory (resident, all of Chromium's renderer processes: the tab and its
 // workers) is sampled every half second; its peak is printed.
 // The upload's peer, in the same run: `server bench-stage` stages the same files through the
@@ -64,6 +66,40 @@ function cpuSeconds() {
   }
   return totals;
 }
+/** CPU seconds used so far by each of Chromium's threads, summed by process type and thread
+ * name (`renderer: DedicatedWorker thread`, `browser: ThreadPoolForeg`, …): where its cores go. */
+function chromiumThreadSeconds() {
+  const totals = {};
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let cmdline;
+    try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
+    if (!/chrom/.test(cmdline.split('\0')[0])) continue;
+    const type = /--type=([a-z-]+)/.exec(cmdline)?.[1] ?? 'browser';
+    let tasks;
+    try { tasks = readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    for (const tid of tasks) {
+      let stat;
+      try { stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'); } catch { continue; }
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close).replace(/[0-9]+$/, '');
+      const fields = stat.slice(close + 2).split(' ');
+      const key = `${type}: ${name}`;
+      totals[key] = (totals[key] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+    }
+  }
+  return totals;
+}
+/** The threads that used at least 2 % of `seconds` between two readings, busiest first. */
+function busiestThreads(before, after, seconds) {
+  return Object.entries(after)
+    .map(([key, s]) => [key, (s - (before[key] ?? 0)) / seconds])
+    .filter(([, cores]) => cores >= 0.02)
+    .sort((a, b) => b[1] - a[1])
+    .map(([key, cores]) => `${key} ${cores.toFixed(2)}`)
+    .join('; ');
+}
+const showThreads = process.argv.includes('--threads');
 let peakRenderer = 0;
 const sampler = setInterval(() => { peakRenderer = Math.max(peakRenderer, rendererBytes()); }, 500);
 
@@ -163,10 +199,12 @@ try {
   const busyCores = {};
   const validate = async (on, paths, what) => {
     const cpuBefore = cpuSeconds().chromium;
+    const threadsBefore = showThreads ? chromiumThreadSeconds() : null;
     const started = performance.now();
     await on.getByTestId('pick-files').setInputFiles(paths);
     const [seconds, statuses] = await checked(on, started);
     (busyCores[what] ??= []).push((cpuSeconds().chromium - cpuBefore) / seconds);
+    if (showThreads) console.log(`  ${what}, ${seconds.toFixed(2)} s, Chromium's cores by thread: ${busiestThreads(threadsBefore, chromiumThreadSeconds(), seconds)}`);
     if (statuses.some((s) => s !== 'Valid')) throw new Error(`${what}: ${statuses}`);
     return seconds;
   };
@@ -249,9 +287,11 @@ try {
   }
   started = performance.now();
   const cpuBefore = cpuSeconds();
+  const threadsBefore = showThreads ? chromiumThreadSeconds() : null;
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
   await page.getByTestId('upload-done').waitFor({ timeout: 600_000 });
   const uploadSeconds = (performance.now() - started) / 1000;
+  if (showThreads) console.log(`  upload, ${uploadSeconds.toFixed(2)} s, Chromium's cores by thread: ${busiestThreads(threadsBefore, chromiumThreadSeconds(), uploadSeconds)}`);
   const cpuAfter = cpuSeconds();
   // What each kind of process spent of the machine's cores during the upload (PostgreSQL's
   // counts only processes that ended or still run: a backend that exited mid-upload is missed).
