@@ -49,18 +49,23 @@ const onlyPlain = process.argv.includes('--only-plain');
 // `--workers N`: the page that validates the plain files and uploads them asks for N workers.
 const uploadQuery = option('--workers') === undefined ? '' : `?workers=${option('--workers')}`;
 
+/** A process's or thread's name and CPU seconds so far, from its `/proc/…/stat`; null if gone. */
+function cpuOf(statPath) {
+  let stat;
+  try { stat = readFileSync(statPath, 'utf8'); } catch { return null; }
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  // utime and stime, in clock ticks (100 a second on Linux).
+  return { name: stat.slice(stat.indexOf('(') + 1, close), seconds: (Number(fields[11]) + Number(fields[12])) / 100 };
+}
 /** CPU seconds used so far by the processes of each kind: the server, Chromium, PostgreSQL. */
 function cpuSeconds() {
   const totals = { server: 0, chromium: 0, postgres: 0 };
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
-    let stat;
-    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
-    const close = stat.lastIndexOf(')');
-    const name = stat.slice(stat.indexOf('(') + 1, close);
-    const fields = stat.slice(close + 2).split(' ');
-    // utime and stime, in clock ticks (100 a second on Linux).
-    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    const cpu = cpuOf(`/proc/${pid}/stat`);
+    if (!cpu) continue;
+    const { name, seconds } = cpu;
     const kind = Number(pid) === child?.pid ? 'server' : /chrom/.test(name) ? 'chromium' : name === 'postgres' ? 'postgres' : null;
     if (kind) totals[kind] += seconds;
   }
@@ -79,13 +84,10 @@ function chromiumThreadSeconds() {
     let tasks;
     try { tasks = readdirSync(`/proc/${pid}/task`); } catch { continue; }
     for (const tid of tasks) {
-      let stat;
-      try { stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'); } catch { continue; }
-      const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close).replace(/[0-9]+$/, '');
-      const fields = stat.slice(close + 2).split(' ');
-      const key = `${type}: ${name}`;
-      totals[key] = (totals[key] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+      const cpu = cpuOf(`/proc/${pid}/task/${tid}/stat`);
+      if (!cpu) continue;
+      const key = `${type}: ${cpu.name.replace(/[0-9]+$/, '')}`;
+      totals[key] = (totals[key] ?? 0) + cpu.seconds;
     }
   }
   return totals;

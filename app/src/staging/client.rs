@@ -95,8 +95,8 @@ pub const SLICE_BYTES: u64 = 4 * 1024 * 1024;
 const PROGRESS_BYTES: usize = 1024 * 1024;
 /// How often a file's check reports its progress: often enough that the bar moves smoothly,
 /// rarely enough that drawing it costs the page little. (Reported every mebibyte, two
-/// workers' reports came ~100 times a second: the page's thread used 0.27-0.31 of the two
-/// cores and the workers got 0.88-0.92 between them; at this pace 0.13-0.19 and 1.05-1.10.)
+/// workers' reports came ~100 times a second: the page's thread used 0.29-0.30 of the two
+/// cores and the workers got 0.88-0.92 between them; at this pace 0.19 and 1.05-1.10.)
 const PROGRESS_EVERY_MS: f64 = 100.0;
 /// How often a chunk is retried while no answer comes or the server asks to wait.
 const MAX_ATTEMPTS: u32 = 12;
