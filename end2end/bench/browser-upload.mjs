@@ -10,6 +10,9 @@
 // `--link MBIT --latency MS`: the upload runs over Chromium's network emulation (DevTools
 // `Network.emulateNetworkConditions`, both directions at MBIT Mbit/s, MS ms added per request);
 // either alone leaves the other unlimited. The bytes on the wire are the chunk bodies the server received.
+// `--shaper kernel` (as root): the rate is the kernel's instead (`tbf` on both ends of a veth
+// pair, Chromium in a network namespace of its own, the server on the pair's other address),
+// and only the latency is Chromium's: a second opinion on the emulation, from a real queue.
 // `--only-plain`: the plain files validated once and uploaded, no variants (for a full batch).
 // `--threads`: after each validation and the upload, Chromium's cores by thread (process type
 // and thread name, from /proc), the busiest first.
@@ -31,7 +34,6 @@ const rows = Number(process.env.ROWS ?? 1_000_000);
 const fileCount = Number(process.env.FILES ?? 4);
 const server = process.env.SERVER_BIN;
 const port = process.env.PORT ?? '3191';
-const base = `http://127.0.0.1:${port}`;
 const databaseName = `code_import_bench_browser_${process.pid}`;
 const env = serverEnv(databaseName, port);
 const database = env.DATABASE_URL;
@@ -45,9 +47,51 @@ const option = (name) => {
 };
 const linkMbit = option('--link');
 const latencyMs = option('--latency');
+const shaperAt = process.argv.indexOf('--shaper');
+const shaper = shaperAt < 0 ? 'chromium' : process.argv[shaperAt + 1];
+if (!['chromium', 'kernel'].includes(shaper)) throw new Error('--shaper is chromium or kernel');
+const link = shaper === 'kernel' && linkMbit !== undefined ? kernelLink(linkMbit) : null;
+if (link) Object.assign(env, { APP_ADDR: `${link.serverAddress}:${port}`, APP_ORIGIN: `http://${link.serverAddress}:${port}` });
+const base = `http://${env.APP_ADDR}`;
 const onlyPlain = process.argv.includes('--only-plain');
 // `--workers N`: the page that validates the plain files and uploads them asks for N workers.
 const uploadQuery = option('--workers') === undefined ? '' : `?workers=${option('--workers')}`;
+
+/** A link of `mbit` Mbit/s each way, shaped by the kernel: a network namespace for Chromium,
+ * joined to this one by a veth pair with `tbf` on both ends. Returns the server's address on
+ * it, a Chromium that runs in the namespace, and what removes them. */
+function kernelLink(mbit) {
+  const name = `cibench${process.pid % 100000}`;
+  const [outside, inside] = [`${name}h`, `${name}n`];
+  const run = (...args) => execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    try { run('ip', 'netns', 'delete', name); } catch {}
+  };
+  // Up to 2 ms of the link's bytes at once, and a queue of at most 50 ms: a line, not a burst.
+  const tbf = ['root', 'tbf', 'rate', `${mbit}mbit`, 'burst', `${Math.max(16, Math.ceil(mbit / 4))}kb`, 'latency', '50ms'];
+  try {
+    run('ip', 'netns', 'add', name);
+    run('ip', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', inside);
+    run('ip', 'link', 'set', inside, 'netns', name);
+    run('ip', 'addr', 'add', '10.231.0.1/30', 'dev', outside);
+    run('ip', 'link', 'set', outside, 'up');
+    run('ip', '-n', name, 'addr', 'add', '10.231.0.2/30', 'dev', inside);
+    run('ip', '-n', name, 'link', 'set', inside, 'up');
+    run('ip', '-n', name, 'link', 'set', 'lo', 'up');
+    run('tc', 'qdisc', 'add', 'dev', outside, ...tbf);
+    run('ip', 'netns', 'exec', name, 'tc', 'qdisc', 'add', 'dev', inside, ...tbf);
+  } catch (error) {
+    remove();
+    throw new Error(`--shaper kernel needs root, ip and tc: ${error.message}`);
+  }
+  const chromiumPath = join(mkdtempSync(join(tmpdir(), 'bench-link-')), 'chromium');
+  writeFileSync(chromiumPath, `#!/bin/sh\nexec ip netns exec ${name} ${chromiumOptions.executablePath} "$@"\n`, { mode: 0o755 });
+  process.on('exit', remove);
+  return { serverAddress: '10.231.0.1', chromiumPath, remove };
+}
 
 /** A process's or thread's name and CPU seconds so far, from its `/proc/…/stat`; null if gone. */
 function cpuOf(statPath) {
@@ -161,7 +205,7 @@ const mappedPaths = onlyPlain ? [] : files('mapped', (i) => `Gift card ${i % 50}
 let child;
 try {
   child = await startServer(env);
-  const browser = await chromium.launch(chromiumOptions);
+  const browser = await chromium.launch(link ? { ...chromiumOptions, executablePath: link.chromiumPath } : chromiumOptions);
   const context = await browser.newContext();
   const page = await context.newPage();
   await signIn(page, base, 'bench@example.com', `/upload${uploadQuery}`);
@@ -279,7 +323,7 @@ try {
   if (linkMbit !== undefined || latencyMs !== undefined) {
     const cdp = await context.newCDPSession(page);
     await cdp.send('Network.enable');
-    const bytesPerSecond = linkMbit === undefined ? -1 : (linkMbit * 1e6) / 8;
+    const bytesPerSecond = linkMbit === undefined || link ? -1 : (linkMbit * 1e6) / 8;
     await cdp.send('Network.emulateNetworkConditions', {
       offline: false,
       latency: latencyMs ?? 0,
@@ -349,12 +393,13 @@ try {
   }
   if (json) console.log(JSON.stringify({ step: 'browser memory', peak_renderer_mb: Math.round(peakRenderer / 1048576) }));
   else console.log(`renderers' peak resident memory (the page and its workers): ${(peakRenderer / 1048576).toFixed(0)} MiB`);
-  const link = linkMbit === undefined ? 'unlimited' : `${linkMbit} Mbit/s`;
+  const rate = linkMbit === undefined ? 'unlimited' : `${linkMbit} Mbit/s (${link ? "the kernel's tbf" : "Chromium's emulation"})`;
   // What the CSV files alone would take on the link: their bits at its rate, plus one latency.
   const rawSeconds = linkMbit === undefined ? null : (bytes * 8) / (linkMbit * 1e6) + (latencyMs ?? 0) / 1000;
   const network = {
     step: 'browser network',
     link_mbit: linkMbit ?? null,
+    shaper: linkMbit === undefined ? null : shaper,
     latency_ms: latencyMs ?? 0,
     csv_bytes: bytes,
     wire_bytes: wireBytes,
@@ -364,7 +409,7 @@ try {
   };
   if (json) console.log(JSON.stringify(network));
   else {
-    console.log(`network: ${link}, ${latencyMs ?? 0} ms latency`);
+    console.log(`network: ${rate}, ${latencyMs ?? 0} ms latency`);
     console.log(`  CSV ${bytes.toLocaleString('en')} bytes, on the wire ${wireBytes.toLocaleString('en')} bytes: ${network.wire_ratio}× the CSV`);
     if (rawSeconds !== null) {
       console.log(`  upload ${uploadSeconds.toFixed(2)} s; the raw CSV alone on this link ${rawSeconds.toFixed(2)} s: ${(uploadSeconds / rawSeconds).toFixed(2)}×`);
@@ -378,4 +423,5 @@ try {
   clearInterval(sampler);
   await stopServer(child);
   await dropDatabase(databaseName);
+  link?.remove();
 }
