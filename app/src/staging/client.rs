@@ -508,8 +508,11 @@ impl Posting {
         request.upload().map_err(describe)?.set_onprogress(Some(progress.as_ref().unchecked_ref()));
         // `loadend` follows an answer, an error and an abort alike.
         let ended = js_sys::Promise::new(&mut |resolve, _| request.set_onloadend(Some(&resolve)));
-        let bytes: js_sys::Object = js_sys::Uint8Array::from(body).into();
-        request.send_with_opt_buffer_source(Some(&bytes)).map_err(describe)?;
+        // Sent as a Blob: Chromium's `send` of a Uint8Array of a chunk's size (~1.7 MB) kept
+        // the page's thread 16-80 ms, of a Blob of the same bytes 2-5 ms (made included).
+        let bytes = js_sys::Array::of1(&js_sys::Uint8Array::from(body));
+        let blob = web_sys::Blob::new_with_u8_array_sequence(&bytes).map_err(describe)?;
+        request.send_with_opt_blob(Some(&blob)).map_err(describe)?;
         Ok(Self {
             request,
             ended: JsFuture::from(ended),
