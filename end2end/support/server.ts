@@ -61,3 +61,13 @@ export class ServerProcess {
     await exited;
   }
 }
+
+/** A server of its own, started, serving the release bundle that scripts/run serves
+ * (`RELEASE_SITE_ROOT`, built by scripts/test): what users download, not the debug bundle. */
+export async function startReleaseServer(): Promise<ServerProcess> {
+  const releaseSite = process.env.RELEASE_SITE_ROOT;
+  if (!releaseSite) throw new Error('RELEASE_SITE_ROOT must name the release bundle scripts/run serves (scripts/test builds it)');
+  const server = new ServerProcess(await freePort(), undefined, { LEPTOS_SITE_ROOT: releaseSite });
+  await server.start();
+  return server;
+}

@@ -1,6 +1,6 @@
 import { expect, test, type Browser } from '@playwright/test';
 import { AppShell } from '../pages/AppShell';
-import { freePort, ServerProcess } from '../support/server';
+import { startReleaseServer } from '../support/server';
 
 /** What a new user's browser downloads: the bytes on the wire (headers and compressed bodies) of
  * a first visit to `url` in a browser with nothing cached, up to the page's hydration, and how
@@ -36,10 +36,7 @@ const MB = 1_000_000;
 
 test("a new user's first page load of scripts/run's app (the release bundle, compressed) transfers at most 1.5 MB", async ({ browser }, testInfo) => {
   test.setTimeout(90_000);
-  const releaseSite = process.env.RELEASE_SITE_ROOT;
-  if (!releaseSite) throw new Error('RELEASE_SITE_ROOT must name the release bundle scripts/run serves (scripts/test builds it)');
-  const server = new ServerProcess(await freePort(), undefined, { LEPTOS_SITE_ROOT: releaseSite });
-  await server.start();
+  const server = await startReleaseServer();
   try {
     const release = await firstVisit(browser, `${server.url}/`);
     // The reference, in the same run: the debug bundle the rest of the suite uses.

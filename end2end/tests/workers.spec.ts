@@ -4,7 +4,7 @@ import { UploadPage } from '../pages/UploadPage';
 import { createMerchant, createUser } from '../support/accounts';
 import { realisticFile, writeFiles } from '../support/csv';
 import { withDb } from '../support/db';
-import { freePort, ServerProcess } from '../support/server';
+import { startReleaseServer } from '../support/server';
 
 /** Records, for every click on the page, how long it waited for the page's thread: from the
  * input event's time stamp to its first handler (a capturing one on the document). */
@@ -107,10 +107,7 @@ test("the page's thread is blocked under 50 ms in all while a 1,000,000-row file
 }, testInfo) => {
   test.setTimeout(180_000);
   // As users get it: the debug bundle's own slow Rust would hide what the browser costs.
-  const releaseSite = process.env.RELEASE_SITE_ROOT;
-  if (!releaseSite) throw new Error('RELEASE_SITE_ROOT must name the release bundle (scripts/test builds it)');
-  const server = new ServerProcess(await freePort(), undefined, { LEPTOS_SITE_ROOT: releaseSite });
-  await server.start();
+  const server = await startReleaseServer();
   try {
     const merchant = createMerchant('Smooth upload');
     const paths = writeFiles(testInfo.outputPath('files'), { 'big.csv': realisticFile(1_000_000, 17) });

@@ -138,15 +138,19 @@ impl Slices {
         Some(JsFuture::from(slice.array_buffer()))
     }
 
-    pub(super) async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+    /// Starts reads until [`READ_AHEAD`] are under way (or the file has no more slices).
+    fn read_ahead(&mut self) {
         while self.ahead.len() < READ_AHEAD {
             let Some(reading) = self.start_next() else { break };
             self.ahead.push_back(reading);
         }
+    }
+
+    pub(super) async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+        self.read_ahead();
         let read = self.ahead.pop_front()?.await;
-        if let Some(reading) = self.start_next() {
-            self.ahead.push_back(reading);
-        }
+        // Before the caller parses this slice, so that three reads go on beside its parse.
+        self.read_ahead();
         Some(
             read.map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
                 .map_err(|e| format!("{} could not be read: {}", self.file.name(), describe(e))),
